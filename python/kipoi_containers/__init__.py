@@ -1,0 +1,25 @@
+"""kipoi_containers: Docker and Singularity images for every model group of the Kipoi zoo.
+
+The engine is written in Rust (``kipoi_containers._engine``); this package is its thin,
+typed Python face. Upstream-compatible modules: :mod:`kipoi_containers.helper`, and the
+CLI ``python -m kipoi_containers.updateoradd``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._engine import Index, __version__
+from .errors import IndexFormatError, IndexIOError, KipoiContainersError
+
+#: The package logger; engine (Rust) log records are forwarded to it and its children.
+logger = logging.getLogger("kipoi_containers")
+
+__all__ = [
+    "Index",
+    "IndexFormatError",
+    "IndexIOError",
+    "KipoiContainersError",
+    "__version__",
+    "logger",
+]

@@ -1,0 +1,79 @@
+//! The one place where engine errors become Python exceptions.
+//!
+//! The exception classes live in `kipoi_containers/errors.py` (so they can inherit from
+//! both `KipoiContainersError` and a standard base such as `ValueError` or `OSError`);
+//! this module picks the class by error kind and keeps the full cause chain in the message.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::index::IndexError;
+
+/// Message with its `#[source]` chain: `outer: cause: cause`, skipping causes whose text
+/// the outer message already contains.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = cause.source();
+    }
+    msg
+}
+
+/// Builds `kipoi_containers.errors.<class_name>(message)` and sets `attrs` on it.
+pub(crate) fn raise_with(class_name: &str, message: String, attrs: &[(&str, Attr)]) -> PyErr {
+    Python::attach(|py| {
+        let class = py
+            .import("kipoi_containers.errors")
+            .and_then(|m| m.getattr(class_name));
+        let build = |class: Bound<'_, PyAny>| -> PyResult<PyErr> {
+            let instance = class.call1((message.clone(),))?;
+            for (name, value) in attrs {
+                match value {
+                    Attr::Str(s) => instance.setattr(*name, s)?,
+                    Attr::Int(i) => instance.setattr(*name, i)?,
+                }
+            }
+            Ok(PyErr::from_value(instance))
+        };
+        match class.and_then(build) {
+            Ok(err) => err,
+            Err(_) => PyRuntimeError::new_err(message),
+        }
+    })
+}
+
+/// An attribute value set on a raised exception.
+pub(crate) enum Attr {
+    Str(String),
+    Int(usize),
+}
+
+pub(crate) fn raise(class_name: &str, message: String) -> PyErr {
+    raise_with(class_name, message, &[])
+}
+
+impl From<IndexError> for PyErr {
+    fn from(err: IndexError) -> Self {
+        let message = chain(&err);
+        match &err {
+            IndexError::Format {
+                file, line, column, ..
+            } => raise_with(
+                "IndexFormatError",
+                message,
+                &[
+                    ("file", Attr::Str(file.clone())),
+                    ("line", Attr::Int(*line)),
+                    ("column", Attr::Int(*column)),
+                ],
+            ),
+            IndexError::Read { .. } | IndexError::Write(_) => raise("IndexIOError", message),
+        }
+    }
+}
