@@ -37,7 +37,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(err("creating a temporary file beside it"))?;
-    tmp.write_all(bytes).map_err(err("writing the temporary file"))?;
+    tmp.write_all(bytes)
+        .map_err(err("writing the temporary file"))?;
     let permissions = match std::fs::metadata(path) {
         Ok(meta) => meta.permissions(),
         Err(_) => {

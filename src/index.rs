@@ -200,8 +200,16 @@ fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
-validated_str!(ModelName, "a model name such as `MMSplice/mtsplice`", check_model_name);
-validated_str!(ImageName, "an image name such as `kipoi/kipoi-docker:basset`", check_image_name);
+validated_str!(
+    ModelName,
+    "a model name such as `MMSplice/mtsplice`",
+    check_model_name
+);
+validated_str!(
+    ImageName,
+    "an image name such as `kipoi/kipoi-docker:basset`",
+    check_image_name
+);
 validated_str!(Md5, "an md5 of 32 hex digits", check_md5);
 validated_str!(Url, "an http(s) URL", check_url);
 
@@ -429,8 +437,10 @@ pub fn validate_value<T: de::DeserializeOwned>(
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,11 +457,18 @@ pub struct Index {
 impl Index {
     /// Loads the three files from `dir`.
     pub fn load(dir: &Path) -> Result<Self, IndexError> {
-        Ok(Self {
+        let index = Self {
             model_to_docker: load_file(&dir.join(MODEL_TO_DOCKER))?,
             docker_to_model: load_file(&dir.join(DOCKER_TO_MODEL))?,
             model_to_singularity: load_file(&dir.join(MODEL_TO_SINGULARITY))?,
-        })
+        };
+        log::debug!(
+            "loaded index from `{}`: {} keys, {} images",
+            dir.display(),
+            index.model_to_docker.0.len(),
+            index.docker_to_model.0.len()
+        );
+        Ok(index)
     }
 
     /// Saves the three files into `dir`, each atomically.
@@ -459,6 +476,7 @@ impl Index {
         save_file(&dir.join(MODEL_TO_DOCKER), &self.model_to_docker)?;
         save_file(&dir.join(DOCKER_TO_MODEL), &self.docker_to_model)?;
         save_file(&dir.join(MODEL_TO_SINGULARITY), &self.model_to_singularity)?;
+        log::debug!("saved index to `{}`", dir.display());
         Ok(())
     }
 
@@ -608,7 +626,9 @@ mod tests {
         let text = "{\n    \"DeepMEL\": {\n        \"url\": \"https://zenodo.org/x\",\n        \"name\": \"n\",\n        \"md5\": \"123\"\n    }\n}";
         let msg = err_text(parse(MODEL_TO_SINGULARITY, text));
         assert!(
-            msg.starts_with("model-to-singularity.json: entry 'DeepMEL': md5 must be 32 hex digits"),
+            msg.starts_with(
+                "model-to-singularity.json: entry 'DeepMEL': md5 must be 32 hex digits"
+            ),
             "{msg}"
         );
         assert!(msg.contains("line 5"), "{msg}");
@@ -633,8 +653,7 @@ mod tests {
 
     #[test]
     fn duplicate_and_unsafe_keys_rejected() {
-        let r: Result<ModelToDocker, _> =
-            parse(MODEL_TO_DOCKER, r#"{"A": "r:a", "A": "r:b"}"#);
+        let r: Result<ModelToDocker, _> = parse(MODEL_TO_DOCKER, r#"{"A": "r:a", "A": "r:b"}"#);
         assert!(r.unwrap_err().to_string().contains("duplicate entry 'A'"));
         let r: Result<ModelToDocker, _> = parse(MODEL_TO_DOCKER, r#"{"../x": "r:a"}"#);
         assert!(r.unwrap_err().to_string().contains("`.` or `..`"));
@@ -662,6 +681,43 @@ mod tests {
         assert_eq!(img("DeepBind/Homo_sapiens/TF/x").as_deref(), Some("k:tf1"));
         assert_eq!(img("DeepBindX"), None);
         assert_eq!(img("MMSplice"), None);
+    }
+
+    fn real_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("container-info")
+    }
+
+    #[test]
+    fn real_files_round_trip_byte_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::load(&real_dir()).unwrap();
+        index.save(dir.path()).unwrap();
+        for name in [MODEL_TO_DOCKER, DOCKER_TO_MODEL, MODEL_TO_SINGULARITY] {
+            let original = std::fs::read(real_dir().join(name)).unwrap();
+            let saved = std::fs::read(dir.path().join(name)).unwrap();
+            assert!(original == saved, "{name} changed on load+save");
+        }
+    }
+
+    #[test]
+    fn every_real_key_resolves() {
+        let index = Index::load(&real_dir()).unwrap();
+        assert_eq!(index.model_to_docker.0.len(), 40);
+        assert!(index.consistency_problems().is_empty());
+        for (key, image) in &index.model_to_docker.0 {
+            assert_eq!(index.image_for_model(key.as_str()), Some(image));
+            assert!(index.models_for_image(image.as_str()).is_some(), "{key}");
+            assert!(
+                index.models_for_image(image.slim().as_str()).is_some(),
+                "{key}"
+            );
+            let sif = index.singularity_for_model(key.as_str()).unwrap();
+            assert!(
+                sif.name.contains(image.tag()),
+                "{key}: {} vs {image}",
+                sif.name
+            );
+        }
     }
 
     #[test]

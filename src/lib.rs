@@ -9,10 +9,11 @@ pub mod index;
 pub mod names;
 pub mod pyjson;
 pub mod runtime;
+pub mod zoo;
 
 mod py;
 
-pub use index::{Index, IndexError, ImageName, ModelName, SingularityEntry};
+pub use index::{ImageName, Index, IndexError, ModelName, SingularityEntry};
 
 use pyo3::prelude::*;
 

@@ -33,21 +33,34 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = k.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!("JSON object keys must be str, got {}", k.repr().map_or_else(|_| "?".into(), |r| r.to_string())))
+                PyTypeError::new_err(format!(
+                    "JSON object keys must be str, got {}",
+                    k.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+                ))
             })?;
             map.insert(key.to_str()?.to_owned(), to_value(&v)?);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return l.iter().map(|v| to_value(&v)).collect::<PyResult<_>>().map(Value::Array);
+        return l
+            .iter()
+            .map(|v| to_value(&v))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return t.iter().map(|v| to_value(&v)).collect::<PyResult<_>>().map(Value::Array);
+        return t
+            .iter()
+            .map(|v| to_value(&v))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     Err(PyTypeError::new_err(format!(
         "cannot write a {} as JSON",
-        obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+        obj.get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string())
     )))
 }
 

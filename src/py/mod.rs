@@ -12,7 +12,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(index::save_json, m)?)?;
     m.add_function(wrap_pyfunction!(index::dumps_indent4, m)?)?;
     m.add_function(wrap_pyfunction!(index::one_model_per_modelgroup, m)?)?;
-    m.add_function(wrap_pyfunction!(index::total_number_of_unique_containers, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        index::total_number_of_unique_containers,
+        m
+    )?)?;
     m.add_class::<index::PyIndex>()?;
     Ok(())
 }

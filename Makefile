@@ -1,0 +1,44 @@
+# kipoi_containers: one entry point. `make help` lists the targets.
+.DEFAULT_GOAL := help
+PY ?= python3
+export PYTHON := $(PY)
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install build/test prerequisites (Debian and Python packages) when missing
+	@bash scripts/setup.sh
+
+.PHONY: install
+install: setup ## Build the engine (release) and install the package into $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check .
+
+.PHONY: develop
+develop: setup ## Editable install with a debug engine (fast rebuilds)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+.PHONY: test-rust
+test-rust: ## Rust unit tests
+	cargo test
+
+.PHONY: test-python
+test-python: ## pytest against the installed package
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+.PHONY: test
+test: setup lint test-rust install test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, pytest
+
+.PHONY: run-local
+run-local: install ## The main job on the embedded local default (dry run against the bundled index)
+	$(PY) -m kipoi_containers.updateoradd --dry-run
+
+.PHONY: fmt
+fmt: ## Format Rust sources
+	cargo fmt --all

@@ -1,0 +1,110 @@
+//! A model zoo in a local git repository, read with the `git` CLI (plumbing commands
+//! only, so user configuration such as external diff drivers cannot interfere).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Tree, ZooError};
+
+/// A local git checkout (or bare repository) of a model zoo.
+#[derive(Debug, Clone)]
+pub struct LocalZoo {
+    repo: PathBuf,
+}
+
+impl LocalZoo {
+    /// Opens `path`; fails with a clear message if it is not a git repository.
+    pub fn open(path: &Path) -> Result<Self, ZooError> {
+        let zoo = Self {
+            repo: path.to_path_buf(),
+        };
+        if !path.exists() {
+            return Err(ZooError::NotARepo(path.display().to_string()));
+        }
+        match zoo.git(&["rev-parse", "--git-dir"]) {
+            Ok(_) => Ok(zoo),
+            Err(ZooError::Git { .. }) => Err(ZooError::NotARepo(path.display().to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[must_use]
+    pub fn describe(&self) -> String {
+        self.repo.display().to_string()
+    }
+
+    fn git(&self, args: &[&str]) -> Result<Vec<u8>, ZooError> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["-c", "core.quotePath=false"])
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(ZooError::GitMissing)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(ZooError::Git {
+                repo: self.describe(),
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// Full sha of `rev` (default: `HEAD`).
+    pub fn resolve(&self, rev: Option<&str>) -> Result<String, ZooError> {
+        let rev = rev.unwrap_or("HEAD");
+        if rev.starts_with('-') {
+            return Err(self.unknown(rev));
+        }
+        let spec = format!("{rev}^{{commit}}");
+        match self.git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
+            Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
+            Err(ZooError::Git { .. }) => Err(self.unknown(rev)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unknown(&self, rev: &str) -> ZooError {
+        ZooError::UnknownRevision {
+            zoo: self.describe(),
+            rev: rev.to_owned(),
+        }
+    }
+
+    /// `git ls-tree -r -z`: reads tree objects only, never blob contents.
+    pub fn tree(&self, commit: &str) -> Result<Tree, ZooError> {
+        let sha = self.resolve(Some(commit))?;
+        let out = self.git(&["ls-tree", "-r", "-z", "--full-tree", &sha])?;
+        let mut tree = Tree::default();
+        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            let record = String::from_utf8_lossy(record);
+            // "<mode> SP <type> SP <object> TAB <path>"
+            let Some((meta, path)) = record.split_once('\t') else {
+                continue;
+            };
+            let mut parts = meta.split(' ');
+            let (Some(mode), Some(_kind), Some(object)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            tree.files.insert(path.to_owned(), format!("{mode}:{object}"));
+        }
+        Ok(tree)
+    }
+
+    /// The bytes of `path` at `commit`.
+    pub fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
+        let sha = self.resolve(Some(commit))?;
+        let spec = format!("{sha}:{path}");
+        if self.git(&["cat-file", "-e", &spec]).is_err() {
+            return Err(ZooError::FileNotFound {
+                path: path.to_owned(),
+                commit: sha,
+            });
+        }
+        self.git(&["cat-file", "blob", &spec])
+    }
+}
