@@ -36,8 +36,13 @@ test-python: ## pytest against the installed package
 test: setup lint test-rust install test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, pytest
 
 .PHONY: run-local
-run-local: install ## The main job on the embedded local default (dry run against the bundled index)
-	$(PY) -m kipoi_containers.updateoradd --dry-run
+run-local: install ## The main job on the embedded local default (local zoo, bundled index, no credentials)
+	@base=$$($(PY) scripts/local_zoo.py .local/zoo) && \
+	$(PY) -m kipoi_containers.updateoradd --dry-run --zoo .local/zoo --from $$base
+
+.PHONY: bench
+bench: install ## Run the benchmarks (print figures)
+	$(PY) bench/plan_history.py
 
 .PHONY: fmt
 fmt: ## Format Rust sources

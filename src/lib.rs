@@ -7,6 +7,7 @@
 pub mod fsutil;
 pub mod index;
 pub mod names;
+pub mod plan;
 pub mod pyjson;
 pub mod runtime;
 pub mod zoo;

@@ -10,16 +10,33 @@ from __future__ import annotations
 import logging
 
 from ._engine import Index, __version__
-from .errors import IndexFormatError, IndexIOError, KipoiContainersError
+from .errors import (
+    GitHubAuthError,
+    GitHubError,
+    IndexFormatError,
+    IndexIOError,
+    KipoiContainersError,
+    UnknownRevisionError,
+    ZooError,
+)
+from .planning import Action, Plan, Skipped, plan
 
 #: The package logger; engine (Rust) log records are forwarded to it and its children.
 logger = logging.getLogger("kipoi_containers")
 
 __all__ = [
+    "Action",
+    "GitHubAuthError",
+    "GitHubError",
     "Index",
     "IndexFormatError",
     "IndexIOError",
     "KipoiContainersError",
+    "Plan",
+    "Skipped",
+    "UnknownRevisionError",
+    "ZooError",
     "__version__",
     "logger",
+    "plan",
 ]

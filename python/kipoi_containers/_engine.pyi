@@ -24,6 +24,73 @@ def total_number_of_unique_containers(containers: list[str]) -> int:
     """How many distinct names ``containers`` holds."""
 
 @final
+class Action:
+    """One planned action of a sync."""
+
+    kind: str
+    """``remove-group``, ``update-image``, ``retest-shared`` or ``add-group``."""
+    unit: str
+    """The index key (or new group/model path) the action is about."""
+    image: Optional[str]
+    """The image the unit uses now; ``None`` for a group new to the index."""
+    models: list[str]
+    """Models to test at the target commit (for ``remove-group``: the models dropped)."""
+    try_images: list[str]
+    """Images to try first (``add-group``: the shared images of the index)."""
+    reason: str
+    paths: list[str]
+    """The changed paths that caused the action."""
+
+@final
+class Skipped:
+    """A changed path that causes no action, and why."""
+
+    path: str
+    reason: str
+
+@final
+class Plan:
+    """What a sync must do, with reasons. Printable before anything is touched."""
+
+    @property
+    def zoo(self) -> str: ...
+    @property
+    def from_commit(self) -> str: ...
+    @property
+    def to_commit(self) -> str: ...
+    @property
+    def actions(self) -> list[Action]: ...
+    @property
+    def skipped(self) -> list[Skipped]: ...
+    def is_empty(self) -> bool: ...
+    def to_table(self) -> str:
+        """A readable table with one line per action and its reason."""
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready dicts and lists."""
+    def __len__(self) -> int: ...
+
+def plan(
+    zoo: str,
+    from_commit: str,
+    container_info: str | PathLike[str],
+    to: Optional[str] = None,
+    github_api_url: Optional[str] = None,
+) -> Plan:
+    """Plan a sync of ``zoo`` (a git checkout path or ``github:OWNER/REPO``) from
+    ``from_commit`` to ``to`` (default: the default branch's head) against the index in
+    ``container_info``. Raises ``ZooError`` (and subclasses) or ``IndexFormatError``."""
+
+def changed_paths(
+    zoo: str, from_commit: str, to_commit: str, github_api_url: Optional[str] = None
+) -> list[str]:
+    """Paths that differ between two commits (tree difference, no merge base)."""
+
+def model_groups(
+    zoo: str, commit: Optional[str] = None, github_api_url: Optional[str] = None
+) -> list[tuple[str, list[str]]]:
+    """Every model group at ``commit`` with its models."""
+
+@final
 class Index:
     """The three index files of one ``container-info`` directory, validated, with lookups."""
 
@@ -52,3 +119,101 @@ class Index:
     def docker_to_model(self) -> dict[str, list[str]]: ...
     @property
     def model_to_singularity(self) -> dict[str, dict[str, str]]: ...
+
+# ---------------------------------------------------------------- Zenodo (src/zenodo.rs)
+
+from collections.abc import Callable  # noqa: E402 (kept beside the Zenodo stubs)
+
+def md5_file(path: str | PathLike[str]) -> str:
+    """md5 (lower-case hex) of a file, read in one streaming pass."""
+
+@final
+class ZenodoClient:
+    """Zenodo REST client. Base URL: ``base_url``, else ``$ZENODO_URL``, else
+    https://zenodo.org; token: ``access_token``, else ``$ZENODO_ACCESS_TOKEN``, sent only as
+    ``Authorization: Bearer`` to the base URL's origin (never in URLs, logs or errors).
+    Retries 429 (honouring ``Retry-After``), 500/502/503/504 and dropped connections with
+    exponential backoff. Errors: ``ZenodoError`` / ``ZenodoAuthError`` / ``ChecksumMismatchError``.
+    """
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        access_token: Optional[str] = None,
+        *,
+        user_agent: Optional[str] = None,
+        max_retries: int = 5,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        max_retry_after: float = 300.0,
+        connect_timeout: float = 30.0,
+        read_timeout: float = 600.0,
+    ) -> None: ...
+    @property
+    def base_url(self) -> str:
+        """The base URL without a trailing slash."""
+    @property
+    def has_token(self) -> bool:
+        """Whether a token is configured (it cannot be read back)."""
+    def get(self, url: str, params: Optional[list[tuple[str, str]]] = None) -> Any:
+        """``GET url`` → decoded JSON."""
+    def put_json(self, url: str, body: Any, params: Optional[list[tuple[str, str]]] = None) -> Any:
+        """``PUT url`` with a JSON body → decoded JSON."""
+    def post(
+        self, url: str, params: Optional[list[tuple[str, str]]] = None, body: Any = None
+    ) -> tuple[int, Any]:
+        """``POST url`` → ``(status, JSON)``; repeated only when the server certainly did not act."""
+    def delete(self, url: str, params: Optional[list[tuple[str, str]]] = None) -> None:
+        """``DELETE url``."""
+    def upload(
+        self,
+        url: str,
+        path: str | PathLike[str],
+        progress: Optional[Callable[[int, int], Any]] = None,
+    ) -> dict[str, Any]:
+        """Stream ``path`` to a bucket object URL, md5 checked; returns the bucket object."""
+    def list_depositions(
+        self,
+        q: Optional[str] = None,
+        status: Optional[str] = None,
+        sort: Optional[str] = None,
+        page: Optional[int] = None,
+        size: Optional[int] = None,
+        all_versions: Optional[bool] = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/deposit/depositions`` with search parameters."""
+    def create_deposition(self, metadata: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """Create a new draft deposition."""
+    def get_deposition(self, deposition_id: int | str) -> dict[str, Any]:
+        """Read a deposition (draft or published)."""
+    def new_version(self, deposition_id: int | str) -> int:
+        """Open a new-version draft of a published deposition and return its id; an already
+        open draft of the same record is found and returned instead of failing."""
+    def find_open_draft(self, deposition_id: int | str) -> Optional[int]:
+        """The open draft of the record ``deposition_id`` belongs to, if any."""
+    def list_files(self, deposition_id: int | str) -> list[dict[str, Any]]:
+        """The files of a deposition (``checksum`` is plain md5 hex)."""
+    def delete_file(self, deposition_id: int | str, file_id: str) -> None:
+        """Delete one file of a draft."""
+    def upload_file(
+        self,
+        bucket_url: str,
+        filename: str,
+        path: str | PathLike[str],
+        progress: Optional[Callable[[int, int], Any]] = None,
+    ) -> dict[str, Any]:
+        """Stream ``path`` into the draft's bucket as ``filename``; md5 checked."""
+    def update_metadata(self, deposition_id: int | str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Replace the metadata of a draft."""
+    def publish(self, deposition_id: int | str) -> dict[str, Any]:
+        """Publish a draft."""
+    def delete_deposition(self, deposition_id: int | str) -> None:
+        """Delete a draft."""
+    def download(
+        self,
+        url: str,
+        dest: str | PathLike[str],
+        md5: Optional[str] = None,
+        progress: Optional[Callable[[int, int], Any]] = None,
+    ) -> str:
+        """Download ``url`` into ``dest`` (redirects followed), md5 checked when given."""

@@ -7,7 +7,18 @@ The engine raises these classes by name (see ``src/py/errors.rs``).
 
 from __future__ import annotations
 
-__all__ = ["KipoiContainersError", "IndexFormatError", "IndexIOError"]
+__all__ = [
+    "KipoiContainersError",
+    "IndexFormatError",
+    "IndexIOError",
+    "ZooError",
+    "UnknownRevisionError",
+    "GitHubError",
+    "GitHubAuthError",
+    "ZenodoError",
+    "ZenodoAuthError",
+    "ChecksumMismatchError",
+]
 
 
 class KipoiContainersError(Exception):
@@ -28,3 +39,39 @@ class IndexFormatError(KipoiContainersError, ValueError):
 
 class IndexIOError(KipoiContainersError, OSError):
     """An index file could not be read or written (a failed write leaves the old file intact)."""
+
+
+class ZooError(KipoiContainersError):
+    """The model zoo could not be read (not a git repository, a bad file, git failed)."""
+
+
+class UnknownRevisionError(ZooError, LookupError):
+    """A commit, branch or tag does not exist in the zoo."""
+
+
+class GitHubError(ZooError):
+    """GitHub answered with an error (the message has the status and GitHub's own words)."""
+
+
+class GitHubAuthError(GitHubError, PermissionError):
+    """GitHub rejected the token (401) or refused access (403); the token is never shown."""
+
+
+class ZenodoError(KipoiContainersError, OSError):
+    """A Zenodo operation failed. The message names the step (deposition id, file) and holds
+    the HTTP status with Zenodo's own message, or the transport cause.
+
+    ``status`` is the HTTP status (0 when there was no answer); ``step`` is what failed.
+    """
+
+    status: int = 0
+    step: str = ""
+
+
+class ZenodoAuthError(ZenodoError, PermissionError):
+    """Zenodo rejected the token (401) or refused access (403); the token is never shown."""
+
+
+class ChecksumMismatchError(ZenodoError, ValueError):
+    """Zenodo recorded another md5 than the bytes sent (the bad upload is removed), or a
+    download did not match the expected md5 (nothing is kept)."""

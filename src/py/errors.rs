@@ -8,6 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::index::IndexError;
+use crate::zoo::ZooError;
 
 /// Message with its `#[source]` chain: `outer: cause: cause`, skipping causes whose text
 /// the outer message already contains.
@@ -75,5 +76,21 @@ impl From<IndexError> for PyErr {
             ),
             IndexError::Read { .. } | IndexError::Write(_) => raise("IndexIOError", message),
         }
+    }
+}
+
+impl From<ZooError> for PyErr {
+    fn from(err: ZooError) -> Self {
+        let class = match &err {
+            ZooError::GitHub { status, .. } if *status == 401 || *status == 403 => {
+                "GitHubAuthError"
+            }
+            ZooError::GitHub { .. }
+            | ZooError::GitHubTransport { .. }
+            | ZooError::GitHubShape { .. } => "GitHubError",
+            ZooError::UnknownRevision { .. } => "UnknownRevisionError",
+            _ => "ZooError",
+        };
+        raise(class, chain(&err))
     }
 }

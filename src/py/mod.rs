@@ -3,6 +3,7 @@
 mod convert;
 mod errors;
 mod index;
+mod plan;
 
 use pyo3::prelude::*;
 
@@ -17,5 +18,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m
     )?)?;
     m.add_class::<index::PyIndex>()?;
+    m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::changed_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::model_groups, m)?)?;
+    m.add_class::<plan::PyPlan>()?;
+    m.add_class::<plan::PyAction>()?;
+    m.add_class::<plan::PySkipped>()?;
     Ok(())
 }

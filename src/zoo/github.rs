@@ -102,7 +102,12 @@ impl GitHubZoo {
     }
 
     /// A client for `owner/repo` at `api`.
-    pub fn new(api: &str, owner: &str, repo: &str, token: Option<String>) -> Result<Self, ZooError> {
+    pub fn new(
+        api: &str,
+        owner: &str,
+        repo: &str,
+        token: Option<String>,
+    ) -> Result<Self, ZooError> {
         crate::runtime::init_tls();
         let http = reqwest::Client::builder()
             .user_agent(concat!("kipoi-containers/", env!("CARGO_PKG_VERSION")))
@@ -152,7 +157,10 @@ impl GitHubZoo {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
+                {
                     log::warn!("GitHub {step}: {e}; retrying (attempt {attempt}/{ATTEMPTS})");
                     tokio::time::sleep(backoff(attempt, None)).await;
                     continue;
@@ -166,16 +174,19 @@ impl GitHubZoo {
             };
             let status = resp.status();
             if status.is_success() {
-                let body = resp.bytes().await.map_err(|source| ZooError::GitHubTransport {
-                    step: step.to_owned(),
-                    source: source.without_url(),
-                })?;
-                return serde_json::from_slice(&body)
-                    .map(Some)
-                    .map_err(|e| ZooError::GitHubShape {
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|source| ZooError::GitHubTransport {
+                        step: step.to_owned(),
+                        source: source.without_url(),
+                    })?;
+                return serde_json::from_slice(&body).map(Some).map_err(|e| {
+                    ZooError::GitHubShape {
                         step: step.to_owned(),
                         message: e.to_string(),
-                    });
+                    }
+                });
             }
             let retry_after = resp
                 .headers()
@@ -194,7 +205,9 @@ impl GitHubZoo {
                 tokio::time::sleep(backoff(attempt, retry_after)).await;
                 continue;
             }
-            if missing_ok && (status == StatusCode::NOT_FOUND || status == StatusCode::UNPROCESSABLE_ENTITY) {
+            if missing_ok
+                && (status == StatusCode::NOT_FOUND || status == StatusCode::UNPROCESSABLE_ENTITY)
+            {
                 return Ok(None);
             }
             let text = resp.text().await.unwrap_or_default();
@@ -207,7 +220,9 @@ impl GitHubZoo {
                 StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS if remaining_zero => {
                     "; rate limit exhausted: set GITHUB_PAT for 5000 requests/hour, or wait"
                 }
-                StatusCode::NOT_FOUND => "; check the repository name and that the token can read it",
+                StatusCode::NOT_FOUND => {
+                    "; check the repository name and that the token can read it"
+                }
                 _ => "",
             };
             return Err(ZooError::GitHub {
@@ -236,8 +251,10 @@ impl GitHubZoo {
             Some(r) => r.to_owned(),
             None => {
                 let step = format!("reading repository {}", self.describe());
-                let info: Option<RepoInfo> = self.get_json(&step, &self.repo_url(""), false).await?;
-                info.map(|i| i.default_branch).unwrap_or_else(|| "master".into())
+                let info: Option<RepoInfo> =
+                    self.get_json(&step, &self.repo_url(""), false).await?;
+                info.map(|i| i.default_branch)
+                    .unwrap_or_else(|| "master".into())
             }
         };
         Ok(self.commit(&rev).await?.sha)
@@ -254,30 +271,32 @@ impl GitHubZoo {
     async fn walk(&self, tree_sha: &str, prefix: &str, out: &mut Tree) -> Result<(), ZooError> {
         let step = format!("reading tree `{prefix}` of {}", self.describe());
         let url = self.repo_url(&format!("/git/trees/{tree_sha}?recursive=1"));
-        let answer: TreeAnswer = self
-            .get_json(&step, &url, false)
-            .await?
-            .ok_or_else(|| ZooError::GitHubShape {
-                step: step.clone(),
-                message: "no tree".into(),
-            })?;
+        let answer: TreeAnswer =
+            self.get_json(&step, &url, false)
+                .await?
+                .ok_or_else(|| ZooError::GitHubShape {
+                    step: step.clone(),
+                    message: "no tree".into(),
+                })?;
         if !answer.truncated {
             for e in answer.tree.into_iter().filter(|e| e.kind != "tree") {
-                out.files
-                    .insert(format!("{prefix}{}", e.path), format!("{}:{}", e.mode, e.sha));
+                out.files.insert(
+                    format!("{prefix}{}", e.path),
+                    format!("{}:{}", e.mode, e.sha),
+                );
             }
             return Ok(());
         }
         // Truncated: list this level only and recurse into each subtree.
         log::debug!("GitHub tree `{prefix}` truncated; walking its subtrees");
         let url = self.repo_url(&format!("/git/trees/{tree_sha}"));
-        let level: TreeAnswer = self
-            .get_json(&step, &url, false)
-            .await?
-            .ok_or_else(|| ZooError::GitHubShape {
-                step: step.clone(),
-                message: "no tree".into(),
-            })?;
+        let level: TreeAnswer =
+            self.get_json(&step, &url, false)
+                .await?
+                .ok_or_else(|| ZooError::GitHubShape {
+                    step: step.clone(),
+                    message: "no tree".into(),
+                })?;
         for e in level.tree {
             let path = format!("{prefix}{}", e.path);
             if e.kind == "tree" {
@@ -292,7 +311,11 @@ impl GitHubZoo {
     /// The bytes of `path` at `commit` (contents API; whitespace in the base64 stripped).
     pub async fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
         let step = format!("reading `{path}` at {commit} of {}", self.describe());
-        let url = self.repo_url(&format!("/contents/{}?ref={}", encode_path(path), encode_path(commit)));
+        let url = self.repo_url(&format!(
+            "/contents/{}?ref={}",
+            encode_path(path),
+            encode_path(commit)
+        ));
         let answer: ContentAnswer =
             self.get_json(&step, &url, true)
                 .await?
@@ -307,7 +330,10 @@ impl GitHubZoo {
                 message: format!(
                     "GitHub sent encoding `{}` (files over 1 MB are not served inline{})",
                     answer.encoding,
-                    answer.download_url.map(|_| "; a raw download exists").unwrap_or_default()
+                    answer
+                        .download_url
+                        .map(|_| "; a raw download exists")
+                        .unwrap_or_default()
                 ),
             });
         }

@@ -60,7 +60,13 @@ impl LocalZoo {
             return Err(self.unknown(rev));
         }
         let spec = format!("{rev}^{{commit}}");
-        match self.git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
+        match self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ]) {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
             Err(ZooError::Git { .. }) => Err(self.unknown(rev)),
             Err(e) => Err(e),
@@ -86,11 +92,13 @@ impl LocalZoo {
                 continue;
             };
             let mut parts = meta.split(' ');
-            let (Some(mode), Some(_kind), Some(object)) = (parts.next(), parts.next(), parts.next())
+            let (Some(mode), Some(_kind), Some(object)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
-            tree.files.insert(path.to_owned(), format!("{mode}:{object}"));
+            tree.files
+                .insert(path.to_owned(), format!("{mode}:{object}"));
         }
         Ok(tree)
     }

@@ -113,7 +113,10 @@ impl Tree {
                 continue;
             }
             if validate_model_name(dir).is_err() {
-                log::warn!("skipping model folder with an invalid name: {}", dir.escape_debug());
+                log::warn!(
+                    "skipping model folder with an invalid name: {}",
+                    dir.escape_debug()
+                );
                 continue;
             }
             // A template wins over a plain model.yaml in the same folder.
@@ -161,7 +164,10 @@ impl Layout {
     }
 
     /// Roots at or below `group`, in path order.
-    pub fn roots_under<'a>(&'a self, group: &'a str) -> impl Iterator<Item = (&'a String, RootKind)> {
+    pub fn roots_under<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> impl Iterator<Item = (&'a String, RootKind)> {
         self.roots
             .iter()
             .filter(move |(root, _)| crate::index::is_path_prefix(group, root))
@@ -252,6 +258,48 @@ impl Zoo {
         Ok(self.tree(from).await?.diff(&self.tree(to).await?))
     }
 
+    /// The sync plan from `from` (a revision; the stored hash) to `to` (default: the
+    /// default branch's head) against `index`.
+    pub async fn plan(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        index: &crate::index::Index,
+    ) -> Result<crate::plan::Plan, ZooError> {
+        let from_sha = self.resolve(Some(from)).await?;
+        let to_sha = self.resolve(to).await?;
+        let (base, head) = if from_sha == to_sha {
+            let t = self.tree(&to_sha).await?;
+            (t.clone(), t)
+        } else {
+            (self.tree(&from_sha).await?, self.tree(&to_sha).await?)
+        };
+        let changed = base.diff(&head);
+        let (base_layout, head_layout) = (base.layout(), head.layout());
+        let mut head_models = BTreeMap::new();
+        for group in crate::plan::touched_groups(&changed, &head_layout) {
+            let models = self.models_of_group(&to_sha, &head_layout, &group).await?;
+            head_models.insert(group, models);
+        }
+        log::info!(
+            "{}: {} paths changed between {} and {}",
+            self.describe(),
+            changed.len(),
+            short(&from_sha),
+            short(&to_sha)
+        );
+        Ok(crate::plan::plan(&crate::plan::PlanInput {
+            zoo: self.describe(),
+            from: from_sha,
+            to: to_sha,
+            changed,
+            base: &base_layout,
+            head: &head_layout,
+            head_models: &head_models,
+            index,
+        }))
+    }
+
     /// The models of `group` at `commit` given that commit's `layout`: the `model`
     /// column of `models.tsv` beside a `model-template.yaml`, else every folder holding
     /// a `model.yaml`, else (a template without TSV) the folder itself.
@@ -289,6 +337,10 @@ impl Zoo {
     }
 }
 
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,9 +356,20 @@ mod tests {
 
     #[test]
     fn diff_is_symmetric_tree_difference() {
-        let a = tree(&[("A/model.yaml", "1"), ("B/model.yaml", "2"), ("README.md", "3")]);
-        let b = tree(&[("A/model.yaml", "1"), ("B/model.yaml", "9"), ("C/model.yaml", "4")]);
-        assert_eq!(a.diff(&b), vec!["B/model.yaml", "C/model.yaml", "README.md"]);
+        let a = tree(&[
+            ("A/model.yaml", "1"),
+            ("B/model.yaml", "2"),
+            ("README.md", "3"),
+        ]);
+        let b = tree(&[
+            ("A/model.yaml", "1"),
+            ("B/model.yaml", "9"),
+            ("C/model.yaml", "4"),
+        ]);
+        assert_eq!(
+            a.diff(&b),
+            vec!["B/model.yaml", "C/model.yaml", "README.md"]
+        );
         assert!(a.diff(&a).is_empty());
     }
 
@@ -340,7 +403,11 @@ mod tests {
             parse_models_tsv("DeepBind", text).unwrap(),
             vec!["DeepBind/Homo/x", "DeepBind/Homo/y"]
         );
-        assert!(parse_models_tsv("G", "name\nx\n").unwrap_err().contains("no `model` column"));
-        assert!(parse_models_tsv("G", "model\n../x\n").unwrap_err().contains("row 2"));
+        assert!(parse_models_tsv("G", "name\nx\n")
+            .unwrap_err()
+            .contains("no `model` column"));
+        assert!(parse_models_tsv("G", "model\n../x\n")
+            .unwrap_err()
+            .contains("row 2"));
     }
 }

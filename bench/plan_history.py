@@ -1,0 +1,74 @@
+"""Benchmark: plan a sync over a 1000-commit synthetic zoo history whose net change
+touches 1000 files (target: < 1 s end to end). Not a test: prints figures.
+
+    python bench/plan_history.py [--commits 1000]
+
+The zoo is the real kipoi/models metadata (../shared/fixtures) plus 1000 synthetic model
+folders spread over the real index's groups, then one commit per changed file, written
+with `git fast-import` so the set-up takes seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import kipoi_containers  # noqa: E402
+from tests.zoo_repo import ZooRepo  # noqa: E402
+
+
+def build_history(zoo: ZooRepo, commits: int) -> tuple[str, str]:
+    base = zoo.head()
+    groups = sorted(p.name for p in zoo.path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in ("tests", "shared"))
+    lines = []
+    mark = 0
+    for i in range(commits):
+        group = groups[i % len(groups)]
+        path = f"{group}/synthetic_{i:04d}/model.yaml"
+        data = f"type: custom\nindex: {i}\n".encode()
+        mark += 1
+        lines.append(b"commit refs/heads/master\n")
+        lines.append(f"mark :{mark}\n".encode())
+        lines.append(f"committer Bench <b@example.invalid> {1700000000 + i} +0000\n".encode())
+        msg = f"synthetic change {i}\n".encode()
+        lines.append(f"data {len(msg)}\n".encode() + msg)
+        if i == 0:
+            lines.append(f"from {base}\n".encode())
+        lines.append(f"M 100644 inline {path}\n".encode())
+        lines.append(f"data {len(data)}\n".encode() + data + b"\n")
+    subprocess.run(["git", "-C", str(zoo.path), "fast-import", "--quiet"], input=b"".join(lines), check=True)
+    head = zoo.git("rev-parse", "refs/heads/master")
+    return base, head
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--commits", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        zoo = ZooRepo.from_metadata(Path(tmp) / "models")
+        base, head = build_history(zoo, args.commits)
+        setup = time.perf_counter() - t0
+        changed = int(zoo.git("rev-list", "--count", f"{base}..{head}"))
+        files = len(zoo.git("diff", "--name-only", base, head).splitlines())
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            plan = kipoi_containers.plan(zoo=str(zoo.path), from_commit=base, to=head, container_info=REPO / "container-info")
+            runs.append(time.perf_counter() - t)
+        best, worst = min(runs), max(runs)
+        print(f"history: {changed} commits, {files} files changed (set-up {setup:.1f} s)")
+        print(f"plan: {len(plan.actions)} actions; best {best * 1000:.0f} ms, worst {worst * 1000:.0f} ms over 5 runs")
+        print(f"target < 1000 ms: ratio worst/target = {worst / 1.0:.2f} ({'met' if worst < 1.0 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()

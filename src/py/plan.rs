@@ -1,0 +1,180 @@
+//! Bindings for zoo access and the sync plan.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+use super::convert::serialize_to_py;
+use crate::plan as planner;
+use crate::runtime::runtime;
+use crate::zoo::Zoo;
+
+/// One planned action (read-only).
+#[pyclass(module = "kipoi_containers._engine", name = "Action", frozen, get_all)]
+pub(crate) struct PyAction {
+    kind: String,
+    unit: String,
+    image: Option<String>,
+    models: Vec<String>,
+    try_images: Vec<String>,
+    reason: String,
+    paths: Vec<String>,
+}
+
+#[pymethods]
+impl PyAction {
+    fn __repr__(&self) -> String {
+        format!(
+            "Action(kind={:?}, unit={:?}, image={:?}, models={})",
+            self.kind,
+            self.unit,
+            self.image,
+            self.models.len()
+        )
+    }
+}
+
+/// A changed path that causes no action, and why (read-only).
+#[pyclass(module = "kipoi_containers._engine", name = "Skipped", frozen, get_all)]
+pub(crate) struct PySkipped {
+    path: String,
+    reason: String,
+}
+
+#[pymethods]
+impl PySkipped {
+    fn __repr__(&self) -> String {
+        format!("Skipped(path={:?}, reason={:?})", self.path, self.reason)
+    }
+}
+
+/// The plan of a sync (read-only).
+#[pyclass(module = "kipoi_containers._engine", name = "Plan", frozen)]
+pub(crate) struct PyPlan {
+    inner: planner::Plan,
+}
+
+#[pymethods]
+impl PyPlan {
+    #[getter]
+    fn zoo(&self) -> String {
+        self.inner.zoo.clone()
+    }
+    #[getter(from_commit)]
+    fn get_from_commit(&self) -> String {
+        self.inner.from.clone()
+    }
+    #[getter(to_commit)]
+    fn get_to_commit(&self) -> String {
+        self.inner.to.clone()
+    }
+    #[getter]
+    fn actions(&self) -> Vec<PyAction> {
+        self.inner
+            .actions
+            .iter()
+            .map(|a| PyAction {
+                kind: a.kind.as_str().to_owned(),
+                unit: a.unit.clone(),
+                image: a.image.clone(),
+                models: a.models.clone(),
+                try_images: a.try_images.clone(),
+                reason: a.reason.clone(),
+                paths: a.paths.clone(),
+            })
+            .collect()
+    }
+    #[getter]
+    fn skipped(&self) -> Vec<PySkipped> {
+        self.inner
+            .skipped
+            .iter()
+            .map(|s| PySkipped {
+                path: s.path.clone(),
+                reason: s.reason.clone(),
+            })
+            .collect()
+    }
+    fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    fn to_table(&self) -> String {
+        self.inner.to_table()
+    }
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serialize_to_py(py, &self.inner)
+    }
+    fn __len__(&self) -> usize {
+        self.inner.actions.len()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Plan(zoo={:?}, from={:?}, to={:?}, actions={}, skipped={})",
+            self.inner.zoo,
+            self.inner.from,
+            self.inner.to,
+            self.inner.actions.len(),
+            self.inner.skipped.len()
+        )
+    }
+}
+
+/// Plans a sync of `zoo` from `from_commit` to `to` against the index in `container_info`.
+#[pyfunction]
+#[pyo3(signature = (zoo, from_commit, container_info, to=None, github_api_url=None))]
+pub(crate) fn plan(
+    py: Python<'_>,
+    zoo: String,
+    from_commit: String,
+    container_info: PathBuf,
+    to: Option<String>,
+    github_api_url: Option<String>,
+) -> PyResult<PyPlan> {
+    let inner = py.detach(|| -> PyResult<planner::Plan> {
+        let index = crate::index::Index::load(&container_info)?;
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
+        Ok(runtime().block_on(zoo.plan(&from_commit, to.as_deref(), &index))?)
+    })?;
+    Ok(PyPlan { inner })
+}
+
+/// Paths that differ between two commits of `zoo` (tree difference, no merge base).
+#[pyfunction]
+#[pyo3(signature = (zoo, from_commit, to_commit, github_api_url=None))]
+pub(crate) fn changed_paths(
+    py: Python<'_>,
+    zoo: String,
+    from_commit: String,
+    to_commit: String,
+    github_api_url: Option<String>,
+) -> PyResult<Vec<String>> {
+    py.detach(|| {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
+        Ok(runtime().block_on(zoo.changed_paths(&from_commit, &to_commit))?)
+    })
+}
+
+/// Model groups of `zoo` at `commit` (default: head of the default branch), each with its models.
+#[pyfunction]
+#[pyo3(signature = (zoo, commit=None, github_api_url=None))]
+pub(crate) fn model_groups(
+    py: Python<'_>,
+    zoo: String,
+    commit: Option<String>,
+    github_api_url: Option<String>,
+) -> PyResult<Vec<(String, Vec<String>)>> {
+    py.detach(|| {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
+        let groups = runtime().block_on(async {
+            let sha = zoo.resolve(commit.as_deref()).await?;
+            let layout = zoo.tree(&sha).await?.layout();
+            let mut out = Vec::new();
+            for group in layout.groups() {
+                let models = zoo.models_of_group(&sha, &layout, &group).await?;
+                out.push((group, models));
+            }
+            Ok::<_, crate::zoo::ZooError>(out)
+        })?;
+        Ok(groups)
+    })
+}
