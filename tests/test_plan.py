@@ -210,3 +210,27 @@ def test_cli_dry_run_table_and_json(zoo: ZooRepo, tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("error: unknown revision `d8d209d1c70d3fdac2730429540477bb525d4162`")
     assert "Traceback" not in out.stderr
+
+
+def test_github_faults_are_retried_and_auth_errors_are_clear(zoo: ZooRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .emulators.github import GitHubEmulator
+
+    base = zoo.head()
+    zoo.append("HAL/model.yaml", "\n# x\n")
+    monkeypatch.setenv("GITHUB_PAT", TOKEN)
+    with GitHubEmulator({"kipoi/models": str(zoo.path)}, token=TOKEN) as gh:
+        gh.inject(503, path_prefix="/repos/kipoi/models/git/trees", times=2)
+        gh.inject(429, path_prefix="/repos/kipoi/models/commits", times=1, retry_after=1)
+        gh.inject(502, path_prefix="/repos/kipoi/models/commits", times=1, drop_connection=True)
+        plan = kipoi_containers.plan(zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url)
+        assert summary(plan) == [("retest-shared", "HAL")]
+        statuses = [r["status"] for r in gh.requests_log if r["path"].startswith("/repos/kipoi/models/git/trees")]
+        assert statuses.count(503) == 2 and 200 in statuses
+        assert gh.token_in_url_violations == []
+
+        monkeypatch.setenv("GITHUB_PAT", "wrong-pat-000000000000000000000000")
+        with pytest.raises(kipoi_containers.GitHubAuthError) as info:
+            kipoi_containers.plan(zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url)
+        message = str(info.value)
+        assert "401" in message and "Bad credentials" in message and "GITHUB_PAT" in message
+        assert "wrong-pat-" not in message and TOKEN not in message
