@@ -4,12 +4,16 @@
 //! This file is a table of contents. Logic lives in one module per concern and is plain
 //! Rust (tested by `cargo test`); `py` holds the PyO3 bindings only.
 
+pub mod docker;
+pub mod dockerfile;
 pub mod fsutil;
 pub mod index;
 pub mod names;
 pub mod plan;
 pub mod pyjson;
 pub mod runtime;
+pub mod transfer;
+pub mod zenodo;
 pub mod zoo;
 
 mod py;
@@ -29,6 +33,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing)?
         .set_prefix("kipoi_containers")
         .install();
+    // Awaitable calls share the engine's runtime.
+    let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime::runtime());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     py::register(m)
 }

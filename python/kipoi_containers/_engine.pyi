@@ -217,3 +217,116 @@ class ZenodoClient:
         progress: Optional[Callable[[int, int], Any]] = None,
     ) -> str:
         """Download ``url`` into ``dest`` (redirects followed), md5 checked when given."""
+
+# --- Docker Engine path -------------------------------------------------------------
+
+@final
+class ModelTestResult:
+    """The outcome of one ``kipoi test`` run in a container (truthy when it passed)."""
+
+    model: str
+    image: str
+    exit_code: int
+    passed: bool
+    log_tail: str
+    """The last lines of the container's output."""
+    seconds: float
+    def __bool__(self) -> bool: ...
+
+def render_dockerfile(
+    model_group: str,
+    tag: str,
+    variant_name: str = "full",
+    output_dir: Optional[str | PathLike[str]] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+    build_image: Optional[str] = None,
+    slim_base_image: Optional[str] = None,
+) -> tuple[Optional[str], str, str]:
+    """Render a group's Dockerfile (``full`` or ``slim``) from the templates; written to
+    ``output_dir/Dockerfile.<tag>[-slim]`` when given. Returns ``(path, text, recipe_hash)``."""
+
+def docker_ping(docker_host: Optional[str] = None) -> str:
+    """Check the daemon answers; raises ``DockerUnreachableError``. Returns its address."""
+
+def build_image(
+    dockerfile_path: str | PathLike[str],
+    image: str,
+    context_dir: Optional[str | PathLike[str]] = None,
+    labels: Optional[dict[str, str]] = None,
+    nocache: bool = False,
+    docker_host: Optional[str] = None,
+) -> str:
+    """Build ``image``; the log streams to logging. ``DockerBuildError`` names the failing step."""
+
+async def build_image_async(
+    dockerfile_path: str | PathLike[str],
+    image: str,
+    context_dir: Optional[str | PathLike[str]] = None,
+    labels: Optional[dict[str, str]] = None,
+    nocache: bool = False,
+    docker_host: Optional[str] = None,
+) -> str: ...
+def test_model(
+    image: str,
+    model: str,
+    zoo_dir: Optional[str | PathLike[str]] = None,
+    extra_args: Optional[list[str]] = None,
+    timeout: Optional[float] = None,
+    check: bool = False,
+    docker_host: Optional[str] = None,
+) -> ModelTestResult:
+    """``kipoi test MODEL`` in a fresh container (always removed). With ``zoo_dir`` the
+    checkout is mounted read-only and the test runs offline. ``check`` raises
+    ``ModelTestError`` on failure."""
+
+async def test_model_async(
+    image: str,
+    model: str,
+    zoo_dir: Optional[str | PathLike[str]] = None,
+    extra_args: Optional[list[str]] = None,
+    timeout: Optional[float] = None,
+    check: bool = False,
+    docker_host: Optional[str] = None,
+) -> ModelTestResult: ...
+def test_models(
+    image: str,
+    models: list[str],
+    zoo_dir: Optional[str | PathLike[str]] = None,
+    concurrency: Optional[int] = None,
+    timeout: Optional[float] = None,
+    docker_host: Optional[str] = None,
+) -> list[ModelTestResult]:
+    """Test several models of one image, at most ``concurrency`` at once (default: cores)."""
+
+def push_image(
+    image: str,
+    repository: Optional[str] = None,
+    tag: Optional[str] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    docker_host: Optional[str] = None,
+) -> tuple[str, str]:
+    """Push ``image`` as ``repository:tag``; returns ``(reference, digest)``."""
+
+async def push_image_async(
+    image: str,
+    repository: Optional[str] = None,
+    tag: Optional[str] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    docker_host: Optional[str] = None,
+) -> tuple[str, str]: ...
+def docker_cleanup(images: bool = False, docker_host: Optional[str] = None) -> dict[str, list[str]]:
+    """Remove what this tool created (label filter); ``images``: its dangling images too."""
+
+def export_image(image: str, path: str | PathLike[str], docker_host: Optional[str] = None) -> int:
+    """Write ``image`` as a ``docker save`` tar to ``path``; returns the bytes written."""
+
+def model_test_args(model: str) -> list[str]:
+    """Extra ``kipoi test`` arguments for ``model`` from the per-model table."""
+
+def models_of_group(
+    zoo: str, group: str, commit: Optional[str] = None, github_api_url: Optional[str] = None
+) -> list[str]:
+    """The models of one group at ``commit`` (default: the branch head)."""

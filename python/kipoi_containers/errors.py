@@ -57,6 +57,38 @@ class GitHubAuthError(GitHubError, PermissionError):
     """GitHub rejected the token (401) or refused access (403); the token is never shown."""
 
 
+class DockerError(KipoiContainersError):
+    """A Docker Engine operation failed (the message names the image/container and step)."""
+
+
+class DockerUnreachableError(DockerError, ConnectionError):
+    """The Docker daemon does not answer at the configured address (``DOCKER_HOST``)."""
+
+
+class DockerBuildError(DockerError):
+    """An image build failed; the message names the failing step and the last log lines."""
+
+
+class DockerfileError(KipoiContainersError, ValueError):
+    """A Dockerfile template could not be rendered (unknown placeholder, unsafe value)."""
+
+
+class ModelTestError(DockerError):
+    """``kipoi test`` failed for a model in an image; the message has kipoi's log tail."""
+
+
+class DockerPushError(DockerError):
+    """Pushing an image failed; nothing is recorded as pushed."""
+
+
+class DockerAuthError(DockerPushError, PermissionError):
+    """The registry rejected the credentials (``DOCKER_USERNAME``/``DOCKER_PASSWORD``)."""
+
+
+class ImageNotFoundError(DockerError, LookupError):
+    """The image does not exist in the local Docker Engine."""
+
+
 class ZenodoError(KipoiContainersError, OSError):
     """A Zenodo operation failed. The message names the step (deposition id, file) and holds
     the HTTP status with Zenodo's own message, or the transport cause.

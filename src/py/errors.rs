@@ -7,6 +7,8 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
+use crate::docker::DockerError;
+use crate::dockerfile::DockerfileError;
 use crate::index::IndexError;
 use crate::zoo::ZooError;
 
@@ -92,5 +94,50 @@ impl From<ZooError> for PyErr {
             _ => "ZooError",
         };
         raise(class, chain(&err))
+    }
+}
+
+impl From<crate::zenodo::ZenodoError> for PyErr {
+    fn from(err: crate::zenodo::ZenodoError) -> Self {
+        use crate::zenodo::ZenodoErrorKind;
+        let message = chain(&err);
+        let status = err.status().unwrap_or(0);
+        let class = match &err.kind {
+            ZenodoErrorKind::ChecksumMismatch { .. }
+            | ZenodoErrorKind::Local(crate::transfer::TransferError::DownloadChecksum { .. }) => {
+                "ChecksumMismatchError"
+            }
+            _ if err.is_auth() => "ZenodoAuthError",
+            _ => "ZenodoError",
+        };
+        raise_with(
+            class,
+            message,
+            &[
+                ("status", Attr::Int(usize::from(status))),
+                ("step", Attr::Str(err.step.clone())),
+            ],
+        )
+    }
+}
+
+impl From<DockerError> for PyErr {
+    fn from(err: DockerError) -> Self {
+        let class = match &err {
+            DockerError::Unreachable { .. } => "DockerUnreachableError",
+            DockerError::Build { .. } => "DockerBuildError",
+            DockerError::ModelTest { .. } => "ModelTestError",
+            DockerError::PushAuth { .. } => "DockerAuthError",
+            DockerError::Push { .. } => "DockerPushError",
+            DockerError::ImageNotFound(_) => "ImageNotFoundError",
+            DockerError::Api { .. } | DockerError::Io { .. } => "DockerError",
+        };
+        raise(class, chain(&err))
+    }
+}
+
+impl From<DockerfileError> for PyErr {
+    fn from(err: DockerfileError) -> Self {
+        raise("DockerfileError", chain(&err))
     }
 }

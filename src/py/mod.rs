@@ -1,9 +1,11 @@
 //! PyO3 bindings: argument conversion, GIL release and error mapping only. No logic.
 
 mod convert;
+mod docker;
 mod errors;
 mod index;
 mod plan;
+mod zenodo;
 
 use pyo3::prelude::*;
 
@@ -21,8 +23,24 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
     m.add_function(wrap_pyfunction!(plan::changed_paths, m)?)?;
     m.add_function(wrap_pyfunction!(plan::model_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::models_of_group, m)?)?;
     m.add_class::<plan::PyPlan>()?;
     m.add_class::<plan::PyAction>()?;
     m.add_class::<plan::PySkipped>()?;
+    m.add_class::<docker::PyModelTestResult>()?;
+    m.add_function(wrap_pyfunction!(docker::render_dockerfile, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::docker_ping, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::build_image, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::build_image_async, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::test_model, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::test_model_async, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::test_models, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::push_image, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::push_image_async, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::docker_cleanup, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::export_image, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::model_test_args, m)?)?;
+    m.add_class::<zenodo::PyZenodoClient>()?;
+    m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     Ok(())
 }

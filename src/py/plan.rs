@@ -178,3 +178,24 @@ pub(crate) fn model_groups(
         Ok(groups)
     })
 }
+
+/// The models of one model group at `commit` (default: head of the default branch).
+#[pyfunction]
+#[pyo3(signature = (zoo, group, commit=None, github_api_url=None))]
+pub(crate) fn models_of_group(
+    py: Python<'_>,
+    zoo: String,
+    group: String,
+    commit: Option<String>,
+    github_api_url: Option<String>,
+) -> PyResult<Vec<String>> {
+    py.detach(|| {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
+        let models = runtime().block_on(async {
+            let sha = zoo.resolve(commit.as_deref()).await?;
+            let layout = zoo.tree(&sha).await?.layout();
+            zoo.models_of_group(&sha, &layout, &group).await
+        })?;
+        Ok(models)
+    })
+}

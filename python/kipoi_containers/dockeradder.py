@@ -1,0 +1,128 @@
+"""``DockerAdder``: containerise a model group new to the index (upstream name).
+
+Steps, as upstream: list the group's models from the zoo; try the shared images (derived
+from the index: images used by more than one key, not a hard-coded list); if one runs
+every model, use it; otherwise render the group's Dockerfile, build, test every model,
+push, clean up. Then record the group in the index dicts (and, when given, upstream's
+workflow data).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from . import _engine
+from .dockerhelper import (
+    build_docker_image,
+    cleanup,
+    push_docker_image,
+    test_docker_image,
+    test_docker_image_without_exception,
+)
+from .helper import logger
+from .paths import container_info_dir
+
+PathType = Union[str, "os.PathLike[str]"]
+
+__all__ = ["DockerAdder"]
+
+
+def _shared_images_of_local_index() -> List[str]:
+    try:
+        return list(_engine.Index.load(os.fspath(container_info_dir())).shared_images())
+    except Exception:  # noqa: BLE001 - no local index: no shared images to try
+        return []
+
+
+class DockerAdder:
+    """Adds ``model_group`` from ``kipoi_model_repo`` (a zoo checkout path or
+    ``github:OWNER/REPO``) to the containers."""
+
+    def __init__(
+        self,
+        model_group: str,
+        kipoi_model_repo: str,
+        kipoi_container_repo: Optional[Any] = None,
+        *,
+        shared_images: Optional[List[str]] = None,
+        dockerfiles_dir: PathType = "dockerfiles",
+        template_dir: Optional[PathType] = None,
+        base_image: Optional[str] = None,
+        zoo: Optional[PathType] = None,
+        push: bool = True,
+    ) -> None:
+        self.model_group = model_group
+        self.kipoi_model_repo = kipoi_model_repo
+        self.kipoi_container_repo = kipoi_container_repo
+        self.image_name = f"kipoi/kipoi-docker:{model_group.lower().replace('/', '-')}"
+        self.list_of_models: List[str] = []
+        self.shared_images = shared_images if shared_images is not None else _shared_images_of_local_index()
+        self.dockerfiles_dir = Path(dockerfiles_dir)
+        self.template_dir = template_dir
+        self.base_image = base_image
+        self.zoo = zoo
+        self.push = push
+
+    def get_list_of_models_from_repo(self) -> List[str]:
+        """The group's models in the zoo (``models.tsv``, sub-folders, or the group)."""
+        return _engine.models_of_group(str(self.kipoi_model_repo), self.model_group)
+
+    def _models(self) -> List[str]:
+        return self.list_of_models or [self.model_group]
+
+    def is_compatible_with_existing_image(self) -> bool:
+        """Whether a shared image runs every model of the group; if so it becomes
+        ``image_name``."""
+        for image in self.shared_images:
+            if all(test_docker_image_without_exception(image, m, zoo=self.zoo) for m in self._models()):
+                logger.info("%s runs in the shared image %s", self.model_group, image)
+                self.image_name = image
+                return True
+        return False
+
+    def update_content(
+        self,
+        model_group_to_docker_dict: Dict[str, str],
+        docker_to_model_dict: Dict[str, List[str]],
+        workflow_test_data: Optional[Dict[str, Any]] = None,
+        workflow_release_data: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Record the group in the index dicts (and upstream's workflow data if given)."""
+        model_group_to_docker_dict[self.model_group] = self.image_name
+        listed = docker_to_model_dict.setdefault(self.image_name, [])
+        listed.extend(m for m in self._models() if m not in listed)
+        if workflow_test_data is not None:
+            workflow_test_data["jobs"]["test"]["strategy"]["matrix"]["model"].append(self._models()[0])
+        if workflow_release_data is not None and self.image_name not in self.shared_images:
+            workflow_release_data["jobs"]["buildtestandpush"]["strategy"]["matrix"]["image"].append(
+                self.image_name.rsplit(":", 1)[1]
+            )
+
+    def add(
+        self,
+        model_group_to_docker_dict: Dict[str, str],
+        docker_to_model_dict: Dict[str, List[str]],
+        workflow_test_data: Optional[Dict[str, Any]] = None,
+        workflow_release_data: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Containerise the group (shared image first, else its own) and record it."""
+        self.list_of_models = self.get_list_of_models_from_repo()
+        if not self.is_compatible_with_existing_image():
+            tag = self.image_name.rsplit(":", 1)[1]
+            path, _text, _hash = _engine.render_dockerfile(
+                self.model_group,
+                tag,
+                "full",
+                output_dir=os.fspath(self.dockerfiles_dir),
+                template_dir=os.fspath(self.template_dir) if self.template_dir else None,
+                base_image=self.base_image,
+            )
+            build_docker_image(path, self.image_name)
+            for model in self._models():
+                test_docker_image(self.image_name, model, zoo=self.zoo)
+            if self.push:
+                push_docker_image(tag, image=self.image_name)
+            cleanup(images=True)
+        self.update_content(model_group_to_docker_dict, docker_to_model_dict, workflow_test_data, workflow_release_data)

@@ -1,0 +1,146 @@
+"""Upstream-compatible Docker helpers (``kipoi_containers.dockerhelper``), on the Rust
+engine (bollard) against the real Docker Engine at ``DOCKER_HOST`` or the local socket.
+
+Differences from upstream, all removing failure modes: a failing build raises
+:class:`~kipoi_containers.errors.DockerBuildError` naming the step; model tests always
+remove their container; extra ``kipoi test`` arguments come from the data table
+``test-containers/model-test-args.json`` (e.g. ``--batch_size=2`` for Basenji); ``cleanup``
+only touches what this tool created; the registry password is sent correctly encoded.
+
+Model tests run upstream's ``kipoi test MODEL --source=kipoi`` unless a zoo checkout is
+given (``zoo_dir`` or ``$KIPOI_MODEL_REPO`` naming a directory): then the checkout is
+mounted read-only and the test runs offline against exactly that zoo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _engine
+from ._engine import ModelTestResult
+from .errors import DockerError
+from .helper import logger
+
+PathType = Union[str, "os.PathLike[str]"]
+
+#: Where images are pushed unless ``KIPOI_DOCKER_REPO`` says otherwise.
+DEFAULT_REPOSITORY = "kipoi/kipoi-docker"
+
+__all__ = [
+    "DEFAULT_REPOSITORY",
+    "ModelTestResult",
+    "build_docker_image",
+    "cleanup",
+    "docker_repository",
+    "push_docker_image",
+    "test_docker_image",
+    "test_docker_image_without_exception",
+    "test_models",
+    "zoo_dir",
+]
+
+
+def docker_repository(repository: Optional[str] = None) -> str:
+    """The repository images are pushed to: ``repository``, ``$KIPOI_DOCKER_REPO``, or
+    ``kipoi/kipoi-docker``. Index entries keep the ``kipoi/kipoi-docker:`` form."""
+    return repository or os.environ.get("KIPOI_DOCKER_REPO") or DEFAULT_REPOSITORY
+
+
+def zoo_dir(explicit: Optional[PathType] = None) -> Optional[str]:
+    """The zoo checkout to mount for tests: ``explicit``, else ``$KIPOI_MODEL_REPO`` when
+    it names a directory, else ``None`` (upstream's ``--source=kipoi``)."""
+    if explicit is not None:
+        return os.fspath(explicit)
+    env = os.environ.get("KIPOI_MODEL_REPO")
+    if env and Path(env).is_dir():
+        return env
+    return None
+
+
+def build_docker_image(
+    dockerfile_path: PathType,
+    name_of_docker_image: str,
+    *,
+    nocache: bool = True,
+    context_dir: Optional[PathType] = None,
+    labels: Optional[Dict[str, str]] = None,
+) -> str:
+    """Build ``name_of_docker_image`` from ``dockerfile_path`` (no cache, like upstream);
+    the build log goes to the ``kipoi_containers`` logger. Returns the image id."""
+    return _engine.build_image(
+        os.fspath(dockerfile_path),
+        name_of_docker_image,
+        context_dir=os.fspath(context_dir) if context_dir is not None else None,
+        labels=labels,
+        nocache=nocache,
+    )
+
+
+def test_docker_image(
+    image_name: str, model_name: str, *, zoo: Optional[PathType] = None, timeout: Optional[float] = None
+) -> ModelTestResult:
+    """Run ``kipoi test <model_name>`` in ``image_name``; raise
+    :class:`~kipoi_containers.errors.ModelTestError` (with kipoi's log tail) on failure."""
+    result = _engine.test_model(image_name, model_name, zoo_dir=zoo_dir(zoo), timeout=timeout, check=True)
+    logger.info("kipoi test %s in %s:\n%s", model_name, image_name, result.log_tail)
+    return result
+
+
+def test_docker_image_without_exception(
+    image_name: str, model_name: str, *, zoo: Optional[PathType] = None, timeout: Optional[float] = None
+) -> bool:
+    """Like :func:`test_docker_image` but returns whether the test passed (a missing
+    image or an engine error is ``False`` too, as upstream)."""
+    try:
+        result = _engine.test_model(image_name, model_name, zoo_dir=zoo_dir(zoo), timeout=timeout)
+    except DockerError as exc:
+        logger.warning("testing %s in %s failed: %s", model_name, image_name, exc)
+        return False
+    return result.passed
+
+
+def test_models(
+    image_name: str,
+    models: Sequence[str],
+    *,
+    zoo: Optional[PathType] = None,
+    concurrency: Optional[int] = None,
+    timeout: Optional[float] = None,
+) -> List[ModelTestResult]:
+    """Test several models of one image concurrently (default: one per core)."""
+    return _engine.test_models(
+        image_name, list(models), zoo_dir=zoo_dir(zoo), concurrency=concurrency, timeout=timeout
+    )
+
+
+def push_docker_image(
+    tag: str,
+    *,
+    repository: Optional[str] = None,
+    image: Optional[str] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+) -> Tuple[str, str]:
+    """Push the local ``kipoi/kipoi-docker:<tag>`` (or ``image``) to
+    ``<repository>:<tag>`` with ``DOCKER_USERNAME``/``DOCKER_PASSWORD``. Returns
+    ``(reference, digest)``; a rejected login raises
+    :class:`~kipoi_containers.errors.DockerAuthError`."""
+    local = image or f"{DEFAULT_REPOSITORY}:{tag}"
+    return _engine.push_image(
+        local, repository=docker_repository(repository), tag=tag, username=username, password=password
+    )
+
+
+def cleanup(images: bool = False) -> Dict[str, List[str]]:
+    """Remove the containers, networks and volumes this tool created (and, with
+    ``images``, its dangling images). Never touches anything else."""
+    return _engine.docker_cleanup(images=images)
+
+
+# Keep pytest from collecting the upstream-named helpers as tests when imported into a
+# test module.
+for _f in (test_docker_image, test_docker_image_without_exception, test_models):
+    _f.__test__ = False  # type: ignore[attr-defined]
+del _f

@@ -1,0 +1,77 @@
+"""``DockerUpdater``: rebuild, retest and push the image of a model group (upstream name)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional, Union
+
+from . import _engine
+from .dockerhelper import build_docker_image, cleanup, push_docker_image, test_docker_image
+from .helper import logger
+
+PathType = Union[str, "os.PathLike[str]"]
+
+__all__ = ["DockerUpdater"]
+
+
+class DockerUpdater:
+    """Rebuilds ``name_of_docker_image`` for ``model_group``, tests ``models_to_test`` in
+    it, pushes it and cleans up.
+
+    The Dockerfile is ``dockerfiles/Dockerfile.<tag>`` (``-slim`` for a slim image), the
+    tag taken from the image name — one rule for every group, where upstream special-cased
+    MMSplice and APARENT. If it does not exist yet it is rendered from the templates.
+    """
+
+    def __init__(
+        self,
+        model_group: str,
+        name_of_docker_image: str,
+        *,
+        dockerfiles_dir: PathType = "dockerfiles",
+        template_dir: Optional[PathType] = None,
+        base_image: Optional[str] = None,
+        zoo: Optional[PathType] = None,
+        push: bool = True,
+    ) -> None:
+        self.model_group = model_group
+        self.name_of_docker_image = name_of_docker_image
+        self.dockerfiles_dir = Path(dockerfiles_dir)
+        self.template_dir = template_dir
+        self.base_image = base_image
+        self.zoo = zoo
+        self.push = push
+
+    @property
+    def tag(self) -> str:
+        return self.name_of_docker_image.rsplit(":", 1)[-1]
+
+    def dockerfile_path(self) -> Path:
+        """``dockerfiles/Dockerfile.<tag>``, rendered from the templates when missing."""
+        slim = self.tag.endswith("-slim")
+        full_tag = self.tag[: -len("-slim")] if slim else self.tag
+        path = self.dockerfiles_dir / (f"Dockerfile.{full_tag}-slim" if slim else f"Dockerfile.{full_tag}")
+        if not path.exists():
+            rendered, _text, _hash = _engine.render_dockerfile(
+                self.model_group,
+                full_tag,
+                "slim" if slim else "full",
+                output_dir=os.fspath(self.dockerfiles_dir),
+                template_dir=os.fspath(self.template_dir) if self.template_dir else None,
+                base_image=self.base_image,
+            )
+            logger.info("rendered %s for %s", rendered, self.model_group)
+        return path
+
+    def update(self, models_to_test: List[str]) -> None:
+        """Rebuild, test every model of ``models_to_test``, push, clean up. Nothing is
+        pushed unless every test passed."""
+        logger.info("Updating %s and %s", self.model_group, self.name_of_docker_image)
+        path = self.dockerfile_path()
+        build_docker_image(path, self.name_of_docker_image)
+        for model in models_to_test:
+            test_docker_image(self.name_of_docker_image, model, zoo=self.zoo)
+        if self.push:
+            push_docker_image(self.tag, image=self.name_of_docker_image)
+        cleanup(images=True)

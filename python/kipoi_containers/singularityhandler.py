@@ -1,0 +1,160 @@
+"""Adding and updating a model group's Singularity image (upstream's
+``kipoi_containers.singularityhandler.SingularityHandler``).
+
+The steps call the module-level names ``build_singularity_image``,
+``test_singularity_image``, ``check_integrity``, ``cleanup``,
+``push_new_singularity_image`` and ``update_existing_singularity_container`` at run time,
+so they can be replaced (monkeypatched) as upstream's tests do. The image conversion can
+also be injected per handler with ``build_image=`` / ``test_image=`` (until the SIF
+conversion issue lands, the default conversion raises ``NotImplementedError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from . import _engine, zenodoclient
+from .singularityhelper import (
+    build_singularity_image,
+    cleanup,
+    push_new_singularity_image,
+    test_singularity_image,
+    update_existing_singularity_container,
+)
+
+__all__ = ["SingularityHandler", "check_integrity"]
+
+logger = logging.getLogger("kipoi_containers.singularityhandler")
+
+#: Where the release workflow lists the images whose SIF is built and pushed.
+_RELEASE_MATRIX = ("jobs", "buildtestandpushsingularity", "strategy", "matrix", "image")
+
+
+def check_integrity(fpath: Union[str, "os.PathLike[str]"], md5: Optional[str] = None) -> bool:
+    """Whether ``fpath`` exists and (when ``md5`` is given) has that md5."""
+    path = Path(fpath)
+    if not path.is_file():
+        return False
+    if md5 is None:
+        return True
+    return _engine.md5_file(os.fspath(path)) == md5.lower().removeprefix("md5:")
+
+
+def _image_tag(docker_image_name: str) -> str:
+    """``kipoi/kipoi-docker:mpra-dragonn-slim`` → ``mpra-dragonn``."""
+    tag = docker_image_name.rsplit(":", 1)[-1]
+    return tag[: -len("-slim")] if tag.endswith("-slim") else tag
+
+
+@dataclass
+class SingularityHandler:
+    """Builds, tests and publishes the Singularity image of one model group and keeps
+    ``model_group_to_singularity_dict`` (and the release workflow's image matrix) in step."""
+
+    model_group: str
+    docker_image_name: str
+    model_group_to_singularity_dict: Dict[str, Dict[str, str]]
+    workflow_release_data: Dict[str, Any] = field(default_factory=dict)
+    singularity_image_folder: Optional[Union[str, Path]] = None
+    zenodo_client: Optional[zenodoclient.Client] = None
+    #: ``build_image(name_of_docker_image=, singularity_image_name=, singularity_image_folder=)``
+    #: → path of the built SIF; default :func:`singularityhelper.build_singularity_image`.
+    build_image: Optional[Callable[..., Any]] = None
+    #: ``test_image(singularity_image_folder=, singularity_image_name=, model=)``.
+    test_image: Optional[Callable[..., Any]] = None
+
+    def __post_init__(self) -> None:
+        """The image folder defaults to ``$SINGULARITY_PULL_FOLDER``, else the current
+        directory (upstream used the installed package's directory)."""
+        if self.singularity_image_folder is None:
+            self.singularity_image_folder = os.environ.get("SINGULARITY_PULL_FOLDER") or Path.cwd()
+        if self.zenodo_client is None:
+            self.zenodo_client = zenodoclient.Client()
+
+    # ------------------------------------------------------------------ helpers
+    def _build(self, singularity_image_name: str, docker_image: str) -> Path:
+        builder = self.build_image or build_singularity_image
+        built = builder(
+            name_of_docker_image=docker_image,
+            singularity_image_name=singularity_image_name,
+            singularity_image_folder=self.singularity_image_folder,
+        )
+        if built is None:
+            return Path(self.singularity_image_folder) / singularity_image_name  # type: ignore[arg-type]
+        return Path(built)
+
+    def _test(self, singularity_image_name: str, models_to_test: List[str]) -> None:
+        tester = self.test_image or test_singularity_image
+        for model in models_to_test:
+            tester(
+                singularity_image_folder=self.singularity_image_folder,
+                singularity_image_name=singularity_image_name,
+                model=model,
+            )
+
+    def update_container_info(self, updated_singularity_dict: Dict[str, Any]) -> None:
+        """Set the group's entry to the ``url``, ``name`` and ``md5`` of ``updated_singularity_dict``."""
+        self.model_group_to_singularity_dict[self.model_group] = {
+            k: v for k, v in updated_singularity_dict.items() if k in ("url", "name", "md5")
+        }
+
+    def _add_to_release_matrix(self, image: str) -> None:
+        node: Any = self.workflow_release_data
+        for key in _RELEASE_MATRIX[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                return
+            node = node[key]
+        images = node.get(_RELEASE_MATRIX[-1]) if isinstance(node, dict) else None
+        if isinstance(images, list) and image not in images:
+            images.append(image)
+
+    # ------------------------------------------------------------------ steps
+    def add(self, models_to_test: List[str], push: bool = False) -> None:
+        """Build the SIF of a new group from its slim Docker image, test it with
+        ``models_to_test``, publish it as a new Zenodo record, record it in the index and add
+        the image to the release workflow's matrix."""
+        tag = _image_tag(self.docker_image_name)
+        name = f"kipoi-docker_{tag}-slim"
+        self.singularity_image_name = f"{name}.sif"
+        self.singularity_dict = {"url": "", "name": name, "md5": ""}
+        repo = self.docker_image_name.rsplit(":", 1)[0]
+        built = self._build(self.singularity_image_name, f"{repo}:{tag}-slim")
+        self._test(built.name, models_to_test)
+        new_singularity_dict = push_new_singularity_image(
+            zenodo_client=self.zenodo_client,
+            singularity_image_folder=built.parent,
+            singularity_dict=self.singularity_dict,
+            model_group=self.model_group,
+            file_to_upload=built.name,
+            push=push,
+        )
+        self.update_container_info(new_singularity_dict)
+        self._add_to_release_matrix(tag)
+
+    def update(self, models_to_test: List[str], push: bool = False) -> None:
+        """Rebuild the group's SIF; when its md5 equals the index's, say so and stop (no
+        Zenodo call). Otherwise test it and publish it as a new version of the record."""
+        self.singularity_dict = self.model_group_to_singularity_dict[self.model_group]
+        self.singularity_image_name = f"{self.singularity_dict['name']}.sif"
+        built = self._build(self.singularity_image_name, self.docker_image_name)
+        if check_integrity(built, self.singularity_dict["md5"]):
+            message = f"No need to update the existing singularity container for {self.model_group}"
+            logger.info(message)
+            print(message)
+            cleanup(built)
+            return
+        self._test(built.name, models_to_test)
+        updated_singularity_dict = update_existing_singularity_container(
+            zenodo_client=self.zenodo_client,
+            singularity_dict=self.singularity_dict,
+            singularity_image_folder=built.parent,
+            model_group=self.model_group,
+            file_to_upload=built.name,
+            push=push,
+        )
+        cleanup(built)
+        self.update_container_info(updated_singularity_dict)

@@ -1,0 +1,182 @@
+"""Upstream-compatible Zenodo client (``kipoi_containers.zenodoclient.Client``).
+
+Same four methods as upstream — ``get_content``, ``put_content``, ``post_content``,
+``delete_content`` — over the engine's Rust client, with these differences, all of which
+only remove failure modes:
+
+- the token (``ZENODO_ACCESS_TOKEN``) goes in the ``Authorization: Bearer`` header, only to
+  the configured Zenodo origin, never in a URL (an ``access_token`` parameter is dropped);
+- the base URL is configurable (``base_url=`` or ``ZENODO_URL``; default https://zenodo.org);
+- every method, POST included where it is safe, is retried on 429 (``Retry-After``
+  honoured), 500/502/503/504 and dropped connections;
+- ``put_content(url, Path)`` streams the file in constant memory, hashes it in the same
+  pass and fails (removing the upload) when Zenodo's md5 differs;
+- failures raise :class:`~kipoi_containers.errors.ZenodoError` (an ``OSError``, like
+  ``requests``' errors) or :class:`~kipoi_containers.errors.ZenodoAuthError` for 401/403,
+  with the step, the status and Zenodo's own message.
+
+The typed deposition operations (``new_version``, ``publish``, …) are available too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from . import _engine
+
+__all__ = ["Client", "ProgressCallback", "progress_printer"]
+
+#: ``progress(bytes_done, bytes_total)``, called while a file is transferred.
+ProgressCallback = Callable[[int, int], Any]
+
+
+def _params(params: Dict[str, Any]) -> List[Tuple[str, str]]:
+    out: List[Tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append((str(key), str(value)))
+    return out
+
+
+def progress_printer(label: str = "upload", stream: Any = None) -> ProgressCallback:
+    """A simple progress display: one line, rewritten in place, on ``stream`` (stderr)."""
+    import sys
+
+    out = stream if stream is not None else sys.stderr
+
+    def report(done: int, total: int) -> None:
+        pct = 100.0 * done / total if total else 100.0
+        end = "\n" if done >= total else ""
+        out.write(f"\r{label}: {done / 2**20:8.1f} / {total / 2**20:.1f} MiB ({pct:5.1f} %){end}")
+        out.flush()
+
+    return report
+
+
+class Client:
+    """Zenodo REST client (upstream's ``zenodoclient.Client``).
+
+    Args:
+        base_url: the Zenodo root, e.g. ``https://zenodo.org`` (default ``$ZENODO_URL``).
+        access_token: the personal token (default ``$ZENODO_ACCESS_TOKEN``).
+        progress: called as ``progress(done, total)`` during file uploads.
+        max_retries, initial_backoff, max_backoff, max_retry_after: retry policy.
+    """
+
+    def __init__(
+        self,
+        base_url: Optional[str] = None,
+        access_token: Optional[str] = None,
+        *,
+        progress: Optional[ProgressCallback] = None,
+        user_agent: Optional[str] = None,
+        max_retries: int = 5,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        max_retry_after: float = 300.0,
+    ) -> None:
+        self._engine = _engine.ZenodoClient(
+            base_url,
+            access_token,
+            user_agent=user_agent,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+        )
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return f"zenodoclient.Client(base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The Zenodo root this client talks to (no trailing slash)."""
+        return self._engine.base_url
+
+    @property
+    def deposition_url(self) -> str:
+        """``{base_url}/api/deposit/depositions``."""
+        return f"{self.base_url}/api/deposit/depositions"
+
+    # ------------------------------------------------------------------ upstream API
+    def get_content(self, url: str, **params: Any) -> Any:
+        """``GET url`` with query ``params`` → the decoded JSON answer."""
+        return self._engine.get(url, _params(params))
+
+    def put_content(self, url: str, data: Union[Path, Dict[str, Any], Any], **params: Any) -> Any:
+        """``PUT url``: a :class:`~pathlib.Path` is streamed as the file's bytes (bucket
+        upload, md5 checked), anything else is sent as JSON. Returns the decoded answer."""
+        if isinstance(data, (Path, os.PathLike)):
+            if params:
+                raise TypeError("query parameters are not supported for file uploads")
+            return self._engine.upload(url, os.fspath(data), self.progress)
+        return self._engine.put_json(url, data, _params(params))
+
+    def post_content(self, url: str, **params: Any) -> Tuple[int, Any]:
+        """``POST url`` with an empty JSON body → ``(status, decoded JSON)``."""
+        return self._engine.post(url, _params(params), {})
+
+    def delete_content(self, url: str, **params: Any) -> None:
+        """``DELETE url``."""
+        self._engine.delete(url, _params(params))
+
+    # ------------------------------------------------------------------ typed operations
+    def list_depositions(self, **query: Any) -> List[Dict[str, Any]]:
+        """Depositions of the account (``q``, ``status``, ``sort``, ``page``, ``size``, ``all_versions``)."""
+        return self._engine.list_depositions(**query)
+
+    def create_deposition(self, metadata: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """A new draft deposition (with ``metadata`` when given)."""
+        return self._engine.create_deposition(metadata)
+
+    def get_deposition(self, deposition_id: Union[int, str]) -> Dict[str, Any]:
+        return self._engine.get_deposition(deposition_id)
+
+    def new_version(self, deposition_id: Union[int, str]) -> int:
+        """Open a new-version draft of a published deposition; returns the draft's id. A draft
+        of that record that is already open (RDM answers 400) is found and returned."""
+        return self._engine.new_version(deposition_id)
+
+    def find_open_draft(self, deposition_id: Union[int, str]) -> Optional[int]:
+        return self._engine.find_open_draft(deposition_id)
+
+    def list_files(self, deposition_id: Union[int, str]) -> List[Dict[str, Any]]:
+        return self._engine.list_files(deposition_id)
+
+    def delete_file(self, deposition_id: Union[int, str], file_id: str) -> None:
+        self._engine.delete_file(deposition_id, file_id)
+
+    def upload_file(
+        self,
+        bucket_url: str,
+        filename: str,
+        path: Union[str, "os.PathLike[str]"],
+        progress: Optional[ProgressCallback] = None,
+    ) -> Dict[str, Any]:
+        """Stream ``path`` into the bucket as ``filename``; returns the bucket object."""
+        return self._engine.upload_file(bucket_url, filename, os.fspath(path), progress or self.progress)
+
+    def update_metadata(self, deposition_id: Union[int, str], metadata: Dict[str, Any]) -> Dict[str, Any]:
+        return self._engine.update_metadata(deposition_id, metadata)
+
+    def publish(self, deposition_id: Union[int, str]) -> Dict[str, Any]:
+        return self._engine.publish(deposition_id)
+
+    def delete_deposition(self, deposition_id: Union[int, str]) -> None:
+        self._engine.delete_deposition(deposition_id)
+
+    def download(
+        self,
+        url: str,
+        dest: Union[str, "os.PathLike[str]"],
+        md5: Optional[str] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> str:
+        """Download ``url`` into ``dest``; with ``md5``, a mismatch keeps nothing and raises."""
+        return self._engine.download(url, os.fspath(dest), md5, progress)

@@ -1,0 +1,235 @@
+//! Dockerfiles for a model group, rendered from the templates in `dockerfiles/`.
+//!
+//! A template is plain Dockerfile text with `{{name}}` placeholders; every placeholder
+//! must be known and every value is checked to be a single safe line, so a model group
+//! name can never inject Dockerfile instructions. The full and the `-slim` variant each
+//! have a template (`Dockerfile.template`, `Dockerfile-slim.template`); tests point the
+//! engine at their own template directory (a local base image, an offline environment
+//! step). The rendered file is written to `dockerfiles/Dockerfile.<tag>[-slim]` like
+//! upstream, and its sha256 is the image's recipe label.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::fsutil::{write_atomic, AtomicWriteError};
+
+pub const FULL_TEMPLATE: &str = "Dockerfile.template";
+pub const SLIM_TEMPLATE: &str = "Dockerfile-slim.template";
+
+/// The upstream templates, compiled in so an installed package can render without a checkout.
+const BUILTIN_FULL: &str = include_str!("../dockerfiles/Dockerfile.template");
+const BUILTIN_SLIM: &str = include_str!("../dockerfiles/Dockerfile-slim.template");
+
+/// Default images the templates start from.
+pub const DEFAULT_BASE_IMAGE: &str = "kipoi/kipoi-docker:kipoi-base-env";
+pub const DEFAULT_BUILD_IMAGE: &str = "continuumio/miniconda3:latest";
+pub const DEFAULT_SLIM_BASE_IMAGE: &str = "debian:bullseye-slim";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerfileError {
+    #[error("could not read the Dockerfile template `{}`: {source}", path.display())]
+    ReadTemplate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template `{template}` uses `{{{{{name}}}}}`, which is not one of: {known}")]
+    UnknownPlaceholder {
+        template: String,
+        name: String,
+        known: String,
+    },
+    #[error("template `{template}` has an unclosed `{{{{` placeholder")]
+    Unclosed { template: String },
+    #[error("value of `{name}` cannot go into a Dockerfile: {value:?}")]
+    UnsafeValue { name: String, value: String },
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
+}
+
+/// Which Dockerfile of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Full,
+    Slim,
+}
+
+/// Inputs of a rendering.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Directory with `Dockerfile.template` / `Dockerfile-slim.template`; `None`: the built-in ones.
+    pub template_dir: Option<PathBuf>,
+    pub base_image: String,
+    pub build_image: String,
+    pub slim_base_image: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            template_dir: None,
+            base_image: DEFAULT_BASE_IMAGE.into(),
+            build_image: DEFAULT_BUILD_IMAGE.into(),
+            slim_base_image: DEFAULT_SLIM_BASE_IMAGE.into(),
+        }
+    }
+}
+
+/// A rendered Dockerfile and its recipe hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// sha256 hex of `text`.
+    pub recipe_hash: String,
+}
+
+/// kipoi's conda environment name for a group: `MMSplice/mtsplice` → `MMSplice__mtsplice`.
+#[must_use]
+pub fn env_name(model_group: &str) -> String {
+    model_group.replace('/', "__")
+}
+
+/// Renders the `variant` Dockerfile of `model_group`.
+pub fn render(
+    model_group: &str,
+    variant: Variant,
+    opts: &RenderOptions,
+) -> Result<Rendered, DockerfileError> {
+    let file = match variant {
+        Variant::Full => FULL_TEMPLATE,
+        Variant::Slim => SLIM_TEMPLATE,
+    };
+    let template = match &opts.template_dir {
+        Some(dir) => {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path)
+                .map_err(|source| DockerfileError::ReadTemplate { path, source })?
+        }
+        None => match variant {
+            Variant::Full => BUILTIN_FULL.to_owned(),
+            Variant::Slim => BUILTIN_SLIM.to_owned(),
+        },
+    };
+    let mut vars = BTreeMap::new();
+    vars.insert("model_group", model_group.to_owned());
+    vars.insert("env_name", env_name(model_group));
+    vars.insert("base_image", opts.base_image.clone());
+    vars.insert("build_image", opts.build_image.clone());
+    vars.insert("slim_base_image", opts.slim_base_image.clone());
+    let text = substitute(file, &template, &vars)?;
+    let recipe_hash = format!("{:x}", Sha256::digest(text.as_bytes()));
+    Ok(Rendered { text, recipe_hash })
+}
+
+/// Replaces `{{name}}` placeholders; unknown names and unsafe values are errors.
+pub fn substitute(
+    template_name: &str,
+    template: &str,
+    vars: &BTreeMap<&str, String>,
+) -> Result<String, DockerfileError> {
+    for (name, value) in vars {
+        let safe = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c));
+        if !safe {
+            return Err(DockerfileError::UnsafeValue {
+                name: (*name).to_owned(),
+                value: value.clone(),
+            });
+        }
+    }
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| DockerfileError::Unclosed {
+            template: template_name.to_owned(),
+        })?;
+        let name = after[..end].trim();
+        let value = vars
+            .get(name)
+            .ok_or_else(|| DockerfileError::UnknownPlaceholder {
+                template: template_name.to_owned(),
+                name: name.to_owned(),
+                known: vars.keys().copied().collect::<Vec<_>>().join(", "),
+            })?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Where upstream keeps a rendered Dockerfile: `<dir>/Dockerfile.<tag>[-slim]`.
+#[must_use]
+pub fn rendered_path(dir: &Path, tag: &str, variant: Variant) -> PathBuf {
+    match variant {
+        Variant::Full => dir.join(format!("Dockerfile.{tag}")),
+        Variant::Slim => dir.join(format!("Dockerfile.{tag}-slim")),
+    }
+}
+
+/// Renders and writes the Dockerfile (atomically); returns the path and the rendering.
+pub fn write(
+    dir: &Path,
+    tag: &str,
+    model_group: &str,
+    variant: Variant,
+    opts: &RenderOptions,
+) -> Result<(PathBuf, Rendered), DockerfileError> {
+    let rendered = render(model_group, variant, opts)?;
+    let path = rendered_path(dir, tag, variant);
+    write_atomic(&path, rendered.text.as_bytes())?;
+    Ok((path, rendered))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_builtin_templates() {
+        let r = render(
+            "MMSplice/mtsplice",
+            Variant::Full,
+            &RenderOptions::default(),
+        )
+        .unwrap();
+        assert!(r.text.contains("FROM kipoi/kipoi-docker:kipoi-base-env"));
+        assert!(r.text.contains("kipoi env create MMSplice/mtsplice"));
+        assert!(r.text.contains("kipoi-MMSplice__mtsplice/bin"));
+        assert!(!r.text.contains("{{"));
+        assert_eq!(r.recipe_hash.len(), 64);
+        let s = render("Basset", Variant::Slim, &RenderOptions::default()).unwrap();
+        assert!(s.text.contains("FROM debian:bullseye-slim"));
+        assert_ne!(s.recipe_hash, r.recipe_hash);
+    }
+
+    #[test]
+    fn rejects_injection_and_unknown_placeholders() {
+        let e = render("x\nRUN rm -rf /", Variant::Full, &RenderOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("cannot go into a Dockerfile"), "{e}");
+        let vars: BTreeMap<&str, String> = [("a", "1".to_owned())].into();
+        let e = substitute("t", "x {{b}}", &vars).unwrap_err();
+        assert!(e.to_string().contains("`{{b}}`"), "{e}");
+        assert!(substitute("t", "x {{a", &vars).is_err());
+        assert_eq!(substitute("t", "x {{ a }} y", &vars).unwrap(), "x 1 y");
+    }
+
+    #[test]
+    fn paths_like_upstream() {
+        let d = Path::new("dockerfiles");
+        assert_eq!(
+            rendered_path(d, "deepmel", Variant::Slim),
+            Path::new("dockerfiles/Dockerfile.deepmel-slim")
+        );
+        assert_eq!(
+            rendered_path(d, "deepmel", Variant::Full),
+            Path::new("dockerfiles/Dockerfile.deepmel")
+        );
+    }
+}

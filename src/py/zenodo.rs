@@ -1,0 +1,341 @@
+//! Bindings for the Zenodo client: argument conversion, GIL release, error mapping.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyInt, PyString};
+
+use super::convert::{to_py, to_value};
+use super::errors::chain;
+use crate::runtime::runtime;
+use crate::transfer::{self, Progress, ProgressRef};
+use crate::zenodo::{ListQuery, ZenodoClient, ZenodoConfig};
+
+/// A Python callable `progress(bytes_done, bytes_total)`; exceptions it raises are logged.
+struct PyProgress(Py<PyAny>);
+
+impl Progress for PyProgress {
+    fn report(&self, done: u64, total: u64) {
+        Python::attach(|py| {
+            if let Err(err) = self.0.call1(py, (done, total)) {
+                log::warn!("the progress callback raised: {err}");
+            }
+        });
+    }
+}
+
+fn progress_ref(progress: Option<Py<PyAny>>) -> ProgressRef {
+    progress.map(|p| Arc::new(PyProgress(p)) as Arc<dyn Progress>)
+}
+
+/// A deposition id given as `int` or as a string of digits (upstream passes both).
+fn deposition_id(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if obj.cast::<PyInt>().is_ok() {
+        return obj.extract::<u64>();
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text = s.to_str()?;
+        return text.trim().parse::<u64>().map_err(|_| {
+            PyValueError::new_err(format!("a Zenodo deposition id is a number, got `{text}`"))
+        });
+    }
+    Err(PyValueError::new_err(
+        "a Zenodo deposition id is an int or a string of digits",
+    ))
+}
+
+fn query_pairs(params: Option<Vec<(String, String)>>) -> Vec<(String, String)> {
+    params.unwrap_or_default()
+}
+
+fn secs(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!("`{name}` must be a non-negative number of seconds"))
+    })
+}
+
+/// The Zenodo REST client of the engine (`kipoi_containers.zenodoclient.Client` wraps it).
+#[pyclass(module = "kipoi_containers._engine", name = "ZenodoClient", frozen)]
+pub(crate) struct PyZenodoClient {
+    inner: ZenodoClient,
+}
+
+#[pymethods]
+impl PyZenodoClient {
+    #[new]
+    #[pyo3(signature = (
+        base_url=None, access_token=None, *, user_agent=None, max_retries=5,
+        initial_backoff=0.5, max_backoff=30.0, max_retry_after=300.0,
+        connect_timeout=30.0, read_timeout=600.0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        base_url: Option<&str>,
+        access_token: Option<&str>,
+        user_agent: Option<String>,
+        max_retries: u32,
+        initial_backoff: f64,
+        max_backoff: f64,
+        max_retry_after: f64,
+        connect_timeout: f64,
+        read_timeout: f64,
+    ) -> PyResult<Self> {
+        let mut config = ZenodoConfig::from_env(base_url, access_token)?;
+        if let Some(ua) = user_agent {
+            config.user_agent = ua;
+        }
+        config.retry.max_retries = max_retries;
+        config.retry.initial_backoff = secs("initial_backoff", initial_backoff)?;
+        config.retry.max_backoff = secs("max_backoff", max_backoff)?;
+        config.retry.max_retry_after = secs("max_retry_after", max_retry_after)?;
+        config.connect_timeout = secs("connect_timeout", connect_timeout)?;
+        config.read_timeout = secs("read_timeout", read_timeout)?;
+        Ok(Self {
+            inner: ZenodoClient::new(config)?,
+        })
+    }
+
+    /// The base URL without a trailing slash (upstream's `ZENODO_BASE`).
+    #[getter]
+    fn base_url(&self) -> String {
+        self.inner.base()
+    }
+
+    /// Whether a token is configured (the token itself is never readable).
+    #[getter]
+    fn has_token(&self) -> bool {
+        self.inner.config().token.is_some()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ZenodoClient(base_url={:?}, token={})",
+            self.inner.base(),
+            if self.has_token() { "'***'" } else { "None" }
+        )
+    }
+
+    #[pyo3(signature = (url, params=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        url: &str,
+        params: Option<Vec<(String, String)>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = query_pairs(params);
+        let value = py.detach(|| runtime().block_on(self.inner.get_json(url, &q)))?;
+        to_py(py, &value)
+    }
+
+    #[pyo3(signature = (url, body, params=None))]
+    fn put_json<'py>(
+        &self,
+        py: Python<'py>,
+        url: &str,
+        body: &Bound<'py, PyAny>,
+        params: Option<Vec<(String, String)>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let body = to_value(body)?;
+        let q = query_pairs(params);
+        let value = py.detach(|| runtime().block_on(self.inner.put_json(url, &q, &body)))?;
+        to_py(py, &value)
+    }
+
+    #[pyo3(signature = (url, params=None, body=None))]
+    fn post<'py>(
+        &self,
+        py: Python<'py>,
+        url: &str,
+        params: Option<Vec<(String, String)>>,
+        body: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(u16, Bound<'py, PyAny>)> {
+        let body = body.map(to_value).transpose()?;
+        let q = query_pairs(params);
+        let (status, value) =
+            py.detach(|| runtime().block_on(self.inner.post_json(url, &q, body.as_ref())))?;
+        Ok((status, to_py(py, &value)?))
+    }
+
+    #[pyo3(signature = (url, params=None))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        params: Option<Vec<(String, String)>>,
+    ) -> PyResult<()> {
+        let q = query_pairs(params);
+        py.detach(|| runtime().block_on(self.inner.delete_url(url, &q)))?;
+        Ok(())
+    }
+
+    /// Streams `path` to the bucket object `url` (md5-checked); returns the bucket object.
+    #[pyo3(signature = (url, path, progress=None))]
+    fn upload<'py>(
+        &self,
+        py: Python<'py>,
+        url: &str,
+        path: PathBuf,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let progress = progress_ref(progress);
+        let up = py.detach(|| runtime().block_on(self.inner.upload_to(url, &path, progress)))?;
+        to_py(py, &up.object)
+    }
+
+    #[pyo3(signature = (q=None, status=None, sort=None, page=None, size=None, all_versions=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_depositions<'py>(
+        &self,
+        py: Python<'py>,
+        q: Option<String>,
+        status: Option<String>,
+        sort: Option<String>,
+        page: Option<u32>,
+        size: Option<u32>,
+        all_versions: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = ListQuery {
+            q,
+            status,
+            sort,
+            page,
+            size,
+            all_versions,
+        };
+        let items = py.detach(|| runtime().block_on(self.inner.list_depositions(&query)))?;
+        to_py(py, &serde_json::Value::Array(items))
+    }
+
+    #[pyo3(signature = (metadata=None))]
+    fn create_deposition<'py>(
+        &self,
+        py: Python<'py>,
+        metadata: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let metadata = metadata.map(to_value).transpose()?;
+        let dep =
+            py.detach(|| runtime().block_on(self.inner.create_deposition(metadata.as_ref())))?;
+        to_py(py, dep.raw())
+    }
+
+    fn get_deposition<'py>(
+        &self,
+        py: Python<'py>,
+        deposition_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::deposition_id(deposition_id)?;
+        let dep = py.detach(|| runtime().block_on(self.inner.get_deposition(id)))?;
+        to_py(py, dep.raw())
+    }
+
+    fn new_version(&self, py: Python<'_>, deposition_id: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let id = self::deposition_id(deposition_id)?;
+        Ok(py.detach(|| runtime().block_on(self.inner.new_version(id)))?)
+    }
+
+    fn find_open_draft(
+        &self,
+        py: Python<'_>,
+        deposition_id: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<u64>> {
+        let id = self::deposition_id(deposition_id)?;
+        Ok(py.detach(|| runtime().block_on(self.inner.find_open_draft(id)))?)
+    }
+
+    fn list_files<'py>(
+        &self,
+        py: Python<'py>,
+        deposition_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::deposition_id(deposition_id)?;
+        let files = py.detach(|| runtime().block_on(self.inner.list_files(id)))?;
+        to_py(py, &serde_json::Value::Array(files))
+    }
+
+    fn delete_file(
+        &self,
+        py: Python<'_>,
+        deposition_id: &Bound<'_, PyAny>,
+        file_id: &str,
+    ) -> PyResult<()> {
+        let id = self::deposition_id(deposition_id)?;
+        py.detach(|| runtime().block_on(self.inner.delete_file(id, file_id)))?;
+        Ok(())
+    }
+
+    #[pyo3(signature = (bucket_url, filename, path, progress=None))]
+    fn upload_file<'py>(
+        &self,
+        py: Python<'py>,
+        bucket_url: &str,
+        filename: &str,
+        path: PathBuf,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let progress = progress_ref(progress);
+        let up = py.detach(|| {
+            runtime().block_on(
+                self.inner
+                    .upload_file(bucket_url, filename, &path, progress),
+            )
+        })?;
+        to_py(py, &up.object)
+    }
+
+    fn update_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        deposition_id: &Bound<'py, PyAny>,
+        metadata: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::deposition_id(deposition_id)?;
+        let metadata = to_value(metadata)?;
+        let dep = py.detach(|| runtime().block_on(self.inner.update_metadata(id, &metadata)))?;
+        to_py(py, dep.raw())
+    }
+
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        deposition_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = self::deposition_id(deposition_id)?;
+        let dep = py.detach(|| runtime().block_on(self.inner.publish(id)))?;
+        to_py(py, dep.raw())
+    }
+
+    fn delete_deposition(&self, py: Python<'_>, deposition_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = self::deposition_id(deposition_id)?;
+        py.detach(|| runtime().block_on(self.inner.delete_deposition(id)))?;
+        Ok(())
+    }
+
+    /// Downloads `url` to `dest` (redirects followed), checking `md5` when given; returns
+    /// the md5 of what was written.
+    #[pyo3(signature = (url, dest, md5=None, progress=None))]
+    fn download(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        dest: PathBuf,
+        md5: Option<String>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let progress = progress_ref(progress);
+        let sent = py.detach(|| {
+            runtime().block_on(self.inner.download(url, &dest, md5.as_deref(), progress))
+        })?;
+        Ok(sent.md5)
+    }
+}
+
+/// md5 (hex) of a file, read in one streaming pass.
+#[pyfunction]
+pub(crate) fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    py.detach(|| transfer::md5_file(&path))
+        .map(|(md5, _)| md5)
+        .map_err(|e| PyOSError::new_err(chain(&e)))
+}

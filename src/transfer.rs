@@ -1,0 +1,535 @@
+//! Streaming transfers: file uploads and downloads that hash (md5) in the same pass, in
+//! constant memory, with progress reporting; and the retry policy shared by HTTP clients.
+//!
+//! Upload data flow:
+//!
+//! ```text
+//!  file ──read 1 MiB──▶ md5.update ──▶ bounded channel (4 chunks) ──▶ reqwest body ──▶ socket
+//!        (blocking thread)                                        │
+//!                                                                  └─▶ Progress::report
+//! ```
+//!
+//! At most `CHUNK_SIZE * (CHANNEL_DEPTH + 2)` bytes are held in memory whatever the file size.
+//! Every attempt of a retried upload re-opens the file and re-hashes it, so the md5 always
+//! describes the bytes that were actually sent.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use md5::{Digest as _, Md5};
+
+/// Bytes read from disk per chunk.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+/// Chunks buffered between the reading thread and the socket.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Receives transfer progress. Implemented for any `Fn(u64, u64) + Send + Sync`.
+pub trait Progress: Send + Sync {
+    /// `done` bytes of `total` have been handed to the network (upload) or written (download).
+    /// A retried transfer starts again from 0.
+    fn report(&self, done: u64, total: u64);
+}
+
+impl<F: Fn(u64, u64) + Send + Sync> Progress for F {
+    fn report(&self, done: u64, total: u64) {
+        self(done, total);
+    }
+}
+
+/// A shared, optional progress reporter.
+pub type ProgressRef = Option<Arc<dyn Progress>>;
+
+/// Local failures of a transfer: the file could not be read or written, or changed under us.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("could not open `{}`", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` changed while it was being sent: {expected} bytes expected, {read} read", path.display())]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        read: u64,
+    },
+    #[error("could not write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the download of `{}` was interrupted", path.display())]
+    Interrupted {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("`{}` downloaded with md5 {actual}, expected {expected}; nothing was kept", path.display())]
+    DownloadChecksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// md5 (lower-case hex) and size of a file, read in one pass.
+pub fn md5_file(path: &Path) -> Result<(String, u64), TransferError> {
+    let mut file = std::fs::File::open(path).map_err(|source| TransferError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|source| TransferError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((format!("{:x}", hasher.finalize()), total))
+}
+
+/// What one upload attempt sent: md5 and size of the bytes read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub md5: String,
+    pub bytes: u64,
+}
+
+/// The body stream of one upload attempt plus the handle that yields its md5 once sent.
+pub struct FileUpload {
+    pub stream: UploadStream,
+    /// Size of the file when the attempt started (sent as `Content-Length`).
+    pub len: u64,
+    pub handle: UploadHandle,
+}
+
+/// The chunks of a file being uploaded.
+pub type UploadStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+impl FileUpload {
+    /// Splits into the request body and the handle.
+    pub fn into_body(self) -> (reqwest::Body, u64, UploadHandle) {
+        (
+            reqwest::Body::wrap_stream(self.stream),
+            self.len,
+            self.handle,
+        )
+    }
+}
+
+/// Tracks one upload attempt's reading thread.
+pub struct UploadHandle {
+    path: PathBuf,
+    len: u64,
+    local_error: Arc<Mutex<Option<TransferError>>>,
+    result: tokio::task::JoinHandle<Option<Sent>>,
+}
+
+impl UploadHandle {
+    /// A local read failure that aborted the body, if any (then the transport error that
+    /// reqwest reports is a consequence, not a network problem, and must not be retried).
+    pub fn take_local_error(&self) -> Option<TransferError> {
+        self.local_error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// Waits for the reading thread and returns what was sent. Fails when the file could not
+    /// be read completely or its size changed during the attempt.
+    pub async fn finish(self) -> Result<Sent, TransferError> {
+        let joined = self.result.await;
+        if let Some(err) = self.local_error.lock().ok().and_then(|mut e| e.take()) {
+            return Err(err);
+        }
+        match joined {
+            Ok(Some(sent)) if sent.bytes == self.len => Ok(sent),
+            Ok(Some(sent)) => Err(TransferError::Changed {
+                path: self.path,
+                expected: self.len,
+                read: sent.bytes,
+            }),
+            // The body was dropped before the end (the request failed): not a local error,
+            // but nothing complete was sent either.
+            Ok(None) | Err(_) => Err(TransferError::Changed {
+                path: self.path,
+                expected: self.len,
+                read: 0,
+            }),
+        }
+    }
+}
+
+/// Opens `path` and prepares a streaming body that hashes while it is sent.
+///
+/// Must be called inside a tokio runtime (it starts a blocking reader task).
+pub fn file_upload(path: &Path, progress: ProgressRef) -> Result<FileUpload, TransferError> {
+    let file = std::fs::File::open(path).map_err(|source| TransferError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| TransferError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
+    let local_error = Arc::new(Mutex::new(None));
+    let reader_error = Arc::clone(&local_error);
+    let reader_path = path.to_path_buf();
+    let result = tokio::task::spawn_blocking(move || {
+        read_into_channel(file, &reader_path, &tx, &reader_error)
+    });
+    let mut done = 0u64;
+    let body_stream = tokio_stream_from(rx).map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            done += bytes.len() as u64;
+            if let Some(p) = &progress {
+                p.report(done, len);
+            }
+        }
+        chunk
+    });
+    Ok(FileUpload {
+        stream: Box::pin(body_stream),
+        len,
+        handle: UploadHandle {
+            path: path.to_path_buf(),
+            len,
+            local_error,
+            result,
+        },
+    })
+}
+
+/// Reads `file` chunk by chunk, hashing and forwarding each; returns `None` when the
+/// receiver went away (the request was abandoned) and `Some(Sent)` after the last byte.
+fn read_into_channel(
+    mut file: std::fs::File,
+    path: &Path,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    local_error: &Mutex<Option<TransferError>>,
+) -> Option<Sent> {
+    let mut hasher = Md5::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let n = match read_full(&mut file, &mut buf) {
+            Ok(n) => n,
+            Err(source) => {
+                let kind = source.kind();
+                if let Ok(mut slot) = local_error.lock() {
+                    *slot = Some(TransferError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+                let _ = tx.blocking_send(Err(std::io::Error::new(kind, "local read failed")));
+                return None;
+            }
+        };
+        if n == 0 {
+            return Some(Sent {
+                md5: format!("{:x}", hasher.finalize()),
+                bytes: total,
+            });
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            return None;
+        }
+    }
+}
+
+/// Fills `buf` as far as the file allows (short reads only at end of file).
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A `Stream` over a tokio mpsc receiver (tokio-stream is not a dependency).
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// Streams `response`'s body into `dest` through a temporary file in the same directory,
+/// hashing in the same pass. When `expected_md5` is given and differs, nothing is kept.
+/// On success the temporary file is renamed over `dest`.
+pub async fn download_to(
+    response: reqwest::Response,
+    dest: &Path,
+    expected_md5: Option<&str>,
+    progress: ProgressRef,
+) -> Result<Sent, TransferError> {
+    use std::io::Write as _;
+    let write_err = |source| TransferError::Write {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let total = response.content_length().unwrap_or(0);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".download.")
+        .tempfile_in(&dir)
+        .map_err(write_err)?;
+    let mut hasher = Md5::new();
+    let mut done = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|source| TransferError::Interrupted {
+            path: dest.to_path_buf(),
+            source: source.without_url(),
+        })?;
+        hasher.update(&chunk);
+        tmp.write_all(&chunk).map_err(write_err)?;
+        done += chunk.len() as u64;
+        if let Some(p) = &progress {
+            p.report(done, total.max(done));
+        }
+    }
+    let md5 = format!("{:x}", hasher.finalize());
+    if let Some(expected) = expected_md5 {
+        if !expected.eq_ignore_ascii_case(&md5) {
+            return Err(TransferError::DownloadChecksum {
+                path: dest.to_path_buf(),
+                expected: expected.to_owned(),
+                actual: md5,
+            });
+        }
+    }
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(dest).map_err(|e| write_err(e.error))?;
+    Ok(Sent { md5, bytes: done })
+}
+
+// ------------------------------------------------------------------------------ retries
+
+/// When and how long to wait before repeating a failed request.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Repetitions after the first attempt.
+    pub max_retries: u32,
+    /// Wait before the first repetition; doubles on each later one.
+    pub initial_backoff: Duration,
+    /// Upper bound of the computed backoff.
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is not waited out: the request fails instead.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before repetition number `retry` (1-based): the server's `Retry-After` when
+    /// given, else exponential backoff with up to 25 % jitter, capped at `max_backoff`.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait;
+        }
+        let exp = retry.saturating_sub(1).min(20);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let jitter_permille = u64::from(jitter_seed() % 250);
+        let jitter = base.mul_f64(jitter_permille as f64 / 1000.0);
+        (base + jitter).min(self.max_backoff.max(base))
+    }
+}
+
+fn jitter_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+/// Statuses that mean "try again later": rate limited, or a server/gateway failure.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Statuses after which the server certainly did not act on the request (rate limiter or
+/// maintenance answer in front of the application).
+pub fn is_unprocessed_status(status: u16) -> bool {
+    matches!(status, 429 | 503)
+}
+
+/// Transport failures worth repeating: connection refused/reset, timeouts, a connection
+/// dropped while the request or the answer was on the wire.
+pub fn is_transient_transport(err: &reqwest::Error) -> bool {
+    !(err.is_builder() || err.is_redirect() || err.is_status() || err.is_decode())
+        && (err.is_connect() || err.is_timeout() || err.is_request() || err.is_body())
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is read as "now"). Zenodo sends seconds.
+pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    // An HTTP-date: we do not parse calendars here; waiting the normal backoff is safe.
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_of_a_file_matches_known_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, b"hello world").unwrap();
+        let (md5, n) = md5_file(&p).unwrap();
+        assert_eq!(md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(n, 11);
+    }
+
+    #[test]
+    fn md5_of_missing_file_names_it() {
+        let e = md5_file(Path::new("/nonexistent-kc/file.sif")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-kc/file.sif"), "{e}");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped_and_retry_after_wins() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            max_retry_after: Duration::from_secs(10),
+        };
+        let d1 = p.delay(1, None);
+        let d2 = p.delay(2, None);
+        let d5 = p.delay(5, None);
+        assert!(
+            d1 >= Duration::from_millis(100) && d1 < Duration::from_millis(126),
+            "{d1:?}"
+        );
+        assert!(
+            d2 >= Duration::from_millis(200) && d2 < Duration::from_millis(251),
+            "{d2:?}"
+        );
+        assert!(d5 <= Duration::from_millis(350), "{d5:?}");
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("seconds", Some(Duration::from_secs(7))),
+            ("fraction", Some(Duration::from_millis(1500))),
+            ("http-date", None),
+            ("garbage", None),
+        ];
+        for (name, expected) in cases {
+            let mut h = reqwest::header::HeaderMap::new();
+            let value = match *name {
+                "seconds" => "7",
+                "fraction" => "1.5",
+                "http-date" => "Wed, 21 Oct 2015 07:28:00 GMT",
+                _ => "soon",
+            };
+            h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(parse_retry_after(&h), *expected, "{name}");
+        }
+        assert_eq!(parse_retry_after(&reqwest::header::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(is_transient_status(s), "{s}");
+        }
+        for s in [200, 201, 400, 401, 403, 404, 409, 413, 501] {
+            assert!(!is_transient_status(s), "{s}");
+        }
+        assert!(is_unprocessed_status(429) && is_unprocessed_status(503));
+        assert!(!is_unprocessed_status(500) && !is_unprocessed_status(502));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upload_body_streams_whole_file_and_hashes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.bin");
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 3 + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&p, &data).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        let progress: ProgressRef = Some(Arc::new(move |done: u64, total: u64| {
+            seen2.lock().unwrap().push((done, total));
+        }));
+        let up = file_upload(&p, progress).unwrap();
+        assert_eq!(up.len, data.len() as u64);
+        // Drain the body as reqwest would.
+        let mut stream = up.stream;
+        let mut got = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(got, data);
+        let sent = up.handle.finish().await.unwrap();
+        assert_eq!(sent.bytes, data.len() as u64);
+        assert_eq!(sent.md5, format!("{:x}", Md5::digest(&data)));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.last(), Some(&(data.len() as u64, data.len() as u64)));
+        assert_eq!(seen.len(), 4);
+    }
+}

@@ -1,0 +1,251 @@
+"""Spec C.1: what upstream's ``test_singularity_helper.py`` asserted against live Zenodo,
+here against the emulator in both behaviours (RDM and legacy)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from kipoi_containers import helper, singularityhandler, singularityhelper
+from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
+    BUSYBOX_MD5,
+    SIF_DIR,
+    TINY_MD5,
+    helper_env,
+    singularity_index,
+    zenodo,
+)
+
+TODAY = date.today().strftime("%Y-%m-%d")
+
+
+@pytest.fixture
+def test_singularity_dict() -> dict:
+    return {
+        "url": f"{singularityhelper.ZENODO_BASE}/record/6576723/files/tiny-container_latest.sif?download=1",
+        "name": "tiny-container_latest",
+        "md5": TINY_MD5,
+    }
+
+
+def _draft_files(client, dep_id) -> list[str]:
+    return sorted(f["filename"] for f in singularityhelper.get_deposit(client, dep_id)["files"])
+
+
+def test_listing_without_parameters_returns_exactly_ten(zenodo, helper_env):
+    client = helper_env(zenodo)
+    response = client.get_content(singularityhelper.ZENODO_DEPOSITION)
+    assert len(response) == 10  # Zenodo's default page size
+    assert len(client.get_content(singularityhelper.ZENODO_DEPOSITION, size=25)) > 10
+
+
+def test_published_container_search_returns_one_per_unique_image(zenodo, helper_env):
+    client = helper_env(zenodo)
+    index = singularity_index()
+    handler = singularityhandler.SingularityHandler("Basset", "Dummy", index, {}, zenodo_client=client)
+    names = [c["name"] for c in handler.model_group_to_singularity_dict.values()]
+    n = helper.total_number_of_unique_containers(names)
+    assert n == 19
+    found = client.get_content(singularityhelper.ZENODO_DEPOSITION, status="published", q="singularity container", size=n)
+    assert len(found) == n
+    # Stronger than upstream: with room to spare, exactly the latest version of each image.
+    everything = client.get_content(
+        singularityhelper.ZENODO_DEPOSITION, status="published", q="singularity container", size=100
+    )
+    files = sorted(f["filename"] for d in everything for f in d["files"])
+    assert files == sorted(f"{name}.sif" for name in set(names))
+    assert 5821666 not in [d["id"] for d in everything]  # an older deeptarget version
+
+
+def test_old_record_lookup(zenodo, helper_env):
+    client = helper_env(zenodo)
+    response = client.get_content(f"{singularityhelper.ZENODO_DEPOSITION}/5821666")
+    assert response["files"][0]["filename"] == "kipoi-docker_deeptarget.sif"
+
+
+@pytest.mark.parametrize("file_to_upload", ["busybox_1.34.1.sif", ""], ids=["other-file", "same-filename"])
+def test_update_existing_singularity_container(zenodo, helper_env, test_singularity_dict, file_to_upload):
+    client = helper_env(zenodo)
+    result = singularityhelper.update_existing_singularity_container(
+        zenodo_client=client,
+        singularity_dict=test_singularity_dict,
+        singularity_image_folder=SIF_DIR,
+        model_group="Test",
+        file_to_upload=file_to_upload,
+        push=False,
+    )
+    new_id = result["new_deposition_id"]
+    try:
+        assert isinstance(new_id, str) and new_id != "6576723"
+        response = singularityhelper.get_deposit(client, new_id)
+        assert sorted(f["filename"] for f in response["files"]) == ["busybox_1.34.1.sif", "tiny-container_latest.sif"]
+        assert response["metadata"]["publication_date"] == TODAY
+        assert response["metadata"]["title"] == "Test singularity container"
+        for key in ("url", "md5", "name"):
+            assert result[key] == test_singularity_dict[key]
+        assert result["file_id"] == ""
+        # The replaced file was really uploaded again (new file id, same bytes).
+        uploaded = "busybox_1.34.1.sif" if file_to_upload else "tiny-container_latest.sif"
+        old = {f["filename"]: f["id"] for f in zenodo.deposition(6576723)["files"]}
+        new = {f["filename"]: f for f in response["files"]}
+        assert new[uploaded]["id"] != old[uploaded]
+        assert new[uploaded]["checksum"] == (BUSYBOX_MD5 if file_to_upload else TINY_MD5)
+        assert zenodo.file_bytes(int(new_id), uploaded) == (SIF_DIR / uploaded).read_bytes()
+    finally:
+        client.delete_content(f"{singularityhelper.ZENODO_DEPOSITION}/{new_id}")
+    assert zenodo.deposition(int(new_id)) is None
+
+
+def test_push_new_singularity_image(zenodo, helper_env, test_singularity_dict):
+    client = helper_env(zenodo)
+    result = singularityhelper.push_new_singularity_image(
+        zenodo_client=client,
+        singularity_image_folder=SIF_DIR,
+        singularity_dict=test_singularity_dict,
+        model_group="Dummy",
+        file_to_upload="busybox_1.34.1.sif",
+        push=False,
+    )
+    new_id = result["new_deposition_id"]
+    try:
+        response = singularityhelper.get_deposit(client, new_id)
+        assert [f["filename"] for f in response["files"]] == ["busybox_1.34.1.sif"]
+        assert response["files"][0]["checksum"] == BUSYBOX_MD5
+        assert response["metadata"]["title"] == "Dummy singularity container"
+        assert response["metadata"]["publication_date"] == TODAY
+        for key in ("url", "md5", "name"):
+            assert result[key] == test_singularity_dict[key]
+        assert result["file_id"] == ""
+    finally:
+        client.delete_content(f"{singularityhelper.ZENODO_DEPOSITION}/{new_id}")
+
+
+def test_upload_metadata_argument_errors_make_no_request(zenodo, helper_env, test_singularity_dict):
+    client = helper_env(zenodo)
+    before = len(zenodo.requests_log)
+    with pytest.raises(ValueError) as error:
+        singularityhelper.upload_metadata(client, test_singularity_dict["url"])
+    assert error.type is ValueError
+    assert "You need to provide atlease a shared env name or a model group name" in error.value.args[0]
+    with pytest.raises(ValueError) as error:
+        singularityhelper.upload_metadata(client, test_singularity_dict["url"], shared_env="abc")
+    assert error.type is ValueError
+    assert "Available options are - mmsplice, sharedpy3keras2tf1, sharedpy3keras2tf2, sharedpy3keras1.2" in error.value.args[0]
+    assert len(zenodo.requests_log) == before
+
+
+@pytest.mark.parametrize(
+    ("record", "name", "title_part", "description_part"),
+    [
+        (
+            6603044,
+            "kipoi-docker_sharedpy3keras2tf1-slim",
+            "sharedpy3keras2tf1 singularity container",
+            "https://github.com/kipoi/kipoi-containers/blob/main/envfiles/sharedpy3keras2tf1.yml",
+        ),
+        (
+            6603220,
+            "kipoi-docker_mmsplice-slim",
+            "MMSplice singularity container except mtsplice",
+            "Singularity container for MMSplice models except mtsplice",
+        ),
+    ],
+    ids=["shared-env", "mmsplice"],
+)
+def test_upload_metadata_for_shared_images(zenodo, helper_env, monkeypatch, record, name, title_part, description_part):
+    client = helper_env(zenodo)
+    monkeypatch.setattr("kipoi_containers.singularityhelper.upload_file", lambda *a, **k: None)
+    index = singularity_index()
+    entry = next(v for v in index.values() if v["name"] == name)
+    result = singularityhelper.update_existing_singularity_container(
+        zenodo_client=client,
+        singularity_dict=entry,
+        singularity_image_folder=SIF_DIR,
+        model_group="Test",
+        push=False,
+    )
+    new_id = result["new_deposition_id"]
+    try:
+        response = singularityhelper.get_deposit(client, new_id)
+        metadata = response["metadata"]
+        assert metadata["publication_date"] == TODAY
+        assert title_part in metadata["title"]
+        if title_part.startswith("shared"):
+            assert metadata["title"] == title_part
+        assert description_part in metadata["description"]
+        # The existing .sif was still deleted (Z9) and, upload stubbed out, nothing replaced it.
+        assert response["files"] == []
+        deletes = [r for r in zenodo.requests_log if r["method"] == "DELETE" and f"/{new_id}/files/" in r["path"]]
+        assert len(deletes) == 1
+    finally:
+        client.delete_content(f"{singularityhelper.ZENODO_DEPOSITION}/{new_id}")
+
+
+def test_update_with_push_returns_the_published_entry(zenodo, helper_env, test_singularity_dict, tmp_path):
+    client = helper_env(zenodo)
+    # The rebuilt image: other bytes under the indexed name (legacy Zenodo refuses a version
+    # whose files equal an earlier version's, see the emulator tests).
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "tiny-container_latest.sif").write_bytes((SIF_DIR / "busybox_1.34.1.sif").read_bytes())
+    result = singularityhelper.update_existing_singularity_container(
+        zenodo_client=client,
+        singularity_dict=test_singularity_dict,
+        singularity_image_folder=built,
+        model_group="Test",
+        push=True,
+    )
+    new_id = int(result["new_deposition_id"])
+    published = zenodo.deposition(new_id)
+    assert published["state"] == "done"
+    assert published["title"] == "Test singularity container"
+    tiny = next(f for f in published["files"] if f["filename"] == "tiny-container_latest.sif")
+    assert result == {
+        "new_deposition_id": str(new_id),
+        "file_id": tiny["id"],
+        "url": f"{zenodo.url}/record/{new_id}/files/tiny-container_latest.sif?download=1",
+        "name": "tiny-container_latest",
+        "md5": BUSYBOX_MD5,
+    }
+    # The new version is now the one listed; the recorded URL downloads (through the RDM
+    # 301) to the recorded md5.
+    listed = client.get_content(singularityhelper.ZENODO_DEPOSITION, q=f"conceptrecid:{published['conceptrecid']}")
+    assert [d["id"] for d in listed] == [new_id]
+    assert client.download(result["url"], tmp_path / "b.sif", md5=result["md5"]) == BUSYBOX_MD5
+    assert (tmp_path / "b.sif").read_bytes() == (SIF_DIR / "busybox_1.34.1.sif").read_bytes()
+
+
+def test_push_new_with_push_returns_the_published_entry(zenodo, helper_env, test_singularity_dict):
+    client = helper_env(zenodo)
+    result = singularityhelper.push_new_singularity_image(
+        zenodo_client=client,
+        singularity_image_folder=SIF_DIR,
+        singularity_dict={"url": "", "name": "tiny-container_latest", "md5": ""},
+        model_group="Dummy",
+        push=True,
+    )
+    dep = zenodo.deposition(result["new_deposition_id"])
+    assert dep["state"] == "done" and dep["title"] == "Dummy singularity container"
+    assert result["md5"] == TINY_MD5
+    assert result["name"] == "tiny-container_latest"
+    assert result["url"] == f"{zenodo.url}/record/{dep['id']}/files/tiny-container_latest.sif?download=1"
+    assert result["file_id"] == dep["files"][0]["id"]
+
+
+def test_get_singularity_image_downloads_and_checks_md5(zenodo, helper_env, tmp_path):
+    client = helper_env(zenodo)
+    entry = {
+        "url": f"{zenodo.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+        "name": "tiny-container_latest",
+        "md5": TINY_MD5,
+    }
+    name = singularityhelper.get_singularity_image(tmp_path, {"Tiny": entry}, "Tiny/model", client)
+    assert (tmp_path / name).read_bytes() == (SIF_DIR / "tiny-container_latest.sif").read_bytes()
+    from kipoi_containers.errors import ChecksumMismatchError
+
+    bad = dict(entry, md5="0" * 32, name="other")
+    with pytest.raises(ChecksumMismatchError, match="expected 0{32}"):
+        singularityhelper.get_singularity_image(tmp_path, {"Tiny": bad}, "Tiny", client)
+    assert not (tmp_path / "other.sif").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-container_latest.sif"]
