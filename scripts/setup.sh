@@ -5,8 +5,10 @@
 set -euo pipefail
 
 need_apt=()
-for tool in git:git; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
+# command:package — git for zoo access; debootstrap for the test base image; the registry
+# with htpasswd (bcrypt) auth and curl for the real-registry tests.
+for tool in git:git debootstrap:debootstrap docker-registry:docker-registry htpasswd:apache2-utils curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${tool%%:*}" ] || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

@@ -1,8 +1,9 @@
 //! The Docker Engine path (bollard): build, test models in containers, push, export,
 //! clean up — on the real engine, through `DOCKER_HOST` or the local socket.
 //!
-//! Everything this tool creates carries the label `org.kipoi-containers.created-by=
-//! kipoi_containers`; cleanup only ever touches objects with that label.
+//! Images this tool builds carry `org.kipoi-containers.created-by=kipoi_containers`, the
+//! containers it runs `org.kipoi-containers.run-by=kipoi_containers`; cleanup only ever
+//! touches objects with those labels.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,13 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 
-/// Label on every object this tool creates.
+/// Label on every image this tool builds.
 pub const CREATED_BY_LABEL: &str = "org.kipoi-containers.created-by";
 pub const CREATED_BY_VALUE: &str = "kipoi_containers";
+/// Label on every container this tool runs. Distinct from [`CREATED_BY_LABEL`] because
+/// a container inherits its image's labels: a container someone else starts from one of
+/// our images carries `created-by` but never `run-by`.
+pub const RUN_BY_LABEL: &str = "org.kipoi-containers.run-by";
 pub const ZOO_COMMIT_LABEL: &str = "org.kipoi-containers.zoo-commit";
 pub const MODEL_GROUP_LABEL: &str = "org.kipoi-containers.model-group";
 pub const RECIPE_LABEL: &str = "org.kipoi-containers.recipe";
@@ -42,7 +47,9 @@ pub fn model_test_args(model: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where a zoo checkout is mounted (read-only) in a test container.
+/// Where a zoo checkout is mounted read-only in a test container, and the writable
+/// mirror of it (a tmpfs of symlinks) the test runs in.
+pub const ZOO_MOUNT_RO: &str = "/kipoi-zoo-ro";
 pub const ZOO_MOUNT_POINT: &str = "/kipoi-zoo";
 /// Lines of log kept for error messages.
 const TAIL_LINES: usize = 40;
@@ -158,10 +165,13 @@ impl ModelTestResult {
 /// How a model test runs.
 #[derive(Debug, Clone, Default)]
 pub struct TestOptions {
-    /// A zoo checkout to mount read-only at [`ZOO_MOUNT_POINT`]; the test then runs
-    /// `kipoi test MODEL --source=dir` there with no network. `None`: upstream's
-    /// `kipoi test MODEL --source=kipoi` (clones the zoo from GitHub in the container).
+    /// A zoo checkout to mount read-only; the test then runs `kipoi test MODEL
+    /// --source=dir` against exactly that checkout. `None`: upstream's `kipoi test MODEL
+    /// --source=kipoi` (clones the zoo from GitHub inside the container).
     pub zoo_dir: Option<PathBuf>,
+    /// Give a test with a mounted zoo network access (real models download their
+    /// weights); without it such a test runs with no network at all.
+    pub network: bool,
     /// Extra `kipoi test` arguments (from the per-model table, e.g. `--batch_size=2`).
     pub extra_args: Vec<String>,
     /// Kill the test after this long.
@@ -260,6 +270,7 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream {
+                        let text = strip_ansi(&text);
                         for line in text.lines().filter(|l| !l.trim().is_empty()) {
                             if line.starts_with("Step ") {
                                 step = line.to_owned();
@@ -324,25 +335,45 @@ impl Engine {
             tail: e.to_string(),
         })?;
         self.image_id(image).await?;
-        let mut cmd = vec!["kipoi".to_owned(), "test".to_owned(), model.to_owned()];
+        let mut test_args = vec![model.to_owned()];
         let mut host_config = HostConfig::default();
-        let mut working_dir = None;
-        if let Some(zoo) = &opts.zoo_dir {
+        let (entrypoint, working_dir, env) = if let Some(zoo) = &opts.zoo_dir {
             let zoo = std::fs::canonicalize(zoo).map_err(|source| DockerError::Io {
                 path: zoo.clone(),
                 step: "resolving the zoo checkout to mount",
                 source,
             })?;
-            cmd.push("--source=dir".into());
-            host_config.binds = Some(vec![format!("{}:{ZOO_MOUNT_POINT}:ro", zoo.display())]);
-            host_config.network_mode = Some("none".into());
-            working_dir = Some(ZOO_MOUNT_POINT.to_owned());
+            // The checkout is mounted read-only; a tmpfs mirrors its folders with symlinks
+            // to its files (`cp -as`: no contents copied), so kipoi can still create the
+            // `downloaded/` folders real models need, and the checkout stays untouched.
+            host_config.binds = Some(vec![format!("{}:{ZOO_MOUNT_RO}:ro", zoo.display())]);
+            host_config.tmpfs = Some(HashMap::from([(
+                ZOO_MOUNT_POINT.to_owned(),
+                "exec".to_owned(),
+            )]));
+            if !opts.network {
+                host_config.network_mode = Some("none".into());
+            }
+            test_args.push("--source=dir".into());
+            let script =
+                format!("cp -as {ZOO_MOUNT_RO}/. {ZOO_MOUNT_POINT}/ && exec kipoi test \"$@\"");
+            (
+                vec!["sh".to_owned(), "-c".to_owned(), script, "sh".to_owned()],
+                Some(ZOO_MOUNT_POINT.to_owned()),
+                // Python must not try to write bytecode next to the read-only sources.
+                vec!["PYTHONDONTWRITEBYTECODE=1".to_owned()],
+            )
         } else {
-            cmd.push("--source=kipoi".into());
-        }
-        cmd.extend(opts.extra_args.iter().cloned());
+            test_args.push("--source=kipoi".into());
+            (
+                vec!["kipoi".to_owned(), "test".to_owned()],
+                None,
+                Vec::new(),
+            )
+        };
+        test_args.extend(opts.extra_args.iter().cloned());
         let labels = HashMap::from([
-            (CREATED_BY_LABEL.to_owned(), CREATED_BY_VALUE.to_owned()),
+            (RUN_BY_LABEL.to_owned(), CREATED_BY_VALUE.to_owned()),
             (
                 "org.kipoi-containers.purpose".to_owned(),
                 "model-test".to_owned(),
@@ -350,8 +381,10 @@ impl Engine {
         ]);
         let config = ContainerCreateBody {
             image: Some(image.to_owned()),
-            cmd: Some(cmd),
+            entrypoint: Some(entrypoint),
+            cmd: Some(test_args),
             working_dir,
+            env: Some(env),
             labels: Some(labels),
             host_config: Some(host_config),
             attach_stdout: Some(true),
@@ -453,7 +486,7 @@ impl Engine {
         let mut tail = Vec::new();
         while let Some(chunk) = logs.next().await {
             let chunk = chunk.map_err(api(format!("reading logs of container {id}")))?;
-            for line in chunk.to_string().lines() {
+            for line in strip_ansi(&chunk.to_string()).lines() {
                 log::debug!("[{}] {line}", &id[..id.len().min(12)]);
                 push_tail(&mut tail, line);
             }
@@ -590,13 +623,17 @@ impl Engine {
         let label = format!("{CREATED_BY_LABEL}={CREATED_BY_VALUE}");
         let filters: HashMap<String, Vec<String>> =
             HashMap::from([("label".into(), vec![label.clone()])]);
+        let run_by: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".into(),
+            vec![format!("{RUN_BY_LABEL}={CREATED_BY_VALUE}")],
+        )]);
         let mut report = CleanupReport::default();
         let containers = self
             .docker
             .list_containers(Some(
                 ListContainersOptionsBuilder::default()
                     .all(true)
-                    .filters(&filters)
+                    .filters(&run_by)
                     .build(),
             ))
             .await
@@ -693,6 +730,27 @@ pub fn registry_of(repository: &str) -> String {
     }
 }
 
+/// Drops terminal escape sequences (`ESC [ … letter`) the builder puts around stderr.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn push_tail(tail: &mut Vec<String>, line: &str) {
     tail.push(line.to_owned());
     if tail.len() > TAIL_LINES {
@@ -768,6 +826,12 @@ mod tests {
         assert_eq!(model_test_args("Basenji/x"), vec!["--batch_size=2"]);
         assert!(model_test_args("Basset").is_empty());
         assert!(model_test_args("BasenjiX").is_empty());
+    }
+
+    #[test]
+    fn ansi_is_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[91mkaboom\n\u{1b}[0m"), "kaboom\n");
+        assert_eq!(strip_ansi("plain"), "plain");
     }
 
     #[test]

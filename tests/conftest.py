@@ -28,3 +28,7 @@ def shared_dir() -> Path:
         pytest.skip("../shared is not beside this checkout")
     return SHARED
 
+
+
+# Docker Engine / registry / tiny-zoo fixtures, shared by the engine and infra tests.
+from .docker_fixtures import base_image, docker_config, docker_engine, registry, tiny_zoo  # noqa: E402,F401

@@ -163,12 +163,15 @@ def requested_images(pytestconfig: pytest.Config) -> List[str]:
 
 @pytest.fixture
 def test_docker_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
-    """``run(model, image=None)``: ``kipoi test`` of ``model`` in ``image`` (default: its
-    image from the index); raises ``ModelTestError`` with kipoi's output on failure."""
+    """``run(model, image=None)``: ``kipoi test`` of ``model`` in ``image`` (default: the
+    first ``--image`` given, else the model's image in the index); raises
+    ``ModelTestError`` with kipoi's output on failure."""
     from kipoi_containers.dockerhelper import test_docker_image as run_test
 
+    images = requested(pytestconfig, "image")
+
     def run(model: str, image: Optional[str] = None) -> Any:
-        image = image or _index(pytestconfig).image_for_model(model)
+        image = image or (images[0] if images else None) or _index(pytestconfig).image_for_model(model)
         if image is None:
             raise LookupError(f"model `{model}` has no image in model-to-docker.json")
         return run_test(image, model, zoo=_zoo(pytestconfig))

@@ -202,6 +202,7 @@ fn test_options(
         zoo_dir,
         extra_args: extra_args.unwrap_or_else(|| docker::model_test_args(model)),
         timeout: timeout.map(Duration::from_secs_f64),
+        network: false,
     }
 }
 

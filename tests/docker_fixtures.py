@@ -1,0 +1,252 @@
+"""Session fixtures for tests that use the real Docker Engine.
+
+Load them from ``tests/conftest.py`` with::
+
+    pytest_plugins = ["tests.docker_fixtures"]
+
+(or ``python -m pytest -p tests.docker_fixtures ...``).
+
+- ``base_image`` (str): the Kipoi base image reference built by ``scripts/base-image.sh``
+  (``kipoi-containers-test/kipoi-base-env:<recipe hash>``); built once, then cached by the Docker
+  Engine across sessions. Skips when ``docker info`` fails.
+- ``registry`` (:class:`Registry`): a real ``docker-registry`` with htpasswd auth on 127.0.0.1 and a
+  free port, started by ``scripts/registry.sh`` in a per-session state dir, with a generated
+  password whose base64 forms contain ``+`` and ``/``; stopped at session end.
+- ``tiny_zoo`` (:class:`TinyZoo`): a git repository (one commit) made from ``tests/data/zoo``,
+  the tiny real Kipoi model zoo.
+- ``docker_config`` (Path): an empty ``DOCKER_CONFIG`` dir (function scope) so ``docker login``
+  never touches the user's ``~/.docker/config.json``.
+
+:func:`kipoi_test_command` is the one offline ``docker run ... kipoi test`` invocation (zoo
+mounted read-only, no network), shared by these tests and meant to be mirrored by the engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+ZOO_DATA = REPO / "tests" / "data" / "zoo"
+
+#: models of tests/data/zoo that pass ``kipoi test``
+TINY_MODELS: Tuple[str, ...] = (
+    "TinyLinear",
+    "TinyMulti/a",
+    "TinyMulti/b",
+    "TinyMulti/c",
+    "TinySub/one",
+    "TinySub/two",
+)
+#: the model whose ``kipoi test`` fails, and the message its output then carries
+BROKEN_MODEL = "TinyBroken"
+BROKEN_MESSAGE = "TinyBroken: deliberately broken model"
+#: where the zoo is mounted inside the container
+ZOO_MOUNT = "/kipoi-zoo"
+
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Zoo Tester",
+    "GIT_AUTHOR_EMAIL": "zoo@example.invalid",
+    "GIT_COMMITTER_NAME": "Zoo Tester",
+    "GIT_COMMITTER_EMAIL": "zoo@example.invalid",
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def docker_available() -> Optional[str]:
+    """None when the Docker Engine answers, else the reason it does not."""
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    try:
+        out = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "docker info timed out"
+    if out.returncode != 0:
+        return "docker info failed: " + (out.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+def kipoi_test_command(
+    image: str,
+    zoo: os.PathLike,
+    model: str,
+    *,
+    name: Optional[str] = None,
+    extra_args: Sequence[str] = (),
+) -> List[str]:
+    """The offline ``kipoi test`` of one model of a zoo checkout, in ``image``.
+
+    The zoo is bind-mounted read-only at /kipoi-zoo, which is also the working directory, and
+    ``--source=dir`` makes kipoi resolve ``model`` (``Group``, ``Group/sub`` or a template row
+    ``Group/row``) relative to it; no network. kipoi writes nothing into the zoo for models whose
+    files are all in the checkout (no ``url:`` args / examples); see docs/test-infrastructure.md.
+    """
+    cmd = ["docker", "run", "--rm", "--network", "none"]
+    if name:
+        cmd += ["--name", name]
+    cmd += [
+        "-v", f"{os.fspath(Path(zoo).resolve())}:{ZOO_MOUNT}:ro",
+        "-w", ZOO_MOUNT,
+        "-e", "PYTHONDONTWRITEBYTECODE=1",
+        image,
+        "kipoi", "test", model, "--source=dir", *extra_args,
+    ]
+    return cmd
+
+
+def tricky_password(user: str = "kipoi", length: int = 24) -> str:
+    """A random printable password whose standard base64 in both Docker encodings -
+    ``user:password`` (config.json ``auth``) and ``{"username":..,"password":..}`` JSON
+    (X-Registry-Auth) - contains ``+`` and ``/``, and which itself has shell/JSON/URL
+    metacharacters."""
+    alphabet = string.ascii_letters + string.digits + "+/=:@!#%&*()-_ \"'\\$`~?.,;<>[]{}|^"
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(length))
+        if pw != pw.strip() or not any(c in pw for c in "\"\\:$ "):
+            continue
+        encodings = (
+            base64.b64encode(f"{user}:{pw}".encode()).decode(),
+            base64.b64encode(json.dumps({"username": user, "password": pw}).encode()).decode(),
+            base64.b64encode(json.dumps({"username": user, "password": pw}, separators=(",", ":")).encode()).decode(),
+        )
+        if all("+" in e and "/" in e for e in encodings):
+            return pw
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_script(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: float = 600) -> str:
+    """Run a script of scripts/, return its last stdout line; fail with its stderr."""
+    out = subprocess.run(
+        ["bash", *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    if out.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} exited {out.returncode}:\n{out.stderr[-4000:]}", pytrace=False)
+    lines = out.stdout.strip().splitlines()
+    if not lines:
+        pytest.fail(f"{' '.join(map(str, args))} printed nothing on stdout:\n{out.stderr[-4000:]}", pytrace=False)
+    return lines[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip unless the Docker Engine answers."""
+    reason = docker_available()
+    if reason:
+        pytest.skip(f"Docker Engine not usable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    """Reference of the Kipoi base image (built by scripts/base-image.sh once, cached by recipe)."""
+    return _run_script([SCRIPTS / "base-image.sh"], timeout=1200)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running local registry. ``host`` is ``127.0.0.1:<port>`` (the image-name prefix)."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def ref(self, repository: str, tag: str = "latest") -> str:
+        """``127.0.0.1:<port>/<repository>:<tag>``"""
+        return f"{self.host}/{repository}:{tag}"
+
+    def env(self) -> Dict[str, str]:
+        """The credentials as the product's configuration names them."""
+        return {"DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password}
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real docker-registry (htpasswd auth) on 127.0.0.1, private to this session."""
+    state = tmp_path_factory.mktemp("registry")
+    user = "kipoi"
+    password = tricky_password(user)
+    env = {
+        "KIPOI_REGISTRY_DIR": str(state),
+        "KIPOI_REGISTRY_PORT": str(_free_port()),
+        "KIPOI_REGISTRY_USER": user,
+        "KIPOI_REGISTRY_PASSWORD": password,
+    }
+    host = _run_script([SCRIPTS / "registry.sh", "start"], env=env, timeout=300)
+    try:
+        yield Registry(host=host, user=user, password=password, dir=state)
+    finally:
+        subprocess.run(["bash", str(SCRIPTS / "registry.sh"), "stop"], env={**os.environ, **env}, capture_output=True)
+        shutil.rmtree(state / "data", ignore_errors=True)  # the pushed layers (hundreds of MB)
+
+
+@dataclass(frozen=True)
+class TinyZoo:
+    """A git checkout of tests/data/zoo with one commit."""
+
+    path: Path
+    commit: str
+    models: Tuple[str, ...] = TINY_MODELS
+    broken: str = BROKEN_MODEL
+    broken_message: str = BROKEN_MESSAGE
+
+    def git(self, *args: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True, env={**os.environ, **_GIT_ENV}
+        )
+        return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> TinyZoo:
+    """tests/data/zoo as a fresh git repository (branch master, one commit)."""
+    path = tmp_path_factory.mktemp("tiny-zoo") / "models"
+    shutil.copytree(ZOO_DATA, path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "downloaded"))
+    # readable by any container user, like a real checkout
+    for p in [path, *path.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    path.parent.chmod(0o755)
+    zoo = TinyZoo(path=path, commit="")
+    zoo.git("init", "-q", "-b", "master")
+    zoo.git("add", "-A")
+    zoo.git("commit", "-q", "-m", "tiny kipoi zoo")
+    return TinyZoo(path=path, commit=zoo.git("rev-parse", "HEAD"))
+
+
+@pytest.fixture
+def docker_config(docker_engine: None, tmp_path: Path) -> Path:
+    """An empty DOCKER_CONFIG dir; pass ``env={**os.environ, "DOCKER_CONFIG": str(it)}``."""
+    d = tmp_path / "docker-config"
+    d.mkdir()
+    return d
