@@ -39,8 +39,10 @@ const MODEL_TEST_ARGS: &str = include_str!("../test-containers/model-test-args.j
 /// The extra `kipoi test` arguments for `model` from the per-model table.
 #[must_use]
 pub fn model_test_args(model: &str) -> Vec<String> {
-    let table: indexmap::IndexMap<String, Vec<String>> =
-        serde_json::from_str(MODEL_TEST_ARGS).unwrap_or_default();
+    static TABLE: std::sync::OnceLock<indexmap::IndexMap<String, Vec<String>>> =
+        std::sync::OnceLock::new();
+    // The table is compiled in and parsed by a unit test, so it cannot be malformed here.
+    let table = TABLE.get_or_init(|| serde_json::from_str(MODEL_TEST_ARGS).unwrap_or_default());
     crate::index::longest_prefix_key(table.keys(), model)
         .and_then(|k| table.get(k))
         .cloned()
@@ -172,8 +174,9 @@ pub struct TestOptions {
     /// Give a test with a mounted zoo network access (real models download their
     /// weights); without it such a test runs with no network at all.
     pub network: bool,
-    /// Extra `kipoi test` arguments (from the per-model table, e.g. `--batch_size=2`).
-    pub extra_args: Vec<String>,
+    /// Extra `kipoi test` arguments; `None`: the model's entry in the per-model table
+    /// (`test-containers/model-test-args.json`, e.g. `--batch_size=2` for Basenji).
+    pub extra_args: Option<Vec<String>>,
     /// Kill the test after this long.
     pub timeout: Option<Duration>,
 }
@@ -247,9 +250,21 @@ impl Engine {
         nocache: bool,
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String, DockerError> {
-        let context = build_context(dockerfile, context_dir)?;
+        let context = {
+            let (text, dir) = (dockerfile.to_owned(), context_dir.map(Path::to_path_buf));
+            tokio::task::spawn_blocking(move || build_context(&text, dir.as_deref()))
+                .await
+                .map_err(|e| DockerError::Io {
+                    path: PathBuf::from("Dockerfile"),
+                    step: "preparing the build context",
+                    source: std::io::Error::other(e),
+                })??
+        };
         let mut labels = labels.clone();
         labels.insert(CREATED_BY_LABEL.into(), CREATED_BY_VALUE.into());
+        labels
+            .entry(RECIPE_LABEL.into())
+            .or_insert_with(|| recipe_hash(dockerfile));
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(image)
@@ -371,7 +386,10 @@ impl Engine {
                 Vec::new(),
             )
         };
-        test_args.extend(opts.extra_args.iter().cloned());
+        match &opts.extra_args {
+            Some(args) => test_args.extend(args.iter().cloned()),
+            None => test_args.extend(model_test_args(model)),
+        }
         let labels = HashMap::from([
             (RUN_BY_LABEL.to_owned(), CREATED_BY_VALUE.to_owned()),
             (
@@ -403,23 +421,15 @@ impl Engine {
                 "creating a test container for `{model}` in `{image}`"
             )))?;
         let id = created.id;
+        // Removes the container even if this future is dropped (a cancelled awaitable).
+        let mut guard = ContainerGuard {
+            docker: self.docker.clone(),
+            id: id.clone(),
+            armed: true,
+        };
         let outcome = self.run_to_end(&id, opts.timeout).await;
-        // Always remove the container, whatever happened.
-        let removed = self
-            .docker
-            .remove_container(
-                &id,
-                Some(
-                    RemoveContainerOptionsBuilder::default()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            )
-            .await;
-        if let Err(e) = removed {
-            log::warn!("could not remove test container {id}: {e}");
-        }
+        guard.armed = false;
+        remove_container(&self.docker, &id).await;
         let (exit_code, log_tail) = outcome?;
         let result = ModelTestResult {
             model: model.to_owned(),
@@ -616,17 +626,78 @@ impl Engine {
             .map_err(move |e| api(step.clone())(e))
     }
 
-    /// Removes what this tool created: its containers, networks and volumes; with
+    /// Writes `image` as a `docker save` tar to `path`, streamed and atomically (a
+    /// temporary file beside it, renamed when complete: a failed export leaves no partial
+    /// tar behind). `on_bytes(total)` reports progress. Returns the bytes written.
+    pub async fn export_to_file(
+        &self,
+        image: &str,
+        path: &Path,
+        on_bytes: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, DockerError> {
+        use tokio::io::AsyncWriteExt as _;
+        self.image_id(image).await?;
+        let io = |step: &'static str| {
+            let path = path.to_path_buf();
+            move |source| DockerError::Io { path, step, source }
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".export.")
+            .tempfile_in(&dir)
+            .map_err(io("creating a temporary file beside it"))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut writer =
+            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+        let mut written = 0u64;
+        let mut stream = std::pin::pin!(self.export(image));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            writer
+                .write_all(&chunk)
+                .await
+                .map_err(io("writing the export"))?;
+            written += chunk.len() as u64;
+            on_bytes(written);
+        }
+        writer.flush().await.map_err(io("writing the export"))?;
+        writer
+            .into_inner()
+            .sync_all()
+            .await
+            .map_err(io("flushing the export to disk"))?;
+        tmp_path
+            .persist(path)
+            .map_err(|e| io("renaming the export into place")(e.error))?;
+        log::info!(
+            "exported `{image}` to `{}` ({written} bytes)",
+            path.display()
+        );
+        Ok(written)
+    }
+
+    /// Removes what this tool created: its stopped containers, networks and volumes; with
     /// `images`, also its dangling images (upstream's `cleanup(images=True)`). Other
     /// users' objects are never touched (label filter).
     pub async fn cleanup(&self, images: bool) -> Result<CleanupReport, DockerError> {
         let label = format!("{CREATED_BY_LABEL}={CREATED_BY_VALUE}");
         let filters: HashMap<String, Vec<String>> =
             HashMap::from([("label".into(), vec![label.clone()])]);
-        let run_by: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".into(),
-            vec![format!("{RUN_BY_LABEL}={CREATED_BY_VALUE}")],
-        )]);
+        // Like `docker container prune`, only stopped containers: a test still running
+        // (in this or another process) is never killed.
+        let run_by: HashMap<String, Vec<String>> = HashMap::from([
+            (
+                "label".into(),
+                vec![format!("{RUN_BY_LABEL}={CREATED_BY_VALUE}")],
+            ),
+            (
+                "status".into(),
+                vec!["created".into(), "exited".into(), "dead".into()],
+            ),
+        ]);
         let mut report = CleanupReport::default();
         let containers = self
             .docker
@@ -730,6 +801,62 @@ pub fn registry_of(repository: &str) -> String {
     }
 }
 
+async fn remove_container(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        log::warn!("could not remove test container {id}: {e}");
+    }
+}
+
+/// Force-removes a test container when dropped while armed (the test future was
+/// cancelled before it could clean up).
+struct ContainerGuard {
+    docker: Docker,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { remove_container(&docker, &id).await });
+            }
+            Err(_) => log::warn!("test container {id} left behind: no runtime to remove it"),
+        }
+    }
+}
+
+/// The content hash of a recipe (sha256 hex of the Dockerfile text).
+#[must_use]
+pub fn recipe_hash(dockerfile: &str) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(dockerfile.as_bytes()))
+}
+
+/// The labels that say what an image is: its model group and the zoo commit it was built for.
+#[must_use]
+pub fn group_labels(
+    model_group: Option<&str>,
+    zoo_commit: Option<&str>,
+) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    if let Some(g) = model_group {
+        labels.insert(MODEL_GROUP_LABEL.to_owned(), g.to_owned());
+    }
+    if let Some(c) = zoo_commit {
+        labels.insert(ZOO_COMMIT_LABEL.to_owned(), c.to_owned());
+    }
+    labels
+}
+
 /// Drops terminal escape sequences (`ESC [ … letter`) the builder puts around stderr.
 fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
@@ -818,6 +945,13 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE.decode(v).unwrap(),
             payload.as_bytes()
         );
+    }
+
+    #[test]
+    fn test_args_table_parses() {
+        let table: indexmap::IndexMap<String, Vec<String>> =
+            serde_json::from_str(MODEL_TEST_ARGS).unwrap();
+        assert!(!table.is_empty());
     }
 
     #[test]

@@ -11,8 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
-
 use crate::fsutil::{write_atomic, AtomicWriteError};
 
 pub const FULL_TEMPLATE: &str = "Dockerfile.template";
@@ -119,7 +117,7 @@ pub fn render(
     vars.insert("build_image", opts.build_image.clone());
     vars.insert("slim_base_image", opts.slim_base_image.clone());
     let text = substitute(file, &template, &vars)?;
-    let recipe_hash = format!("{:x}", Sha256::digest(text.as_bytes()));
+    let recipe_hash = crate::docker::recipe_hash(&text);
     Ok(Rendered { text, recipe_hash })
 }
 

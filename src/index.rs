@@ -528,18 +528,30 @@ impl Index {
             .collect()
     }
 
-    /// Images used by more than one index key (the shared environments).
+    /// The shared environments: images whose keys span two or more top-level model
+    /// groups (`sharedpy3keras2tf2` runs Basset, HAL, ...). An image used by several keys
+    /// of one group (`mmsplice` for four `MMSplice/*` models) is that group's own image.
     #[must_use]
     pub fn shared_images(&self) -> Vec<&ImageName> {
-        let mut counts: IndexMap<&ImageName, usize> = IndexMap::new();
-        for image in self.model_to_docker.0.values() {
-            *counts.entry(image).or_default() += 1;
+        let mut groups: IndexMap<&ImageName, std::collections::BTreeSet<&str>> = IndexMap::new();
+        for (key, image) in &self.model_to_docker.0 {
+            groups
+                .entry(image)
+                .or_default()
+                .insert(top_group(key.as_str()));
         }
-        counts
+        groups
             .into_iter()
-            .filter(|(_, n)| *n > 1)
+            .filter(|(_, g)| g.len() > 1)
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// Whether `image` (or its full image, for a `-slim` tag) is a shared environment.
+    #[must_use]
+    pub fn is_shared(&self, image: &str) -> bool {
+        let full = image.strip_suffix(SLIM_SUFFIX).unwrap_or(image);
+        self.shared_images().iter().any(|i| i.as_str() == full)
     }
 
     /// Checks that the three files agree with each other; returns one line per problem.

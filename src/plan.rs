@@ -187,6 +187,9 @@ pub fn touched_groups(changed: &[String], head: &Layout) -> BTreeSet<String> {
         .collect()
 }
 
+/// Records an action: (kind, unit, image, reason, changed path).
+type AddAction<'a> = dyn FnMut(ActionKind, &str, Option<String>, String, &str) + 'a;
+
 /// Computes the plan.
 #[must_use]
 pub fn plan(input: &PlanInput<'_>) -> Plan {
@@ -217,66 +220,76 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             .unwrap_or_default()
     };
 
-    let mut add = |kind: ActionKind, unit: &str, reason: String, path: &str| {
-        let entry = actions.entry((unit.to_owned(), kind)).or_insert_with(|| {
-            let image = index.image_for_model(unit).map(ToString::to_string);
-            let models = match kind {
-                ActionKind::RemoveGroup => image
-                    .as_deref()
-                    .and_then(|i| index.models_for_image(i))
-                    .map(|ms| {
-                        ms.iter()
-                            .map(ToString::to_string)
-                            .filter(|m| is_path_prefix(unit, m))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                _ => models_under(unit),
-            };
-            Action {
-                kind,
-                unit: unit.to_owned(),
-                image,
-                models,
-                try_images: if kind == ActionKind::AddGroup {
-                    shared_images.clone()
-                } else {
-                    Vec::new()
-                },
-                reason,
-                paths: Vec::new(),
-            }
-        });
-        entry.paths.push(path.to_owned());
-    };
+    let mut add =
+        |kind: ActionKind, unit: &str, image: Option<String>, reason: String, path: &str| {
+            let entry = actions.entry((unit.to_owned(), kind)).or_insert_with(|| {
+                let models = match kind {
+                    ActionKind::RemoveGroup => image
+                        .as_deref()
+                        .and_then(|i| index.models_for_image(i))
+                        .map(|ms| {
+                            ms.iter()
+                                .map(ToString::to_string)
+                                .filter(|m| is_path_prefix(unit, m))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    // Every model at the target that runs in this image.
+                    ActionKind::UpdateImage => models_under(unit)
+                        .into_iter()
+                        .filter(|m| index.image_for_model(m).map(ToString::to_string) == image)
+                        .collect(),
+                    _ => models_under(unit),
+                };
+                Action {
+                    kind,
+                    unit: unit.to_owned(),
+                    image,
+                    models,
+                    try_images: if kind == ActionKind::AddGroup {
+                        shared_images.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    reason,
+                    paths: Vec::new(),
+                }
+            });
+            entry.paths.push(path.to_owned());
+        };
 
     // Update or retest an indexed key, or drop it when it is gone at the target.
-    let for_key = |key: &str, path: &str, add: &mut dyn FnMut(ActionKind, &str, String, &str)| {
+    let for_key = |key: &str, path: &str, add: &mut AddAction<'_>| {
+        let image = index.image_for_model(key).map(ToString::to_string);
         if !input.head.holds_models(key) {
             add(
                 ActionKind::RemoveGroup,
                 key,
+                image,
                 format!("`{key}` no longer exists in the zoo"),
                 path,
             );
             return;
         }
-        let image = index
-            .image_for_model(key)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        if shared.contains(image.as_str()) {
+        let name = image.clone().unwrap_or_default();
+        if shared.contains(name.as_str()) {
             add(
                 ActionKind::RetestShared,
                 key,
-                format!("`{key}` changed and runs in the shared image `{image}`"),
+                image,
+                format!("`{key}` changed and runs in the shared image `{name}`"),
                 path,
             );
         } else {
+            // A group's own image may serve several of its keys (`mmsplice`): one rebuild
+            // for the image, whose unit is what its keys have in common.
+            let keys = index.keys_for_image(&name);
+            let unit = common_path_prefix(keys.iter().map(|k| k.as_str())).unwrap_or(key);
             add(
                 ActionKind::UpdateImage,
-                key,
-                format!("`{key}` changed and has its own image `{image}`"),
+                unit,
+                image,
+                format!("`{unit}` changed and has its own image `{name}`"),
                 path,
             );
         }
@@ -322,6 +335,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 add(
                     ActionKind::AddGroup,
                     top,
+                    None,
                     format!("`{top}` is a model group with no entry in the index"),
                     path,
                 );
@@ -347,6 +361,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 add(
                     ActionKind::AddGroup,
                     &unit,
+                    None,
                     format!("`{unit}` is a model with no entry in the index"),
                     path,
                 );
@@ -373,6 +388,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         actions,
         skipped,
     }
+}
+
+/// The longest common `/`-separated prefix of `paths` (`None` when there is none).
+fn common_path_prefix<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let first = paths.next()?;
+    let mut len = first.len();
+    for p in paths {
+        while !is_path_prefix(&first[..len], p) {
+            len = first[..len].rfind('/')?;
+        }
+    }
+    Some(&first[..len])
 }
 
 #[cfg(test)]
@@ -479,15 +506,14 @@ mod tests {
             (
                 "sibling keys on one image",
                 run(ZOO, ZOO, &["MMSplice/pathogenicity/model.yaml"]),
-                vec![("MMSplice/pathogenicity", "retest-shared")],
+                vec![("MMSplice", "update-image")],
             ),
             (
                 "group-level file affects every unit",
                 run(ZOO, ZOO, &["MMSplice/dataloader.yaml"]),
                 vec![
                     ("MMSplice/mtsplice", "update-image"),
-                    ("MMSplice/deltaLogitPSI", "retest-shared"),
-                    ("MMSplice/pathogenicity", "retest-shared"),
+                    ("MMSplice", "update-image"),
                 ],
             ),
             (
@@ -560,7 +586,8 @@ mod tests {
         let mut with_new = ZOO.to_vec();
         with_new.push("NewGroup/model.yaml");
         let p = run(ZOO, &with_new, &["NewGroup/model.yaml"]);
-        assert_eq!(p.actions[0].try_images, vec!["k:mmsplice", "k:shared"]);
+        // `k:mmsplice` serves two keys of one group: MMSplice's own image, not shared.
+        assert_eq!(p.actions[0].try_images, vec!["k:shared"]);
         assert_eq!(p.actions[0].models, vec!["NewGroup"]);
         let without: Vec<&str> = ZOO
             .iter()
@@ -569,6 +596,37 @@ mod tests {
             .collect();
         let p = run(ZOO, &without, &["DeepMEL/a/model.yaml"]);
         assert_eq!(p.actions[0].models, vec!["DeepMEL/a", "DeepMEL/b"]);
+    }
+
+    #[test]
+    fn one_rebuild_per_own_image_with_all_its_models() {
+        let p = run(
+            ZOO,
+            ZOO,
+            &[
+                "MMSplice/pathogenicity/model.yaml",
+                "MMSplice/deltaLogitPSI/model.yaml",
+            ],
+        );
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].unit, "MMSplice");
+        assert_eq!(p.actions[0].image.as_deref(), Some("k:mmsplice"));
+        assert_eq!(
+            p.actions[0].models,
+            vec!["MMSplice/deltaLogitPSI", "MMSplice/pathogenicity"]
+        );
+        assert_eq!(p.actions[0].paths.len(), 2);
+    }
+
+    #[test]
+    fn common_prefixes() {
+        assert_eq!(common_path_prefix(["a/b", "a/c"].into_iter()), Some("a"));
+        assert_eq!(
+            common_path_prefix(["a/b/c", "a/b/d"].into_iter()),
+            Some("a/b")
+        );
+        assert_eq!(common_path_prefix(["a/b"].into_iter()), Some("a/b"));
+        assert_eq!(common_path_prefix(["a/b", "ab/c"].into_iter()), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ errors, cleanup, the upstream-named helpers and the test-containers suites."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -163,13 +164,19 @@ def test_updater_rebuilds_tests_and_pushes(
     DockerUpdater("TinySub", image, dockerfiles_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image, zoo=tiny_zoo.path).update(
         ["TinySub/one", "TinySub/two"]
     )
-    assert (tmp_path / "Dockerfile.tinysub-slim").read_text().startswith("# Test slim template")
+    dockerfile = (tmp_path / "Dockerfile.tinysub-slim").read_text()
+    assert dockerfile.startswith("# Test slim template")
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image))
+    assert labels["org.kipoi-containers.model-group"] == "TinySub"
+    assert labels["org.kipoi-containers.zoo-commit"] == tiny_zoo.commit
+    assert labels["org.kipoi-containers.recipe"] == hashlib.sha256(dockerfile.encode()).hexdigest()
     tags = subprocess.run(
-        ["curl", "-s", "-u", f"{registry.user}:{registry.password}", f"{registry.url}/v2/kipoi/kipoi-docker/tags/list"],
+        ["curl", "-sf", "-K", "-", f"{registry.url}/v2/kipoi/kipoi-docker/tags/list"],
+        input=f'user = "{registry.user}:{registry.password.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"\n',
         capture_output=True, text=True,
     )
-    if tags.returncode == 0 and tags.stdout:
-        assert "tinysub-slim" in json.loads(tags.stdout)["tags"]
+    assert tags.returncode == 0, tags.stderr
+    assert "tinysub-slim" in json.loads(tags.stdout)["tags"]
     docker("rmi", "-f", image, f"{registry.host}/kipoi/kipoi-docker:tinysub-slim", check=False)
 
 
@@ -195,6 +202,46 @@ def test_broken_model_raises_with_kipois_own_error(shared_image: str, tiny_zoo: 
         _engine.test_model("kipoi-containers-test/none:x", "TinyLinear")
     # No test container is left behind.
     assert docker("ps", "-aq", "--filter", "label=org.kipoi-containers.purpose=model-test") == ""
+
+
+def test_bad_timeout_is_a_value_error(shared_image: str) -> None:
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="timeout must be a non-negative number of seconds"):
+            _engine.test_model(shared_image, "TinyLinear", timeout=bad)
+
+
+def test_timeout_kills_the_test_and_removes_the_container(shared_image: str, tiny_zoo: TinyZoo) -> None:
+    result = _engine.test_model(shared_image, "TinyLinear", zoo_dir=tiny_zoo.path, timeout=0.05)
+    assert not result.passed and result.exit_code == -1
+    assert "exceeded its time limit" in result.log_tail
+    assert docker("ps", "-aq", "--filter", "label=org.kipoi-containers.purpose=model-test") == ""
+
+
+def test_cancelled_async_test_leaves_no_container(shared_image: str, tiny_zoo: TinyZoo) -> None:
+    async def cancel_midway() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(_engine.test_model_async(shared_image, "TinyLinear", zoo_dir=tiny_zoo.path), 0.3)
+        await asyncio.sleep(3)  # the guard removes the container in the background
+
+    asyncio.run(cancel_midway())
+    assert docker("ps", "-aq", "--filter", "label=org.kipoi-containers.purpose=model-test") == ""
+
+
+def test_export_is_a_complete_docker_save_tar(shared_image: str, tmp_path: Path) -> None:
+    import tarfile
+
+    out = tmp_path / "image.tar"
+    written = _engine.export_image(shared_image, out)
+    assert written == out.stat().st_size > 1_000_000
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == [shared_image]
+    assert manifest[0]["Layers"] and set(manifest[0]["Layers"]) <= names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tar"]  # no temporary left
+    with pytest.raises(ImageNotFoundError):
+        _engine.export_image("kipoi-containers-test/none:x", tmp_path / "none.tar")
+    assert not (tmp_path / "none.tar").exists()
 
 
 def test_concurrent_tests_keep_order_and_async_variant(shared_image: str, tiny_zoo: TinyZoo) -> None:

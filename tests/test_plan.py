@@ -71,9 +71,9 @@ def test_model_yaml_change_maps_to_the_real_index(zoo: ZooRepo, spec: Callable[[
     plan = make_plan(spec, base)
     assert summary(plan) == [
         ("update-image", "DeepMEL"),
+        ("update-image", "MMSplice"),  # mmsplice: MMSplice's own image for four of its keys
         ("update-image", "MMSplice/mtsplice"),
         ("retest-shared", "Basset"),
-        ("retest-shared", "MMSplice/deltaLogitPSI"),
     ]
     by_unit = {a.unit: a for a in plan.actions}
     assert by_unit["Basset"].image == "kipoi/kipoi-docker:sharedpy3keras2tf2"
@@ -84,6 +84,13 @@ def test_model_yaml_change_maps_to_the_real_index(zoo: ZooRepo, spec: Callable[[
     )
     assert by_unit["MMSplice/mtsplice"].image == "kipoi/kipoi-docker:mmsplice-mtsplice"
     assert by_unit["MMSplice/mtsplice"].models == ["MMSplice/mtsplice"]
+    assert by_unit["MMSplice"].image == "kipoi/kipoi-docker:mmsplice"
+    assert sorted(by_unit["MMSplice"].models) == [
+        "MMSplice/deltaLogitPSI",
+        "MMSplice/modularPredictions",
+        "MMSplice/pathogenicity",
+        "MMSplice/splicingEfficiency",
+    ]
     assert all(a.reason for a in plan.actions)
     assert plan.to_commit == zoo.head() and plan.from_commit == base
 
@@ -112,7 +119,6 @@ def test_new_group_is_added_with_all_models_of_its_tsv(tmp_path: Path, spec_fact
         "kipoi/kipoi-docker:sharedpy3keras1.2",
         "kipoi/kipoi-docker:sharedpy3keras2tf1",
         "kipoi/kipoi-docker:sharedpy3keras2tf2",
-        "kipoi/kipoi-docker:mmsplice",
     }
 
 
@@ -234,3 +240,38 @@ def test_github_faults_are_retried_and_auth_errors_are_clear(zoo: ZooRepo, monke
         message = str(info.value)
         assert "401" in message and "Bad credentials" in message and "GITHUB_PAT" in message
         assert "wrong-pat-" not in message and TOKEN not in message
+
+
+def test_local_and_github_give_identical_plans(zoo: ZooRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .emulators.github import GitHubEmulator
+
+    base = zoo.head()
+    zoo.append("HAL/model.yaml", "\n# x\n")
+    zoo.remove("DeepSTARR")
+    zoo.append("MMSplice/dataloader.yaml", "\n# shared by every MMSplice model\n")
+    zoo.write("README.md", "changed\n")
+    local = kipoi_containers.plan(zoo=str(zoo.path), from_commit=base, container_info=CONTAINER_INFO).to_dict()
+    monkeypatch.setenv("GITHUB_PAT", TOKEN)
+    with GitHubEmulator({"kipoi/models": str(zoo.path)}, token=TOKEN) as gh:
+        remote = kipoi_containers.plan(
+            zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url
+        ).to_dict()
+    assert local.pop("zoo") == str(zoo.path) and remote.pop("zoo") == "github:kipoi/models"
+    assert local == remote
+    # HAL, DeepSTARR, and MMSplice's two images (mmsplice for four keys, mmsplice-mtsplice).
+    assert [(a["kind"], a["unit"]) for a in local["actions"]] == [
+        ("remove-group", "DeepSTARR"),
+        ("update-image", "MMSplice"),
+        ("update-image", "MMSplice/mtsplice"),
+        ("retest-shared", "HAL"),
+    ]
+
+
+def test_unreadable_models_tsv_is_an_error_not_a_single_model(zoo: ZooRepo) -> None:
+    # Like a partial clone whose blob is absent: the tree lists DeepBind/models.tsv but its
+    # content cannot be read. The group must not silently become one model.
+    blob = zoo.git("rev-parse", "HEAD:DeepBind/models.tsv")
+    (zoo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    with pytest.raises(ZooError, match="DeepBind/models.tsv"):
+        _engine.models_of_group(str(zoo.path), "DeepBind")
+    assert len(_engine.models_of_group(str(zoo.path), "CpGenie")) > 1

@@ -1,6 +1,7 @@
 """Type stubs for the compiled engine ``kipoi_containers._engine`` (Rust, PyO3)."""
 
 from os import PathLike
+from pathlib import Path
 from typing import Any, Optional, final
 
 __version__: str
@@ -110,7 +111,9 @@ class Index:
     def singularity_for_model(self, model: str) -> Optional[dict[str, str]]:
         """``{url, name, md5}`` of the SIF for ``model``."""
     def shared_images(self) -> list[str]:
-        """Images used by more than one index key."""
+        """The shared environments: images whose keys span two or more top-level groups."""
+    def is_shared(self, image: str) -> bool:
+        """Whether ``image`` (or its full image, for a ``-slim`` tag) is a shared environment."""
     def consistency_problems(self) -> list[str]:
         """Disagreements between the three files, one line each."""
     @property
@@ -242,7 +245,7 @@ def render_dockerfile(
     base_image: Optional[str] = None,
     build_image: Optional[str] = None,
     slim_base_image: Optional[str] = None,
-) -> tuple[Optional[str], str, str]:
+) -> tuple[Optional[Path], str, str]:
     """Render a group's Dockerfile (``full`` or ``slim``) from the templates; written to
     ``output_dir/Dockerfile.<tag>[-slim]`` when given. Returns ``(path, text, recipe_hash)``."""
 
@@ -255,9 +258,12 @@ def build_image(
     context_dir: Optional[str | PathLike[str]] = None,
     labels: Optional[dict[str, str]] = None,
     nocache: bool = False,
+    model_group: Optional[str] = None,
+    zoo_commit: Optional[str] = None,
     docker_host: Optional[str] = None,
 ) -> str:
-    """Build ``image``; the log streams to logging. ``DockerBuildError`` names the failing step."""
+    """Build ``image``; the log streams to logging. ``DockerBuildError`` names the failing
+    step. Labels: the recipe hash always, ``model_group`` and ``zoo_commit`` when given."""
 
 async def build_image_async(
     dockerfile_path: str | PathLike[str],
@@ -265,6 +271,8 @@ async def build_image_async(
     context_dir: Optional[str | PathLike[str]] = None,
     labels: Optional[dict[str, str]] = None,
     nocache: bool = False,
+    model_group: Optional[str] = None,
+    zoo_commit: Optional[str] = None,
     docker_host: Optional[str] = None,
 ) -> str: ...
 def test_model(
@@ -274,6 +282,7 @@ def test_model(
     extra_args: Optional[list[str]] = None,
     timeout: Optional[float] = None,
     check: bool = False,
+    network: bool = False,
     docker_host: Optional[str] = None,
 ) -> ModelTestResult:
     """``kipoi test MODEL`` in a fresh container (always removed). With ``zoo_dir`` the
@@ -287,6 +296,7 @@ async def test_model_async(
     extra_args: Optional[list[str]] = None,
     timeout: Optional[float] = None,
     check: bool = False,
+    network: bool = False,
     docker_host: Optional[str] = None,
 ) -> ModelTestResult: ...
 def test_models(
@@ -295,6 +305,7 @@ def test_models(
     zoo_dir: Optional[str | PathLike[str]] = None,
     concurrency: Optional[int] = None,
     timeout: Optional[float] = None,
+    network: bool = False,
     docker_host: Optional[str] = None,
 ) -> list[ModelTestResult]:
     """Test several models of one image, at most ``concurrency`` at once (default: cores)."""
@@ -325,6 +336,9 @@ def export_image(image: str, path: str | PathLike[str], docker_host: Optional[st
 
 def model_test_args(model: str) -> list[str]:
     """Extra ``kipoi test`` arguments for ``model`` from the per-model table."""
+
+def resolve_revision(zoo: str, rev: Optional[str] = None, github_api_url: Optional[str] = None) -> str:
+    """The full sha of ``rev`` (default: the branch head) in ``zoo``."""
 
 def models_of_group(
     zoo: str, group: str, commit: Optional[str] = None, github_api_url: Optional[str] = None

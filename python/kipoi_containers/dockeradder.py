@@ -20,6 +20,8 @@ from .dockerhelper import (
     push_docker_image,
     test_docker_image,
     test_docker_image_without_exception,
+    zoo_commit,
+    zoo_dir,
 )
 from .helper import logger
 from .paths import container_info_dir
@@ -30,10 +32,12 @@ __all__ = ["DockerAdder"]
 
 
 def _shared_images_of_local_index() -> List[str]:
-    try:
-        return list(_engine.Index.load(os.fspath(container_info_dir())).shared_images())
-    except Exception:  # noqa: BLE001 - no local index: no shared images to try
+    """The shared images of the local index; none when there is no index directory (a
+    malformed index raises rather than silently meaning "no shared images")."""
+    directory = container_info_dir()
+    if not directory.is_dir():
         return []
+    return list(_engine.Index.load(os.fspath(directory)).shared_images())
 
 
 class DockerAdder:
@@ -119,10 +123,14 @@ class DockerAdder:
                 template_dir=os.fspath(self.template_dir) if self.template_dir else None,
                 base_image=self.base_image,
             )
-            build_docker_image(path, self.image_name)
-            for model in self._models():
-                test_docker_image(self.image_name, model, zoo=self.zoo)
-            if self.push:
-                push_docker_image(tag, image=self.image_name)
-            cleanup(images=True)
+            try:
+                build_docker_image(
+                    path, self.image_name, model_group=self.model_group, zoo_commit=zoo_commit(zoo_dir(self.zoo))
+                )
+                for model in self._models():
+                    test_docker_image(self.image_name, model, zoo=self.zoo)
+                if self.push:
+                    push_docker_image(tag, image=self.image_name)
+            finally:
+                cleanup(images=True)
         self.update_content(model_group_to_docker_dict, docker_to_model_dict, workflow_test_data, workflow_release_data)

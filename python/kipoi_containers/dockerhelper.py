@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _engine
 from ._engine import ModelTestResult
-from .errors import DockerError
+from .errors import DockerError, KipoiContainersError
 from .helper import logger
 
 PathType = Union[str, "os.PathLike[str]"]
@@ -38,6 +38,7 @@ __all__ = [
     "test_docker_image",
     "test_docker_image_without_exception",
     "test_models",
+    "zoo_commit",
     "zoo_dir",
 ]
 
@@ -66,24 +67,48 @@ def build_docker_image(
     nocache: bool = True,
     context_dir: Optional[PathType] = None,
     labels: Optional[Dict[str, str]] = None,
+    model_group: Optional[str] = None,
+    zoo_commit: Optional[str] = None,
 ) -> str:
     """Build ``name_of_docker_image`` from ``dockerfile_path`` (no cache, like upstream);
-    the build log goes to the ``kipoi_containers`` logger. Returns the image id."""
+    the build log goes to the ``kipoi_containers`` logger. The image is labelled with its
+    recipe hash, ``model_group`` and ``zoo_commit``. Returns the image id."""
     return _engine.build_image(
         os.fspath(dockerfile_path),
         name_of_docker_image,
         context_dir=os.fspath(context_dir) if context_dir is not None else None,
         labels=labels,
         nocache=nocache,
+        model_group=model_group,
+        zoo_commit=zoo_commit,
     )
 
 
+def zoo_commit(zoo: Optional[PathType]) -> Optional[str]:
+    """The commit checked out in a local zoo ``zoo`` (``None`` when it is not a git checkout)."""
+    if zoo is None:
+        return None
+    try:
+        return _engine.resolve_revision(os.fspath(zoo))
+    except KipoiContainersError:
+        return None
+
+
 def test_docker_image(
-    image_name: str, model_name: str, *, zoo: Optional[PathType] = None, timeout: Optional[float] = None
+    image_name: str,
+    model_name: str,
+    *,
+    zoo: Optional[PathType] = None,
+    timeout: Optional[float] = None,
+    network: bool = False,
 ) -> ModelTestResult:
     """Run ``kipoi test <model_name>`` in ``image_name``; raise
-    :class:`~kipoi_containers.errors.ModelTestError` (with kipoi's log tail) on failure."""
-    result = _engine.test_model(image_name, model_name, zoo_dir=zoo_dir(zoo), timeout=timeout, check=True)
+    :class:`~kipoi_containers.errors.ModelTestError` (with kipoi's log tail) on failure.
+    With a zoo checkout the test has no network unless ``network`` (real models download
+    their weights)."""
+    result = _engine.test_model(
+        image_name, model_name, zoo_dir=zoo_dir(zoo), timeout=timeout, check=True, network=network
+    )
     logger.info("kipoi test %s in %s:\n%s", model_name, image_name, result.log_tail)
     return result
 

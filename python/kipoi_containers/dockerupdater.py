@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from . import _engine
-from .dockerhelper import build_docker_image, cleanup, push_docker_image, test_docker_image
+from .dockerhelper import build_docker_image, cleanup, push_docker_image, test_docker_image, zoo_commit, zoo_dir
 from .helper import logger
 
 PathType = Union[str, "os.PathLike[str]"]
@@ -69,9 +69,13 @@ class DockerUpdater:
         pushed unless every test passed."""
         logger.info("Updating %s and %s", self.model_group, self.name_of_docker_image)
         path = self.dockerfile_path()
-        build_docker_image(path, self.name_of_docker_image)
-        for model in models_to_test:
-            test_docker_image(self.name_of_docker_image, model, zoo=self.zoo)
-        if self.push:
-            push_docker_image(self.tag, image=self.name_of_docker_image)
-        cleanup(images=True)
+        try:
+            build_docker_image(
+                path, self.name_of_docker_image, model_group=self.model_group, zoo_commit=zoo_commit(zoo_dir(self.zoo))
+            )
+            for model in models_to_test:
+                test_docker_image(self.name_of_docker_image, model, zoo=self.zoo)
+            if self.push:
+                push_docker_image(self.tag, image=self.name_of_docker_image)
+        finally:
+            cleanup(images=True)

@@ -15,9 +15,18 @@ __all__ = [
     "UnknownRevisionError",
     "GitHubError",
     "GitHubAuthError",
+    "DockerError",
+    "DockerUnreachableError",
+    "DockerBuildError",
+    "DockerfileError",
+    "ModelTestError",
+    "DockerPushError",
+    "DockerAuthError",
+    "ImageNotFoundError",
     "ZenodoError",
     "ZenodoAuthError",
     "ChecksumMismatchError",
+    "FileIOError",
 ]
 
 
@@ -107,3 +116,8 @@ class ZenodoAuthError(ZenodoError, PermissionError):
 class ChecksumMismatchError(ZenodoError, ValueError):
     """Zenodo recorded another md5 than the bytes sent (the bad upload is removed), or a
     download did not match the expected md5 (nothing is kept)."""
+
+
+class FileIOError(KipoiContainersError, OSError):
+    """A local file could not be read or written (e.g. hashing a SIF); the message names the
+    file and the cause, ``filename`` and ``errno`` are set as on ``OSError``."""

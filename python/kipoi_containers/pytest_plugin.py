@@ -21,8 +21,8 @@ Fixtures:
 Test functions taking ``kipoi_model`` are parametrised with every requested model (from
 ``--model``, or every model of each ``--modelgroup``); functions taking
 ``kipoi_image_model`` get ``(image, model)`` pairs for each ``--image`` (its models from
-``docker-to-model.json``, filtered by ``--modelgroup``; one model per group for an image
-shared by several groups).
+``docker-to-model.json``, filtered by ``--modelgroup``; one model per group for a shared
+image, i.e. one whose index keys span several groups).
 
 The engine is imported lazily: this module is loaded in every pytest run.
 """
@@ -125,7 +125,7 @@ def image_model_pairs(config: pytest.Config) -> List[tuple]:
             raise pytest.UsageError(f"image `{image}` is not in docker-to-model.json")
         if groups:
             models = [m for m in models if m.split("/")[0] in groups or (index.key_for_model(m) or "") in groups]
-        elif len(index.keys_for_image(image)) > 1:
+        elif index.is_shared(image):
             models = one_model_per_modelgroup(models)
         pairs.extend((image, m) for m in models)
     return pairs

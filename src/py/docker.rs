@@ -143,9 +143,21 @@ async fn build(
     Ok(id)
 }
 
-/// Builds `image` from the Dockerfile at `dockerfile_path`; returns the image id.
+fn all_labels(
+    labels: Option<HashMap<String, String>>,
+    model_group: Option<&str>,
+    zoo_commit: Option<&str>,
+) -> HashMap<String, String> {
+    let mut all = docker::group_labels(model_group, zoo_commit);
+    all.extend(labels.unwrap_or_default());
+    all
+}
+
+/// Builds `image` from the Dockerfile at `dockerfile_path`; returns the image id. The
+/// image is labelled with its recipe hash, and with `model_group` / `zoo_commit` when given.
 #[pyfunction]
-#[pyo3(signature = (dockerfile_path, image, context_dir=None, labels=None, nocache=false, docker_host=None))]
+#[pyo3(signature = (dockerfile_path, image, context_dir=None, labels=None, nocache=false, model_group=None, zoo_commit=None, docker_host=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build_image(
     py: Python<'_>,
     dockerfile_path: PathBuf,
@@ -153,14 +165,17 @@ pub(crate) fn build_image(
     context_dir: Option<PathBuf>,
     labels: Option<HashMap<String, String>>,
     nocache: bool,
+    model_group: Option<String>,
+    zoo_commit: Option<String>,
     docker_host: Option<String>,
 ) -> PyResult<String> {
+    let labels = all_labels(labels, model_group.as_deref(), zoo_commit.as_deref());
     py.detach(|| {
         runtime().block_on(build(
             dockerfile_path,
             image,
             context_dir,
-            labels.unwrap_or_default(),
+            labels,
             nocache,
             docker_host,
         ))
@@ -169,7 +184,8 @@ pub(crate) fn build_image(
 
 /// Awaitable [`build_image`].
 #[pyfunction]
-#[pyo3(signature = (dockerfile_path, image, context_dir=None, labels=None, nocache=false, docker_host=None))]
+#[pyo3(signature = (dockerfile_path, image, context_dir=None, labels=None, nocache=false, model_group=None, zoo_commit=None, docker_host=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build_image_async(
     py: Python<'_>,
     dockerfile_path: PathBuf,
@@ -177,33 +193,49 @@ pub(crate) fn build_image_async(
     context_dir: Option<PathBuf>,
     labels: Option<HashMap<String, String>>,
     nocache: bool,
+    model_group: Option<String>,
+    zoo_commit: Option<String>,
     docker_host: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
+    let labels = all_labels(labels, model_group.as_deref(), zoo_commit.as_deref());
     pyo3_async_runtimes::tokio::future_into_py(
         py,
         build(
             dockerfile_path,
             image,
             context_dir,
-            labels.unwrap_or_default(),
+            labels,
             nocache,
             docker_host,
         ),
     )
 }
 
+/// A duration in seconds from Python, refusing negative, NaN and absurd values.
+fn seconds(what: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
+    value
+        .map(|v| {
+            Duration::try_from_secs_f64(v).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "{what} must be a non-negative number of seconds, got {v}"
+                ))
+            })
+        })
+        .transpose()
+}
+
 fn test_options(
     zoo_dir: Option<PathBuf>,
     extra_args: Option<Vec<String>>,
-    model: &str,
     timeout: Option<f64>,
-) -> TestOptions {
-    TestOptions {
+    network: bool,
+) -> PyResult<TestOptions> {
+    Ok(TestOptions {
         zoo_dir,
-        extra_args: extra_args.unwrap_or_else(|| docker::model_test_args(model)),
-        timeout: timeout.map(Duration::from_secs_f64),
-        network: false,
-    }
+        extra_args,
+        timeout: seconds("timeout", timeout)?,
+        network,
+    })
 }
 
 async fn test_one(
@@ -222,7 +254,7 @@ async fn test_one(
 /// A failed test raises `ModelTestError` with `check`, else is a result with `passed=False`;
 /// engine problems always raise.
 #[pyfunction]
-#[pyo3(signature = (image, model, zoo_dir=None, extra_args=None, timeout=None, check=false, docker_host=None))]
+#[pyo3(signature = (image, model, zoo_dir=None, extra_args=None, timeout=None, check=false, network=false, docker_host=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn test_model(
     py: Python<'_>,
@@ -232,15 +264,16 @@ pub(crate) fn test_model(
     extra_args: Option<Vec<String>>,
     timeout: Option<f64>,
     check: bool,
+    network: bool,
     docker_host: Option<String>,
 ) -> PyResult<PyModelTestResult> {
-    let opts = test_options(zoo_dir, extra_args, &model, timeout);
+    let opts = test_options(zoo_dir, extra_args, timeout, network)?;
     py.detach(|| runtime().block_on(test_one(image, model, opts, check, docker_host)))
 }
 
 /// Awaitable [`test_model`].
 #[pyfunction]
-#[pyo3(signature = (image, model, zoo_dir=None, extra_args=None, timeout=None, check=false, docker_host=None))]
+#[pyo3(signature = (image, model, zoo_dir=None, extra_args=None, timeout=None, check=false, network=false, docker_host=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn test_model_async(
     py: Python<'_>,
@@ -250,16 +283,18 @@ pub(crate) fn test_model_async(
     extra_args: Option<Vec<String>>,
     timeout: Option<f64>,
     check: bool,
+    network: bool,
     docker_host: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
-    let opts = test_options(zoo_dir, extra_args, &model, timeout);
+    let opts = test_options(zoo_dir, extra_args, timeout, network)?;
     pyo3_async_runtimes::tokio::future_into_py(py, test_one(image, model, opts, check, docker_host))
 }
 
 /// Tests several models of `image` concurrently (at most `concurrency`, default: the
 /// number of cores); results in input order.
 #[pyfunction]
-#[pyo3(signature = (image, models, zoo_dir=None, concurrency=None, timeout=None, docker_host=None))]
+#[pyo3(signature = (image, models, zoo_dir=None, concurrency=None, timeout=None, network=false, docker_host=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn test_models(
     py: Python<'_>,
     image: String,
@@ -267,32 +302,22 @@ pub(crate) fn test_models(
     zoo_dir: Option<PathBuf>,
     concurrency: Option<usize>,
     timeout: Option<f64>,
+    network: bool,
     docker_host: Option<String>,
 ) -> PyResult<Vec<PyModelTestResult>> {
     let concurrency = concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get));
+    let opts = test_options(zoo_dir, None, timeout, network)?;
     py.detach(|| {
         runtime().block_on(async {
             let engine = Engine::connect(docker_host.as_deref()).await?;
-            let mut out = Vec::with_capacity(models.len());
-            // Per-model arguments differ, so run through the engine's bounded stream
-            // with each model's own options.
-            let results =
-                futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffered(
-                    futures_util::stream::iter(models.iter().map(|m| {
-                        let opts = test_options(zoo_dir.clone(), None, m, timeout);
-                        let engine = engine.clone();
-                        let image = image.clone();
-                        let m = m.clone();
-                        async move { engine.test_model(&image, &m, &opts).await }
-                    })),
-                    concurrency.max(1),
-                ))
+            let results = engine
+                .test_models(&image, &models, &opts, concurrency)
                 .await;
-            for r in results {
-                out.push(PyModelTestResult::from(r?));
-            }
-            Ok(out)
+            results
+                .into_iter()
+                .map(|r| Ok(PyModelTestResult::from(r?)))
+                .collect()
         })
     })
 }
@@ -393,7 +418,7 @@ pub(crate) fn docker_cleanup(
     })
 }
 
-/// Writes `image` as a `docker save` tar to `path` (streamed); returns the bytes written.
+/// Writes `image` as a `docker save` tar to `path` (streamed, atomic); returns the bytes written.
 #[pyfunction]
 #[pyo3(signature = (image, path, docker_host=None))]
 pub(crate) fn export_image(
@@ -404,33 +429,15 @@ pub(crate) fn export_image(
 ) -> PyResult<u64> {
     py.detach(|| {
         runtime().block_on(async {
-            use tokio::io::AsyncWriteExt as _;
             let engine = Engine::connect(docker_host.as_deref()).await?;
-            engine.image_id(&image).await?;
-            let io = |step| {
-                let path = path.clone();
-                move |source| docker::DockerError::Io { path, step, source }
+            let mut last_mib = 0u64;
+            let mut on_bytes = |n: u64| {
+                if n >> 26 > last_mib {
+                    last_mib = n >> 26;
+                    log::info!("exporting `{image}`: {} MiB", n >> 20);
+                }
             };
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(io("creating the export file"))?;
-            let mut stream = std::pin::pin!(engine.export(&image));
-            let mut written = 0u64;
-            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-                let chunk = chunk?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(io("writing the export file"))?;
-                written += chunk.len() as u64;
-            }
-            file.sync_all()
-                .await
-                .map_err(io("flushing the export file"))?;
-            log::info!(
-                "exported `{image}` to `{}` ({written} bytes)",
-                path.display()
-            );
-            Ok(written)
+            Ok(engine.export_to_file(&image, &path, &mut on_bytes).await?)
         })
     })
 }

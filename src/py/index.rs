@@ -101,6 +101,10 @@ impl PyIndex {
             .collect()
     }
 
+    fn is_shared(&self, image: &str) -> bool {
+        self.inner.is_shared(image)
+    }
+
     fn consistency_problems(&self) -> Vec<String> {
         self.inner.consistency_problems()
     }

@@ -24,6 +24,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan::changed_paths, m)?)?;
     m.add_function(wrap_pyfunction!(plan::model_groups, m)?)?;
     m.add_function(wrap_pyfunction!(plan::models_of_group, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::resolve_revision, m)?)?;
     m.add_class::<plan::PyPlan>()?;
     m.add_class::<plan::PyAction>()?;
     m.add_class::<plan::PySkipped>()?;

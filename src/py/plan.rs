@@ -199,3 +199,18 @@ pub(crate) fn models_of_group(
         Ok(models)
     })
 }
+
+/// The full commit sha of `rev` (default: the default branch's head) in `zoo`.
+#[pyfunction]
+#[pyo3(signature = (zoo, rev=None, github_api_url=None))]
+pub(crate) fn resolve_revision(
+    py: Python<'_>,
+    zoo: String,
+    rev: Option<String>,
+    github_api_url: Option<String>,
+) -> PyResult<String> {
+    py.detach(|| {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
+        Ok(runtime().block_on(zoo.resolve(rev.as_deref()))?)
+    })
+}

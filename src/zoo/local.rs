@@ -107,12 +107,8 @@ impl LocalZoo {
     pub fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
         let sha = self.resolve(Some(commit))?;
         let spec = format!("{sha}:{path}");
-        if self.git(&["cat-file", "-e", &spec]).is_err() {
-            return Err(ZooError::FileNotFound {
-                path: path.to_owned(),
-                commit: sha,
-            });
-        }
+        // Errors carry git's own words: "path … does not exist", or why a blob absent
+        // from a partial clone could not be fetched.
         self.git(&["cat-file", "blob", &spec])
     }
 }

@@ -99,10 +99,15 @@ impl Tree {
     #[must_use]
     pub fn layout(&self) -> Layout {
         let mut roots = BTreeMap::new();
+        let mut tables = BTreeSet::new();
         for path in self.files.keys() {
             let Some((dir, file)) = path.rsplit_once('/') else {
                 continue; // top-level files are never models
             };
+            if file == MODELS_TSV {
+                tables.insert(dir.to_owned());
+                continue;
+            }
             let kind = match file {
                 MODEL_FILE => RootKind::Model,
                 MODEL_TEMPLATE_FILE => RootKind::Template,
@@ -125,7 +130,11 @@ impl Tree {
                 *entry = RootKind::Template;
             }
         }
-        Layout { roots }
+        let tables = tables
+            .into_iter()
+            .filter(|d| roots.get(d) == Some(&RootKind::Template))
+            .collect();
+        Layout { roots, tables }
     }
 }
 
@@ -142,6 +151,8 @@ pub enum RootKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub roots: BTreeMap<String, RootKind>,
+    /// Template roots that also hold a `models.tsv`.
+    pub tables: BTreeSet<String>,
 }
 
 impl Layout {
@@ -313,24 +324,22 @@ impl Zoo {
         for (root, kind) in layout.roots_under(group) {
             match kind {
                 RootKind::Model => models.push(root.clone()),
-                RootKind::Template => {
+                // Whether the TSV exists comes from the tree, so any failure to read it
+                // (a missing blob in a partial clone, a network error) is an error, never
+                // "this template defines one model".
+                RootKind::Template if layout.tables.contains(root.as_str()) => {
                     let tsv = format!("{root}/{MODELS_TSV}");
-                    match self.read_file(commit, &tsv).await {
-                        Ok(bytes) => {
-                            let text = String::from_utf8_lossy(&bytes);
-                            let listed = parse_models_tsv(root, &text).map_err(|message| {
-                                ZooError::BadFile {
-                                    path: tsv.clone(),
-                                    commit: commit.to_owned(),
-                                    message,
-                                }
-                            })?;
-                            models.extend(listed);
-                        }
-                        Err(ZooError::FileNotFound { .. }) => models.push(root.clone()),
-                        Err(e) => return Err(e),
-                    }
+                    let bytes = self.read_file(commit, &tsv).await?;
+                    let text = String::from_utf8_lossy(&bytes);
+                    let listed =
+                        parse_models_tsv(root, &text).map_err(|message| ZooError::BadFile {
+                            path: tsv.clone(),
+                            commit: commit.to_owned(),
+                            message,
+                        })?;
+                    models.extend(listed);
                 }
+                RootKind::Template => models.push(root.clone()),
             }
         }
         Ok(models)
