@@ -12,6 +12,14 @@
 //! At most `CHUNK_SIZE * (CHANNEL_DEPTH + 2)` bytes are held in memory whatever the file size.
 //! Every attempt of a retried upload re-opens the file and re-hashes it, so the md5 always
 //! describes the bytes that were actually sent.
+//!
+//! Downloads mirror it: the async side batches the response body into chunks and a blocking
+//! thread hashes, writes, `fsync`s and renames, so no tokio worker ever waits on the disk:
+//!
+//! ```text
+//!  socket ──▶ batch to 1 MiB ──▶ bounded channel (4 chunks) ──▶ md5.update + write ──▶ temp file
+//!             (async task)  └─▶ Progress::report               (blocking thread)  └─▶ fsync, rename
+//! ```
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -29,7 +37,7 @@ const CHANNEL_DEPTH: usize = 4;
 
 /// Receives transfer progress. Implemented for any `Fn(u64, u64) + Send + Sync`.
 pub trait Progress: Send + Sync {
-    /// `done` bytes of `total` have been handed to the network (upload) or written (download).
+    /// `done` bytes of `total` have been handed to the network (upload) or received (download).
     /// A retried transfer starts again from 0.
     fn report(&self, done: u64, total: u64);
 }
@@ -63,6 +71,25 @@ pub enum TransferError {
         path: PathBuf,
         expected: u64,
         read: u64,
+    },
+    /// The request body was dropped before its end (the server answered or the connection
+    /// closed early): the file is fine, but it was not sent completely.
+    #[error(
+        "the upload of `{}` stopped after {sent} of {expected} bytes: the request body was \
+         dropped before the end (the server answered early or the connection closed)",
+        path.display()
+    )]
+    Abandoned {
+        path: PathBuf,
+        expected: u64,
+        sent: u64,
+    },
+    /// The thread reading the file (upload) or writing it (download) died.
+    #[error("the thread transferring `{}` failed", path.display())]
+    Worker {
+        path: PathBuf,
+        #[source]
+        source: tokio::task::JoinError,
     },
     #[error("could not write `{}`", path.display())]
     Write {
@@ -142,7 +169,18 @@ pub struct UploadHandle {
     path: PathBuf,
     len: u64,
     local_error: Arc<Mutex<Option<TransferError>>>,
-    result: tokio::task::JoinHandle<Option<Sent>>,
+    result: tokio::task::JoinHandle<ReadOutcome>,
+}
+
+/// How the reading thread of one upload attempt ended.
+#[derive(Debug)]
+enum ReadOutcome {
+    /// The whole file up to its end was handed to the body.
+    Complete(Sent),
+    /// The body went away (the request was abandoned) after `sent` bytes had been handed over.
+    Abandoned { sent: u64 },
+    /// Reading failed (the error is in `local_error`).
+    Failed,
 }
 
 impl UploadHandle {
@@ -153,25 +191,34 @@ impl UploadHandle {
     }
 
     /// Waits for the reading thread and returns what was sent. Fails when the file could not
-    /// be read completely or its size changed during the attempt.
+    /// be read completely, its size changed during the attempt, or the body was dropped
+    /// before its end.
     pub async fn finish(self) -> Result<Sent, TransferError> {
         let joined = self.result.await;
         if let Some(err) = self.local_error.lock().ok().and_then(|mut e| e.take()) {
             return Err(err);
         }
         match joined {
-            Ok(Some(sent)) if sent.bytes == self.len => Ok(sent),
-            Ok(Some(sent)) => Err(TransferError::Changed {
+            Ok(ReadOutcome::Complete(sent)) if sent.bytes == self.len => Ok(sent),
+            Ok(ReadOutcome::Complete(sent)) => Err(TransferError::Changed {
                 path: self.path,
                 expected: self.len,
                 read: sent.bytes,
             }),
-            // The body was dropped before the end (the request failed): not a local error,
-            // but nothing complete was sent either.
-            Ok(None) | Err(_) => Err(TransferError::Changed {
+            Ok(ReadOutcome::Abandoned { sent }) => Err(TransferError::Abandoned {
                 path: self.path,
                 expected: self.len,
-                read: 0,
+                sent,
+            }),
+            // A read error is always recorded in `local_error` before `Failed` is returned;
+            // reaching here means it was already taken by `take_local_error`.
+            Ok(ReadOutcome::Failed) => Err(TransferError::Read {
+                path: self.path,
+                source: std::io::Error::other("the file could not be read (reported earlier)"),
+            }),
+            Err(source) => Err(TransferError::Worker {
+                path: self.path,
+                source,
             }),
         }
     }
@@ -221,14 +268,14 @@ pub fn file_upload(path: &Path, progress: ProgressRef) -> Result<FileUpload, Tra
     })
 }
 
-/// Reads `file` chunk by chunk, hashing and forwarding each; returns `None` when the
-/// receiver went away (the request was abandoned) and `Some(Sent)` after the last byte.
+/// Reads `file` chunk by chunk, hashing and forwarding each, until the end of the file, a
+/// read error, or the receiver going away (the request was abandoned).
 fn read_into_channel(
     mut file: std::fs::File,
     path: &Path,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     local_error: &Mutex<Option<TransferError>>,
-) -> Option<Sent> {
+) -> ReadOutcome {
     let mut hasher = Md5::new();
     let mut total = 0u64;
     loop {
@@ -244,21 +291,21 @@ fn read_into_channel(
                     });
                 }
                 let _ = tx.blocking_send(Err(std::io::Error::new(kind, "local read failed")));
-                return None;
+                return ReadOutcome::Failed;
             }
         };
         if n == 0 {
-            return Some(Sent {
+            return ReadOutcome::Complete(Sent {
                 md5: format!("{:x}", hasher.finalize()),
                 bytes: total,
             });
         }
         buf.truncate(n);
         hasher.update(&buf);
-        total += n as u64;
         if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-            return None;
+            return ReadOutcome::Abandoned { sent: total };
         }
+        total += n as u64;
     }
 }
 
@@ -287,12 +334,74 @@ fn tokio_stream_from<T: Send + 'static>(
 
 /// Streams `response`'s body into `dest` through a temporary file in the same directory,
 /// hashing in the same pass. When `expected_md5` is given and differs, nothing is kept.
-/// On success the temporary file is renamed over `dest`.
+/// On success the temporary file is `fsync`ed and renamed over `dest`.
+///
+/// The disk work (temporary file, writes, md5, `fsync`, rename) runs on a blocking thread
+/// fed through a bounded channel, so the tokio workers never wait on the disk.
 pub async fn download_to(
     response: reqwest::Response,
     dest: &Path,
     expected_md5: Option<&str>,
     progress: ProgressRef,
+) -> Result<Sent, TransferError> {
+    let total = response.content_length().unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let writer_dest = dest.to_path_buf();
+    let writer_md5 = expected_md5.map(str::to_owned);
+    let writer = tokio::task::spawn_blocking(move || {
+        write_from_channel(rx, &writer_dest, writer_md5.as_deref())
+    });
+    let mut done = 0u64;
+    let mut pending = bytes::BytesMut::new();
+    let mut stream = response.bytes_stream();
+    let mut interrupted = None;
+    let mut writer_gone = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(source) => {
+                interrupted = Some(source.without_url());
+                break;
+            }
+        };
+        done += chunk.len() as u64;
+        if let Some(p) = &progress {
+            p.report(done, total.max(done));
+        }
+        pending.extend_from_slice(&chunk);
+        if pending.len() >= CHUNK_SIZE && tx.send(pending.split().freeze()).await.is_err() {
+            writer_gone = true; // it failed; its error is reported below
+            break;
+        }
+    }
+    if interrupted.is_none() && !writer_gone && !pending.is_empty() {
+        let _ = tx.send(pending.split().freeze()).await;
+    }
+    if interrupted.is_none() && !writer_gone {
+        // The end marker: an empty chunk. Without it (the sender dropped), the writer aborts.
+        let _ = tx.send(Bytes::new()).await;
+    }
+    drop(tx);
+    let written = writer.await.map_err(|source| TransferError::Worker {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if let Some(source) = interrupted {
+        return Err(TransferError::Interrupted {
+            path: dest.to_path_buf(),
+            source,
+        });
+    }
+    written
+}
+
+/// The blocking half of [`download_to`]: writes and hashes what arrives until the empty end
+/// marker, then checks the md5, `fsync`s and renames. Without the marker (the download was
+/// interrupted) or on any failure, the temporary file is removed and `dest` is untouched.
+fn write_from_channel(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    dest: &Path,
+    expected_md5: Option<&str>,
 ) -> Result<Sent, TransferError> {
     use std::io::Write as _;
     let write_err = |source| TransferError::Write {
@@ -303,25 +412,28 @@ pub async fn download_to(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let total = response.content_length().unwrap_or(0);
     let mut tmp = tempfile::Builder::new()
         .prefix(".download.")
         .tempfile_in(&dir)
         .map_err(write_err)?;
     let mut hasher = Md5::new();
-    let mut done = 0u64;
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| TransferError::Interrupted {
-            path: dest.to_path_buf(),
-            source: source.without_url(),
-        })?;
+    let mut bytes = 0u64;
+    let mut finished = false;
+    while let Some(chunk) = rx.blocking_recv() {
+        if chunk.is_empty() {
+            finished = true;
+            break;
+        }
         hasher.update(&chunk);
         tmp.write_all(&chunk).map_err(write_err)?;
-        done += chunk.len() as u64;
-        if let Some(p) = &progress {
-            p.report(done, total.max(done));
-        }
+        bytes += chunk.len() as u64;
+    }
+    if !finished {
+        // Interrupted: the caller reports why; the temporary file goes with `tmp`.
+        return Ok(Sent {
+            md5: String::new(),
+            bytes,
+        });
     }
     let md5 = format!("{:x}", hasher.finalize());
     if let Some(expected) = expected_md5 {
@@ -335,7 +447,7 @@ pub async fn download_to(
     }
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(dest).map_err(|e| write_err(e.error))?;
-    Ok(Sent { md5, bytes: done })
+    Ok(Sent { md5, bytes })
 }
 
 // ------------------------------------------------------------------------------ retries
@@ -376,9 +488,19 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(1u32 << exp)
             .min(self.max_backoff);
-        let jitter_permille = u64::from(jitter_seed() % 250);
-        let jitter = base.mul_f64(jitter_permille as f64 / 1000.0);
-        (base + jitter).min(self.max_backoff.max(base))
+        let jitter_permille = jitter_seed() % 250;
+        let jitter = (base / 1000).saturating_mul(jitter_permille);
+        base.saturating_add(jitter).min(self.max_backoff.max(base))
+    }
+
+    /// The wait before repetition number `retry`, as [`Self::delay`], or `None` when the
+    /// server's `Retry-After` exceeds `max_retry_after`: the request must then fail at once
+    /// instead of sleeping that long. Every retry loop goes through here.
+    pub fn wait_before(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if retry_after.is_some_and(|wait| wait > self.max_retry_after) {
+            return None;
+        }
+        Some(self.delay(retry, retry_after))
     }
 }
 
@@ -414,9 +536,9 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         return Some(Duration::from_secs(secs));
     }
     if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
+        // Negative or NaN: meaningless, ignored. Beyond `Duration` (huge, infinite): "longer
+        // than any cap", so the caller fails fast instead of panicking or sleeping forever.
+        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     // An HTTP-date: we do not parse calendars here; waiting the normal backoff is safe.
     None
@@ -531,5 +653,149 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.last(), Some(&(data.len() as u64, data.len() as u64)));
         assert_eq!(seen.len(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_body_is_reported_as_abandoned_not_as_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.bin");
+        // More chunks than the channel and the reader can hold, so it never reaches the end.
+        std::fs::write(&p, vec![7u8; CHUNK_SIZE * (CHANNEL_DEPTH + 6)]).unwrap();
+        let up = file_upload(&p, None).unwrap();
+        let mut stream = up.stream;
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.len(), CHUNK_SIZE);
+        drop(stream); // what reqwest does when the request ends early
+        let err = up.handle.finish().await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, TransferError::Abandoned { .. }), "{err:?}");
+        assert!(
+            text.contains("request body was dropped before the end"),
+            "{text}"
+        );
+        assert!(!text.contains("changed"), "{text}");
+        let TransferError::Abandoned { expected, sent, .. } = err else {
+            unreachable!()
+        };
+        assert_eq!(expected, (CHUNK_SIZE * (CHANNEL_DEPTH + 6)) as u64);
+        assert!(sent >= CHUNK_SIZE as u64 && sent < expected, "{sent}");
+    }
+
+    fn response_of(chunks: Vec<Result<Vec<u8>, std::io::Error>>) -> reqwest::Response {
+        let stream = futures_util::stream::iter(chunks.into_iter().map(|c| c.map(Bytes::from)));
+        let body = reqwest::Body::wrap_stream(stream);
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn download_writes_hashes_and_renames_off_the_runtime_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.sif");
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 5)).map(|i| (i % 241) as u8).collect();
+        let chunks = data.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        let expected = format!("{:x}", Md5::digest(&data));
+        let sent = download_to(response_of(chunks), &dest, Some(&expected), None)
+            .await
+            .unwrap();
+        assert_eq!(sent.md5, expected);
+        assert_eq!(sent.bytes, data.len() as u64);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(leftovers(dir.path()), vec!["out.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn download_checksum_mismatch_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.sif");
+        let err = download_to(
+            response_of(vec![Ok(b"abc".to_vec())]),
+            &dest,
+            Some(&"0".repeat(32)),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, TransferError::DownloadChecksum { .. }),
+            "{err:?}"
+        );
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn interrupted_download_is_reported_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.sif");
+        let chunks = vec![
+            Ok(vec![1u8; CHUNK_SIZE + 10]),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        ];
+        let err = download_to(response_of(chunks), &dest, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransferError::Interrupted { .. }), "{err:?}");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn download_into_a_missing_directory_is_a_write_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("no/such/dir/out.sif");
+        let chunks = (0..8).map(|_| Ok(vec![0u8; CHUNK_SIZE])).collect();
+        let err = download_to(response_of(chunks), &dest, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransferError::Write { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn retry_after_beyond_the_cap_is_not_waited() {
+        let p = RetryPolicy {
+            max_retry_after: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            p.wait_before(1, Some(Duration::from_secs(10))),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(p.wait_before(1, Some(Duration::from_secs(11))), None);
+        assert_eq!(p.wait_before(1, Some(Duration::MAX)), None);
+        assert!(p.wait_before(1, None).is_some());
+    }
+
+    #[test]
+    fn extreme_retry_after_and_backoff_never_panic() {
+        let mut h = reqwest::header::HeaderMap::new();
+        for (value, expected) in [
+            ("1e30", Some(Duration::MAX)),
+            ("99999999999999999999", Some(Duration::MAX)),
+            ("inf", Some(Duration::MAX)),
+            ("-5", None),
+            ("NaN", None),
+        ] {
+            h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(parse_retry_after(&h), expected, "{value}");
+        }
+        let p = RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            max_retry_after: Duration::MAX,
+        };
+        for retry in [0, 1, 2, 30, u32::MAX] {
+            assert_eq!(p.delay(retry, None), Duration::MAX);
+        }
     }
 }

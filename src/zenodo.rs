@@ -5,9 +5,10 @@
 //! - The token (`ZENODO_ACCESS_TOKEN`) travels only in `Authorization: Bearer`, only to the
 //!   base URL's origin, and never appears in URLs, logs or errors ([`AccessToken`] redacts
 //!   itself; `access_token=` query parameters handed to us are removed before sending).
-//! - Every request is retried with backoff on 429 (honouring `Retry-After`), 500, 502, 503,
-//!   504 and transport failures, within the limits of [`Replay`] (see there for why each
-//!   POST is safe to repeat).
+//! - Every request, downloads included, is retried with backoff on 429 (honouring
+//!   `Retry-After` up to `max_retry_after`; a longer one fails at once), 500, 502, 503, 504
+//!   and transport failures, within the limits of [`Replay`] (see there for why each POST is
+//!   safe to repeat).
 //! - Uploads stream from disk, hash in the same pass and are checked against the md5 Zenodo
 //!   reports; a mismatch removes the upload and fails.
 //!
@@ -484,6 +485,9 @@ struct Answer {
     attempts: u32,
     /// An earlier attempt may have been processed by the server without us seeing the answer.
     ambiguous: bool,
+    /// Why a transient answer was not retried, when that is not obvious (a `Retry-After`
+    /// beyond `max_retry_after`).
+    not_retried: Option<String>,
 }
 
 impl Answer {
@@ -683,9 +687,8 @@ impl ZenodoClient {
                         Replay::Always => transfer::is_transient_status(status),
                         Replay::UnprocessedOnly => transfer::is_unprocessed_status(status),
                     };
-                    let too_long = retry_after.is_some_and(|d| d > policy.max_retry_after);
-                    if allowed && retries_left && !too_long {
-                        let delay = policy.delay(attempt, retry_after);
+                    let wait = policy.wait_before(attempt, retry_after);
+                    if let (true, true, Some(delay)) = (allowed, retries_left, wait) {
                         log::warn!(
                             "{}: Zenodo answered {status} to {} `{shown}` ({}); retry {attempt}/{} in {:.1}s",
                             call.step,
@@ -698,12 +701,16 @@ impl ZenodoClient {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
+                    let not_retried = (allowed && retries_left)
+                        .then(|| retry_after_too_long(policy, retry_after))
+                        .flatten();
                     return Ok((
                         Answer {
                             status,
                             body,
                             attempts: attempt,
                             ambiguous,
+                            not_retried,
                         },
                         extra,
                     ));
@@ -716,8 +723,8 @@ impl ZenodoClient {
                         Replay::Always => transfer::is_transient_transport(&err),
                         Replay::UnprocessedOnly => err.is_connect(),
                     };
-                    if allowed && retries_left {
-                        let delay = policy.delay(attempt, None);
+                    let wait = policy.wait_before(attempt, None);
+                    if let (true, true, Some(delay)) = (allowed, retries_left, wait) {
                         log::warn!(
                             "{}: {} `{shown}` failed ({}); retry {attempt}/{} in {:.1}s",
                             call.step,
@@ -771,6 +778,9 @@ impl ZenodoClient {
         let mut message = server_message(&answer.body);
         if answer.attempts > 1 {
             message = format!("{message} [after {} attempts]", answer.attempts);
+        }
+        if let Some(note) = &answer.not_retried {
+            message = format!("{message}; {note}");
         }
         ZenodoError::new(
             call.step,
@@ -1028,8 +1038,14 @@ impl ZenodoClient {
             let resp = match self.request(Method::GET, &url).send().await {
                 Ok(r) => r,
                 Err(e) if retries_left && transfer::is_transient_transport(&e) => {
-                    log::warn!("{step}: {}; retrying", crate_error_chain(&e));
-                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    let delay = policy.delay(attempt, None);
+                    log::warn!(
+                        "{step}: {}; retry {attempt}/{} in {:.1}s",
+                        crate_error_chain(&e),
+                        policy.max_retries,
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 Err(e) => {
@@ -1047,11 +1063,25 @@ impl ZenodoClient {
             let status = resp.status().as_u16();
             if !resp.status().is_success() {
                 let retry_after = transfer::parse_retry_after(resp.headers());
-                if retries_left && transfer::is_transient_status(status) {
-                    tokio::time::sleep(policy.delay(attempt, retry_after)).await;
+                let body = resp.bytes().await.unwrap_or_default();
+                // Same rule as every other request: a `Retry-After` beyond
+                // `max_retry_after` fails at once instead of being slept through.
+                let wait = policy.wait_before(attempt, retry_after);
+                if let (true, true, Some(delay)) =
+                    (retries_left, transfer::is_transient_status(status), wait)
+                {
+                    log::warn!(
+                        "{step}: Zenodo answered {status} ({}); retry {attempt}/{} in {:.1}s",
+                        server_message(&body),
+                        policy.max_retries,
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
-                let body = resp.bytes().await.unwrap_or_default();
+                let not_retried = (retries_left && transfer::is_transient_status(status))
+                    .then(|| retry_after_too_long(policy, retry_after))
+                    .flatten();
                 return Err(Self::status_error(
                     &call,
                     &Answer {
@@ -1059,17 +1089,21 @@ impl ZenodoClient {
                         body,
                         attempts: attempt,
                         ambiguous: false,
+                        not_retried,
                     },
                 ));
             }
             match transfer::download_to(resp, dest, expected_md5, progress.clone()).await {
                 Ok(sent) => return Ok(sent),
                 Err(TransferError::Interrupted { source, .. }) if retries_left => {
+                    let delay = policy.delay(attempt, None);
                     log::warn!(
-                        "{step}: interrupted ({}); retrying",
-                        crate_error_chain(&source)
+                        "{step}: interrupted ({}); retry {attempt}/{} in {:.1}s",
+                        crate_error_chain(&source),
+                        policy.max_retries,
+                        delay.as_secs_f64()
                     );
-                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(ZenodoError::new(&step, ZenodoErrorKind::Local(e))),
             }
@@ -1345,6 +1379,20 @@ impl ZenodoClient {
         }
         Err(Self::status_error(&call, &answer))
     }
+}
+
+/// Why a transient answer is not retried when its `Retry-After` is beyond the policy's cap.
+fn retry_after_too_long(policy: &RetryPolicy, retry_after: Option<Duration>) -> Option<String> {
+    let wait = retry_after.filter(|wait| *wait > policy.max_retry_after)?;
+    let shown = if wait == Duration::MAX {
+        "an unbounded time".to_owned()
+    } else {
+        format!("{:.0}s", wait.as_secs_f64())
+    };
+    Some(format!(
+        "not retried: Zenodo asked to wait {shown} (Retry-After), more than max_retry_after ({:.1}s)",
+        policy.max_retry_after.as_secs_f64()
+    ))
 }
 
 fn json_kind(v: &Value) -> &'static str {

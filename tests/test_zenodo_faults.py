@@ -170,8 +170,8 @@ def test_md5_mismatch_in_the_helper_returns_no_entry(zenodo, helper_env):
     entry = {"url": "", "name": "busybox_1.34.1", "md5": ""}
     with pytest.raises(ChecksumMismatchError):
         singularityhelper.push_new_singularity_image(client, SIF_DIR, entry, "Dummy", push=True)
-    drafts = [d for d in zenodo.depositions() if d["state"] != "done"]
-    assert len(drafts) == 1 and drafts[0]["files"] == []  # nothing uploaded, nothing published
+    # Nothing published, and the draft created for it was deleted again (no empty draft).
+    assert [d for d in zenodo.depositions() if d["state"] != "done"] == []
     assert entry == {"url": "", "name": "busybox_1.34.1", "md5": ""}
 
 
@@ -286,3 +286,116 @@ def test_upload_of_a_missing_file_is_a_local_error_without_request(zenodo_rdm, t
         client.upload_file(bucket, "nope.sif", tmp_path / "nope.sif")
     assert len(zenodo_rdm.requests_log) == before
     client.delete_deposition(dep_id)
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+def test_huge_retry_after_on_a_download_fails_at_once(zenodo_rdm, tmp_path):
+    """A download honours ``max_retry_after`` like every other request: a longer
+    ``Retry-After`` is not slept through."""
+    client = make_client(zenodo_rdm, max_retry_after=1)
+    # After the RDM redirect /record/... -> /records/...
+    zenodo_rdm.inject(429, method="GET", path_prefix="/records/6576723/files/", retry_after=5)
+    url = f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1"
+    start = time.monotonic()
+    with pytest.raises(ZenodoError) as err:
+        client.download(url, tmp_path / "t.sif", md5=TINY_MD5)
+    assert time.monotonic() - start < 1, "the 5 s Retry-After was waited out"
+    assert err.value.status == 429
+    text = str(err.value)
+    assert "Zenodo answered 429" in text and "100 per 1 minute" in text
+    assert "not retried: Zenodo asked to wait 5s (Retry-After), more than max_retry_after (1.0s)" in text
+    assert list(tmp_path.iterdir()) == []
+    # Within the limit it is waited out and the download completes.
+    zenodo_rdm.inject(429, method="GET", path_prefix="/records/6576723/files/", retry_after=1)
+    assert client.download(url, tmp_path / "t.sif", md5=TINY_MD5) == TINY_MD5
+
+
+@pytest.mark.parametrize("value", ["1e30", "99999999999999999999", "inf"])
+def test_absurd_retry_after_fails_fast_instead_of_panicking(zenodo_rdm, value):
+    client = make_client(zenodo_rdm, max_retry_after=2)
+    zenodo_rdm.inject(503, method="GET", path_prefix="/api/deposit/depositions/6576723", retry_after=value)
+    start = time.monotonic()
+    with pytest.raises(ZenodoError) as err:
+        client.get_deposition(6576723)
+    assert time.monotonic() - start < 2
+    assert err.value.status == 503 and "an unbounded time" in str(err.value)
+
+
+@pytest.mark.parametrize("step", ["upload", "metadata", "publish"])
+def test_failed_push_new_deletes_its_draft(zenodo, helper_env, step):
+    client = helper_env(zenodo)
+    if step == "upload":
+        zenodo.inject(400, method="PUT", path_prefix="/api/files/")
+    elif step == "metadata":
+        zenodo.inject(400, method="PUT", path_prefix="/api/deposit/depositions/")
+    else:
+        zenodo.inject(400, method="POST", path_prefix="/api/deposit/depositions/", body={"message": "nope"})
+    before = {d["id"] for d in zenodo.depositions()}
+    with pytest.raises(ZenodoError) as err:
+        singularityhelper.push_new_singularity_image(
+            client, SIF_DIR, {"url": "", "name": "busybox_1.34.1", "md5": ""}, "Dummy", push=True
+        )
+    assert err.value.status == 400
+    assert {d["id"] for d in zenodo.depositions()} == before  # the draft is gone
+    created = [r for r in zenodo.requests_log if r["method"] == "POST" and r["path"] == "/api/deposit/depositions"]
+    assert len(created) == 1
+    deletes = [r for r in zenodo.requests_log if r["method"] == "DELETE" and r["path"].startswith("/api/deposit/depositions/")]
+    assert [r["status"] for r in deletes] == [204]
+
+
+def test_failed_cleanup_keeps_the_original_error_and_notes_the_draft(zenodo_rdm, helper_env, caplog):
+    client = helper_env(zenodo_rdm)
+    zenodo_rdm.inject(400, method="PUT", path_prefix="/api/files/")
+    zenodo_rdm.inject(403, method="DELETE", path_prefix="/api/deposit/depositions/")
+    with pytest.raises(ZenodoError) as err:
+        singularityhelper.push_new_singularity_image(
+            client, SIF_DIR, {"url": "", "name": "busybox_1.34.1", "md5": ""}, "Dummy"
+        )
+    assert err.value.status == 400 and "upload" in str(err.value)
+    draft = next(d for d in zenodo_rdm.depositions() if d["state"] != "done")
+    notes = getattr(err.value, "__notes__", [])
+    assert any(f"`{draft['id']}` could not be deleted" in n and "delete it by hand" in n for n in notes), notes
+    assert f"`{draft['id']}` could not be deleted" in caplog.text
+
+
+def test_md5_file_failures_are_kipoi_errors(tmp_path):
+    import errno
+
+    from kipoi_containers import _engine, singularityhandler
+    from kipoi_containers.errors import FileIOError, KipoiContainersError
+
+    missing = tmp_path / "missing.sif"
+    with pytest.raises(FileIOError) as err:
+        _engine.md5_file(missing)
+    assert isinstance(err.value, KipoiContainersError) and isinstance(err.value, OSError)
+    assert err.value.errno == errno.ENOENT
+    assert str(err.value) == f"could not open `{missing}`: No such file or directory (os error 2)"
+    with pytest.raises(FileIOError) as err:
+        _engine.md5_file(tmp_path)  # a directory opens, but cannot be read
+    assert err.value.errno == errno.EISDIR and "could not read" in str(err.value)
+    assert singularityhandler.check_integrity(missing, "0" * 32) is False
+
+
+_DURATIONS = ["initial_backoff", "max_backoff", "max_retry_after", "connect_timeout", "read_timeout"]
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), -0.5, 1e300])
+@pytest.mark.parametrize("name", _DURATIONS)
+def test_bad_durations_are_value_errors_not_panics(name, value):
+    from kipoi_containers import _engine, zenodoclient
+
+    for make in (zenodoclient.Client, _engine.ZenodoClient):
+        with pytest.raises(ValueError, match=f"`{name}` must be a finite, non-negative number of seconds"):
+            make("http://127.0.0.1:9", None, **{name: value})
+
+
+@pytest.mark.parametrize("name", ["connect_timeout", "read_timeout"])
+def test_zero_timeouts_are_refused(name):
+    from kipoi_containers import zenodoclient
+
+    with pytest.raises(ValueError, match=f"`{name}` must be more than 0 seconds"):
+        zenodoclient.Client("http://127.0.0.1:9", None, **{name: 0})
+    # Zero backoffs are fine (retry at once).
+    zenodoclient.Client("http://127.0.0.1:9", None, initial_backoff=0, max_backoff=0, max_retry_after=0)

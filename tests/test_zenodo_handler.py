@@ -179,3 +179,91 @@ def test_add_with_mocked_publish_sets_the_entry(tmp_path, zenodo_rdm, monkeypatc
     handler.add(["MPRA-DragoNN/ConvModel"], push=False)
     assert index["MPRA-DragoNN/ConvModel"] == {"url": "https://dummy.url", "name": "wrong_name", "md5": "78758738"}
     assert release["jobs"]["buildtestandpushsingularity"]["strategy"]["matrix"]["image"] == ["dummy", "mpra-dragonn"]
+
+
+# ------------------------------------------------------------------ the built SIF is always removed
+
+
+def _failing_tester(**kw):
+    raise RuntimeError(f"kipoi test {kw['model']} failed")
+
+
+@pytest.mark.parametrize("failure", ["test", "upload"])
+@pytest.mark.parametrize("step", ["add", "update"])
+def test_a_failure_still_removes_the_built_image(tmp_path, zenodo_rdm, helper_env, step, failure):
+    client = helper_env(zenodo_rdm)
+    index = {"Tiny": {"url": f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+                      "name": "tiny-container_latest", "md5": TINY_MD5}}
+    before = {k: dict(v) for k, v in index.items()}
+    calls: list = []
+    handler = singularityhandler.SingularityHandler(
+        "Tiny" if step == "update" else "NewGroup",
+        "kipoi/kipoi-docker:tiny-slim" if step == "update" else "kipoi/kipoi-docker:newgroup",
+        index, {}, singularity_image_folder=tmp_path, zenodo_client=client,
+        build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", calls),
+        test_image=_failing_tester if failure == "test" else (lambda **kw: None),
+    )
+    if failure == "upload":
+        zenodo_rdm.inject(400, method="PUT", path_prefix="/api/files/")
+    from kipoi_containers.errors import ZenodoError
+
+    expected = RuntimeError if failure == "test" else ZenodoError
+    with pytest.raises(expected):
+        getattr(handler, step)(["Tiny/a"], push=True)
+    assert len(calls) == 1
+    assert list(tmp_path.iterdir()) == []  # the multi-GB SIF did not stay behind
+    assert index == before
+
+
+def test_add_removes_the_built_image_after_publishing(tmp_path, zenodo_rdm, helper_env):
+    client = helper_env(zenodo_rdm)
+    index: dict = {}
+    handler = singularityhandler.SingularityHandler(
+        "NewGroup", "kipoi/kipoi-docker:newgroup", index, {}, singularity_image_folder=tmp_path,
+        zenodo_client=client, build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        test_image=lambda **kw: None,
+    )
+    handler.add(["NewGroup"], push=True)
+    assert index["NewGroup"]["md5"] == BUSYBOX_MD5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_handler_passes_its_index_so_shared_images_are_recognised(tmp_path, zenodo_rdm, helper_env):
+    """An image serving two top-level groups is a shared environment, whatever its name:
+    the handler gives the helper its index, and the record gets the shared-environment text."""
+    client = helper_env(zenodo_rdm)
+    name = "kipoi-docker_sharedpy3torch-slim"
+    zenodo_rdm.seed_published(9000001, title="old", files=[(f"{name}.sif", (TINY_MD5, 1))])
+    entry = {"url": f"{zenodo_rdm.url}/record/9000001/files/{name}.sif?download=1", "name": name, "md5": TINY_MD5}
+    index = {"GroupA": dict(entry), "GroupB/model": dict(entry)}
+    handler = singularityhandler.SingularityHandler(
+        "GroupA", "kipoi/kipoi-docker:sharedpy3torch-slim", index, {}, singularity_image_folder=tmp_path,
+        zenodo_client=client, build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        test_image=lambda **kw: None,
+    )
+    handler.update(["GroupA"], push=True)
+    record = int(index["GroupA"]["url"].split("/")[4])
+    dep = zenodo_rdm.deposition(record)
+    assert dep["title"] == "sharedpy3torch singularity container"
+    assert "envfiles/sharedpy3torch.yml" in dep["metadata"]["description"]
+
+
+def test_replacements_with_upstreams_exact_signature_still_work(tmp_path, zenodo_rdm, monkeypatch):
+    """A monkeypatched publisher without ``model_group_to_singularity_dict`` is called
+    without it."""
+    seen: list = []
+
+    def push_new_singularity_image(zenodo_client, singularity_image_folder, singularity_dict, model_group,
+                                   file_to_upload="", path="", push=False):
+        seen.append(model_group)
+        return {"url": "https://dummy.url", "name": "n", "md5": "m"}
+
+    monkeypatch.setattr("kipoi_containers.singularityhandler.push_new_singularity_image", push_new_singularity_image)
+    index: dict = {}
+    handler = singularityhandler.SingularityHandler(
+        "NewGroup", "kipoi/kipoi-docker:newgroup", index, {}, singularity_image_folder=tmp_path,
+        zenodo_client=make_client(zenodo_rdm), build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        test_image=lambda **kw: None,
+    )
+    handler.add([], push=False)
+    assert seen == ["NewGroup"] and index["NewGroup"] == {"url": "https://dummy.url", "name": "n", "md5": "m"}

@@ -73,15 +73,13 @@ def make_client(emu: ZenodoEmulator, token: str | None = TOKEN, **kwargs: object
 
 @pytest.fixture
 def helper_env(monkeypatch: pytest.MonkeyPatch):
-    """``(point_at(emulator) -> Client)``: sets ``ZENODO_URL``/``ZENODO_ACCESS_TOKEN`` and
-    ``singularityhelper.ZENODO_BASE``/``ZENODO_DEPOSITION`` to the emulator."""
-    from kipoi_containers import singularityhelper
+    """``(point_at(emulator) -> Client)``: sets ``ZENODO_URL``/``ZENODO_ACCESS_TOKEN`` to the
+    emulator, which ``singularityhelper.ZENODO_BASE``/``ZENODO_DEPOSITION`` then reflect
+    (they are computed from ``ZENODO_URL`` on access, so nothing is patched on the module)."""
 
     def point_at(emu: ZenodoEmulator):
         monkeypatch.setenv("ZENODO_URL", emu.url)
         monkeypatch.setenv("ZENODO_ACCESS_TOKEN", TOKEN)
-        monkeypatch.setattr(singularityhelper, "ZENODO_BASE", emu.url)
-        monkeypatch.setattr(singularityhelper, "ZENODO_DEPOSITION", f"{emu.url}/api/deposit/depositions")
         return make_client(emu)
 
     return point_at

@@ -128,7 +128,8 @@ class Index:
 from collections.abc import Callable  # noqa: E402 (kept beside the Zenodo stubs)
 
 def md5_file(path: str | PathLike[str]) -> str:
-    """md5 (lower-case hex) of a file, read in one streaming pass."""
+    """md5 (lower-case hex) of a file, read in one streaming pass; ``FileIOError`` when the
+    file cannot be read."""
 
 @final
 class ZenodoClient:

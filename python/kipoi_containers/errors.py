@@ -120,4 +120,4 @@ class ChecksumMismatchError(ZenodoError, ValueError):
 
 class FileIOError(KipoiContainersError, OSError):
     """A local file could not be read or written (e.g. hashing a SIF); the message names the
-    file and the cause, ``filename`` and ``errno`` are set as on ``OSError``."""
+    file and the cause, and ``errno`` is set as on ``OSError``."""

@@ -7,10 +7,17 @@ The steps call the module-level names ``build_singularity_image``,
 so they can be replaced (monkeypatched) as upstream's tests do. The image conversion can
 also be injected per handler with ``build_image=`` / ``test_image=`` (until the SIF
 conversion issue lands, the default conversion raises ``NotImplementedError``).
+
+The built SIF (often several GB) is removed when ``add``/``update`` ends, whether the test,
+the upload or the publication succeeded or failed (upstream left it behind on any failure,
+and after ``add`` always). The publishing helpers receive the handler's index
+(``model_group_to_singularity_dict=``) so shared environments are recognised from it, when
+they accept that argument (replacements with upstream's exact signature still work).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from dataclasses import dataclass, field
@@ -42,6 +49,15 @@ def check_integrity(fpath: Union[str, "os.PathLike[str]"], md5: Optional[str] = 
     if md5 is None:
         return True
     return _engine.md5_file(os.fspath(path)) == md5.lower().removeprefix("md5:")
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` takes a keyword argument ``name`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _image_tag(docker_image_name: str) -> str:
@@ -87,6 +103,20 @@ class SingularityHandler:
             return Path(self.singularity_image_folder) / singularity_image_name  # type: ignore[arg-type]
         return Path(built)
 
+    def _cleanup(self, built: Path) -> None:
+        """Remove the built image if it is there; a failure to do so is logged, never raised
+        (it must not hide the error of the step that failed)."""
+        try:
+            if built.exists():
+                cleanup(built)
+        except OSError as err:
+            logger.warning("could not remove the built image `%s`: %s", built, err)
+
+    def _publish(self, publish: Callable[..., Any], **kwargs: Any) -> Dict[str, Any]:
+        if _accepts(publish, "model_group_to_singularity_dict"):
+            kwargs["model_group_to_singularity_dict"] = self.model_group_to_singularity_dict
+        return publish(**kwargs)
+
     def _test(self, singularity_image_name: str, models_to_test: List[str]) -> None:
         tester = self.test_image or test_singularity_image
         for model in models_to_test:
@@ -116,45 +146,52 @@ class SingularityHandler:
     def add(self, models_to_test: List[str], push: bool = False) -> None:
         """Build the SIF of a new group from its slim Docker image, test it with
         ``models_to_test``, publish it as a new Zenodo record, record it in the index and add
-        the image to the release workflow's matrix."""
+        the image to the release workflow's matrix. The built SIF is removed in any case."""
         tag = _image_tag(self.docker_image_name)
         name = f"kipoi-docker_{tag}-slim"
         self.singularity_image_name = f"{name}.sif"
         self.singularity_dict = {"url": "", "name": name, "md5": ""}
         repo = self.docker_image_name.rsplit(":", 1)[0]
         built = self._build(self.singularity_image_name, f"{repo}:{tag}-slim")
-        self._test(built.name, models_to_test)
-        new_singularity_dict = push_new_singularity_image(
-            zenodo_client=self.zenodo_client,
-            singularity_image_folder=built.parent,
-            singularity_dict=self.singularity_dict,
-            model_group=self.model_group,
-            file_to_upload=built.name,
-            push=push,
-        )
+        try:
+            self._test(built.name, models_to_test)
+            new_singularity_dict = self._publish(
+                push_new_singularity_image,
+                zenodo_client=self.zenodo_client,
+                singularity_image_folder=built.parent,
+                singularity_dict=self.singularity_dict,
+                model_group=self.model_group,
+                file_to_upload=built.name,
+                push=push,
+            )
+        finally:
+            self._cleanup(built)
         self.update_container_info(new_singularity_dict)
         self._add_to_release_matrix(tag)
 
     def update(self, models_to_test: List[str], push: bool = False) -> None:
         """Rebuild the group's SIF; when its md5 equals the index's, say so and stop (no
-        Zenodo call). Otherwise test it and publish it as a new version of the record."""
+        Zenodo call). Otherwise test it and publish it as a new version of the record. The
+        built SIF is removed in any case."""
         self.singularity_dict = self.model_group_to_singularity_dict[self.model_group]
         self.singularity_image_name = f"{self.singularity_dict['name']}.sif"
         built = self._build(self.singularity_image_name, self.docker_image_name)
-        if check_integrity(built, self.singularity_dict["md5"]):
-            message = f"No need to update the existing singularity container for {self.model_group}"
-            logger.info(message)
-            print(message)
-            cleanup(built)
-            return
-        self._test(built.name, models_to_test)
-        updated_singularity_dict = update_existing_singularity_container(
-            zenodo_client=self.zenodo_client,
-            singularity_dict=self.singularity_dict,
-            singularity_image_folder=built.parent,
-            model_group=self.model_group,
-            file_to_upload=built.name,
-            push=push,
-        )
-        cleanup(built)
+        try:
+            if check_integrity(built, self.singularity_dict["md5"]):
+                message = f"No need to update the existing singularity container for {self.model_group}"
+                logger.info(message)
+                print(message)
+                return
+            self._test(built.name, models_to_test)
+            updated_singularity_dict = self._publish(
+                update_existing_singularity_container,
+                zenodo_client=self.zenodo_client,
+                singularity_dict=self.singularity_dict,
+                singularity_image_folder=built.parent,
+                model_group=self.model_group,
+                file_to_upload=built.name,
+                push=push,
+            )
+        finally:
+            self._cleanup(built)
         self.update_container_info(updated_singularity_dict)

@@ -7,8 +7,9 @@ only remove failure modes:
 - the token (``ZENODO_ACCESS_TOKEN``) goes in the ``Authorization: Bearer`` header, only to
   the configured Zenodo origin, never in a URL (an ``access_token`` parameter is dropped);
 - the base URL is configurable (``base_url=`` or ``ZENODO_URL``; default https://zenodo.org);
-- every method, POST included where it is safe, is retried on 429 (``Retry-After``
-  honoured), 500/502/503/504 and dropped connections;
+- every method, POST included where it is safe, and downloads are retried on 429
+  (``Retry-After`` honoured up to ``max_retry_after``, beyond it the call fails at once),
+  500/502/503/504 and dropped connections;
 - ``put_content(url, Path)`` streams the file in constant memory, hashes it in the same
   pass and fails (removing the upload) when Zenodo's md5 differs;
 - failures raise :class:`~kipoi_containers.errors.ZenodoError` (an ``OSError``, like
@@ -65,7 +66,13 @@ class Client:
         base_url: the Zenodo root, e.g. ``https://zenodo.org`` (default ``$ZENODO_URL``).
         access_token: the personal token (default ``$ZENODO_ACCESS_TOKEN``).
         progress: called as ``progress(done, total)`` during file uploads.
-        max_retries, initial_backoff, max_backoff, max_retry_after: retry policy.
+        max_retries, initial_backoff, max_backoff, max_retry_after: retry policy (seconds;
+            a ``Retry-After`` longer than ``max_retry_after`` fails at once).
+        connect_timeout, read_timeout: seconds to connect, and of silence while waiting for
+            an answer.
+
+    Durations must be finite and non-negative (timeouts more than 0): anything else —
+    ``-1``, ``nan``, ``inf`` — is a ``ValueError`` naming the argument.
     """
 
     def __init__(
@@ -79,6 +86,8 @@ class Client:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 300.0,
+        connect_timeout: float = 30.0,
+        read_timeout: float = 600.0,
     ) -> None:
         self._engine = _engine.ZenodoClient(
             base_url,
@@ -88,6 +97,8 @@ class Client:
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
             max_retry_after=max_retry_after,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         self.progress = progress
 

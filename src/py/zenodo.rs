@@ -4,14 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString};
 
 use super::convert::{to_py, to_value};
-use super::errors::chain;
+use super::errors::{chain, raise_with, Attr};
 use crate::runtime::runtime;
-use crate::transfer::{self, Progress, ProgressRef};
+use crate::transfer::{self, Progress, ProgressRef, TransferError};
 use crate::zenodo::{ListQuery, ZenodoClient, ZenodoConfig};
 
 /// A Python callable `progress(bytes_done, bytes_total)`; exceptions it raises are logged.
@@ -51,10 +51,25 @@ fn query_pairs(params: Option<Vec<(String, String)>>) -> Vec<(String, String)> {
     params.unwrap_or_default()
 }
 
+/// A duration from Python seconds. `Duration::from_secs_f64` panics on negative, NaN and
+/// huge values; here they are a `ValueError` naming the argument.
 fn secs(name: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| {
-        PyValueError::new_err(format!("`{name}` must be a non-negative number of seconds"))
+        PyValueError::new_err(format!(
+            "`{name}` must be a finite, non-negative number of seconds, got {value}"
+        ))
     })
+}
+
+/// A timeout from Python seconds: as [`secs`], and more than zero (a zero timeout would fail
+/// every request).
+fn timeout(name: &str, value: f64) -> PyResult<Duration> {
+    match secs(name, value)? {
+        d if d.is_zero() => Err(PyValueError::new_err(format!(
+            "`{name}` must be more than 0 seconds, got {value}"
+        ))),
+        d => Ok(d),
+    }
 }
 
 /// The Zenodo REST client of the engine (`kipoi_containers.zenodoclient.Client` wraps it).
@@ -91,8 +106,8 @@ impl PyZenodoClient {
         config.retry.initial_backoff = secs("initial_backoff", initial_backoff)?;
         config.retry.max_backoff = secs("max_backoff", max_backoff)?;
         config.retry.max_retry_after = secs("max_retry_after", max_retry_after)?;
-        config.connect_timeout = secs("connect_timeout", connect_timeout)?;
-        config.read_timeout = secs("read_timeout", read_timeout)?;
+        config.connect_timeout = timeout("connect_timeout", connect_timeout)?;
+        config.read_timeout = timeout("read_timeout", read_timeout)?;
         Ok(Self {
             inner: ZenodoClient::new(config)?,
         })
@@ -332,10 +347,28 @@ impl PyZenodoClient {
     }
 }
 
-/// md5 (hex) of a file, read in one streaming pass.
+/// md5 (hex) of a file, read in one streaming pass. Failures raise
+/// `kipoi_containers.errors.FileIOError` (an `OSError`) naming the file, with `errno` set.
 #[pyfunction]
 pub(crate) fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     py.detach(|| transfer::md5_file(&path))
         .map(|(md5, _)| md5)
-        .map_err(|e| PyOSError::new_err(chain(&e)))
+        .map_err(|e| file_io_error(&e))
+}
+
+/// `FileIOError` with the message chain and the OS `errno` (not `filename`/`strerror`:
+/// setting those makes `OSError.__str__` drop the message for `[Errno n] …`).
+fn file_io_error(err: &TransferError) -> PyErr {
+    let errno = match err {
+        TransferError::Open { source, .. }
+        | TransferError::Read { source, .. }
+        | TransferError::Write { source, .. } => source.raw_os_error(),
+        _ => None,
+    };
+    let attrs: Vec<(&str, Attr)> = errno
+        .and_then(|n| usize::try_from(n).ok())
+        .map(|n| ("errno", Attr::Int(n)))
+        .into_iter()
+        .collect();
+    raise_with("FileIOError", chain(err), &attrs)
 }

@@ -223,6 +223,10 @@ class ZenodoEmulator:
             equal an earlier version's (default: legacy only).
         storage: directory for uploaded bytes (default: a temporary one, removed on stop).
         rate_limit: requests per minute per token before 429 (default: unlimited).
+        prefix: a path prefix the whole API lives under (``"/zenodo"`` serves
+            ``http://HOST:PORT/zenodo/api/...``, as behind a reverse proxy); requests
+            outside it answer 404. :attr:`url` includes it; ``requests_log`` paths are as
+            received (with the prefix), fault ``path_prefix``es are matched without it.
 
     Attributes:
         requests_log: every request: ``method``, ``path``, ``query`` (redacted), ``headers``
@@ -246,9 +250,12 @@ class ZenodoEmulator:
         rate_limit: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        prefix: str = "",
     ) -> None:
         if behaviour not in ("rdm", "legacy"):
             raise ValueError("behaviour is `rdm` or `legacy`")
+        prefix = prefix.strip("/")
+        self.prefix = f"/{prefix}" if prefix else ""
         self.behaviour = behaviour
         self.token = token
         self._tokens: dict[str, tuple[int, frozenset[str]]] = {}
@@ -282,7 +289,7 @@ class ZenodoEmulator:
         if self._server is None:
             raise RuntimeError("the emulator is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host}:{port}{self.prefix}"
 
     @property
     def deposition_url(self) -> str:
@@ -730,7 +737,13 @@ class ZenodoEmulator:
         target = handler.path
         entry = self._record(method, target, handler.headers)
         split = urllib.parse.urlsplit(target)
-        path = split.path.rstrip("/") or "/"
+        path = split.path
+        if self.prefix:
+            if path == self.prefix or path.startswith(f"{self.prefix}/"):
+                path = path[len(self.prefix):]
+            else:
+                path = f"/_outside_prefix{path}"  # matches no route: 404
+        path = path.rstrip("/") or "/"
         req = _Request(method, path, urllib.parse.parse_qs(split.query, keep_blank_values=True), handler.headers, handler)
         fault = None if path.startswith("/_emulator/") else self._take_fault(method, path)
         try:
@@ -1355,9 +1368,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-kipoi", metavar="MODEL_TO_SINGULARITY_JSON",
                         help="seed the account from this index file (spec C.4)")
     parser.add_argument("--sif-dir", help="real tiny-container_latest.sif / busybox_1.34.1.sif for the seed")
+    parser.add_argument("--prefix", default="", help="serve the API under this path prefix, e.g. /zenodo")
     args = parser.parse_args(argv)
     emulator = ZenodoEmulator(None if args.no_auth else args.token, behaviour=args.behaviour,
-                              storage=args.storage, host=args.host, port=args.port)
+                              storage=args.storage, host=args.host, port=args.port, prefix=args.prefix)
     emulator.start()
     if args.seed_kipoi:
         with open(args.seed_kipoi, encoding="utf-8") as f:
