@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod dockerfile;
+pub mod errchain;
 pub mod fsutil;
 pub mod index;
 pub mod names;

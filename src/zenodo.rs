@@ -729,7 +729,7 @@ impl ZenodoClient {
                             "{}: {} `{shown}` failed ({}); retry {attempt}/{} in {:.1}s",
                             call.step,
                             call.method,
-                            crate_error_chain(&err),
+                            crate::errchain::chain(&err),
                             policy.max_retries,
                             delay.as_secs_f64()
                         );
@@ -986,7 +986,7 @@ impl ZenodoClient {
             {
                 Ok(()) => "the upload was removed",
                 Err(e) => {
-                    log::warn!("{}", crate_error_chain(&e));
+                    log::warn!("{}", crate::errchain::chain(&e));
                     "removing the upload failed too: delete it by hand"
                 }
             };
@@ -1041,7 +1041,7 @@ impl ZenodoClient {
                     let delay = policy.delay(attempt, None);
                     log::warn!(
                         "{step}: {}; retry {attempt}/{} in {:.1}s",
-                        crate_error_chain(&e),
+                        crate::errchain::chain(&e),
                         policy.max_retries,
                         delay.as_secs_f64()
                     );
@@ -1099,7 +1099,7 @@ impl ZenodoClient {
                     let delay = policy.delay(attempt, None);
                     log::warn!(
                         "{step}: interrupted ({}); retry {attempt}/{} in {:.1}s",
-                        crate_error_chain(&source),
+                        crate::errchain::chain(&source),
                         policy.max_retries,
                         delay.as_secs_f64()
                     );
@@ -1112,6 +1112,18 @@ impl ZenodoClient {
 
     // -------------------------------------------------------------- depositions
 
+    /// Sends `call` (no body) and expects a JSON array back.
+    async fn send_for_array(&self, call: &Call<'_>) -> Result<Vec<Value>, ZenodoError> {
+        let answer = self.send_json(call, None).await?;
+        match Self::expect_json(call, &answer)? {
+            Value::Array(items) => Ok(items),
+            other => Err(Self::shape_error(
+                call,
+                format!("expected a JSON array, got {}", json_kind(&other)),
+            )),
+        }
+    }
+
     /// `GET /api/deposit/depositions` with search parameters (Z1).
     pub async fn list_depositions(&self, query: &ListQuery) -> Result<Vec<Value>, ZenodoError> {
         let url = Self::with_query(&self.depositions_url("")?, &query.pairs());
@@ -1122,14 +1134,7 @@ impl ZenodoClient {
             url: &url,
             replay: Replay::Always,
         };
-        let answer = self.send_json(&call, None).await?;
-        match Self::expect_json(&call, &answer)? {
-            Value::Array(items) => Ok(items),
-            other => Err(Self::shape_error(
-                &call,
-                format!("expected a JSON array, got {}", json_kind(&other)),
-            )),
-        }
+        self.send_for_array(&call).await
     }
 
     /// `POST /api/deposit/depositions` (Z2): a new, empty draft (or with `metadata`).
@@ -1297,14 +1302,7 @@ impl ZenodoClient {
             url: &url,
             replay: Replay::Always,
         };
-        let answer = self.send_json(&call, None).await?;
-        match Self::expect_json(&call, &answer)? {
-            Value::Array(items) => Ok(items),
-            other => Err(Self::shape_error(
-                &call,
-                format!("expected a JSON array, got {}", json_kind(&other)),
-            )),
-        }
+        self.send_for_array(&call).await
     }
 
     /// `DELETE …/{id}/files/{file_id}` (Z9).
@@ -1404,21 +1402,6 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// `err` and its causes on one line (reqwest errors keep the useful part in sources).
-fn crate_error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = cause.source();
-    }
-    msg
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -1584,7 +1567,7 @@ mod tests {
         let client = ZenodoClient::new(cfg).unwrap();
         let err = client.get_deposition(42).await.unwrap_err();
         assert_eq!(err.to_string(), "could not read deposition `42`");
-        let chain = crate_error_chain(&err);
+        let chain = crate::errchain::chain(&err);
         assert!(chain.contains("failed after 2 attempt(s)"), "{chain}");
         assert!(matches!(err.kind, ZenodoErrorKind::Transport { .. }));
     }

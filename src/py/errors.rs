@@ -12,21 +12,7 @@ use crate::dockerfile::DockerfileError;
 use crate::index::IndexError;
 use crate::zoo::ZooError;
 
-/// Message with its `#[source]` chain: `outer: cause: cause`, skipping causes whose text
-/// the outer message already contains.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = cause.source();
-    }
-    msg
-}
+pub(crate) use crate::errchain::chain;
 
 /// Builds `kipoi_containers.errors.<class_name>(message)` and sets `attrs` on it.
 pub(crate) fn raise_with(class_name: &str, message: String, attrs: &[(&str, Attr)]) -> PyErr {
