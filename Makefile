@@ -24,6 +24,10 @@ lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
+.PHONY: lint-python
+lint-python: ## Check _engine.pyi against the built engine (mypy.stubtest)
+	$(PY) -m mypy.stubtest kipoi_containers._engine --allowlist .mypy-stubtest-allowlist
+
 .PHONY: test-rust
 test-rust: ## Rust unit tests
 	cargo test
@@ -33,7 +37,7 @@ test-python: ## pytest against the installed package
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 .PHONY: test
-test: setup lint test-rust install test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, pytest
+test: setup lint test-rust install lint-python test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, stub check, pytest
 
 .PHONY: run-local
 run-local: install ## The main job on the embedded local default (local zoo, bundled index, no credentials)

@@ -18,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import maturin, pytest, requests, yaml' >/dev/null 2>&1; then
+if ! "$PY" -c 'import maturin, pytest, requests, yaml, mypy' >/dev/null 2>&1; then
   echo "setup: installing Python build and test tools"
-  "$PY" -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=7" "requests>=2.28" "pyyaml>=6"
+  "$PY" -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=7" "requests>=2.28" "pyyaml>=6" "mypy>=1.10"
 fi

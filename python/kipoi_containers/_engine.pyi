@@ -140,8 +140,8 @@ class ZenodoClient:
     exponential backoff. Errors: ``ZenodoError`` / ``ZenodoAuthError`` / ``ChecksumMismatchError``.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         base_url: Optional[str] = None,
         access_token: Optional[str] = None,
         *,
@@ -152,7 +152,7 @@ class ZenodoClient:
         max_retry_after: float = 300.0,
         connect_timeout: float = 30.0,
         read_timeout: float = 600.0,
-    ) -> None: ...
+    ) -> ZenodoClient: ...
     @property
     def base_url(self) -> str:
         """The base URL without a trailing slash."""
