@@ -25,7 +25,8 @@ lint: ## cargo fmt --check and clippy -D warnings
 	cargo clippy --all-targets -- -D warnings
 
 .PHONY: lint-python
-lint-python: ## Check _engine.pyi against the built engine (mypy.stubtest)
+lint-python: ## Type-check the package and check _engine.pyi against the built engine (mypy, stubtest)
+	$(PY) -m mypy python/kipoi_containers
 	$(PY) -m mypy.stubtest kipoi_containers._engine --allowlist .mypy-stubtest-allowlist
 
 .PHONY: test-rust

@@ -115,7 +115,7 @@ class DockerAdder:
         self.list_of_models = self.get_list_of_models_from_repo()
         if not self.is_compatible_with_existing_image():
             tag = self.image_name.rsplit(":", 1)[1]
-            path, _text, _hash = _engine.render_dockerfile(
+            rendered, _text, _hash = _engine.render_dockerfile(
                 self.model_group,
                 tag,
                 "full",
@@ -123,6 +123,8 @@ class DockerAdder:
                 template_dir=os.fspath(self.template_dir) if self.template_dir else None,
                 base_image=self.base_image,
             )
+            assert rendered is not None  # written because output_dir was given
+            path = rendered
             try:
                 build_docker_image(
                     path, self.image_name, model_group=self.model_group, zoo_commit=zoo_commit(zoo_dir(self.zoo))

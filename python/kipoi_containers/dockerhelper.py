@@ -167,5 +167,5 @@ def cleanup(images: bool = False) -> Dict[str, List[str]]:
 # Keep pytest from collecting the upstream-named helpers as tests when imported into a
 # test module.
 for _f in (test_docker_image, test_docker_image_without_exception, test_models):
-    _f.__test__ = False  # type: ignore[attr-defined]
+    setattr(_f, "__test__", False)
 del _f

@@ -118,7 +118,7 @@ def image_model_pairs(config: pytest.Config) -> List[tuple]:
 
     index = _index(config)
     groups = set(requested(config, "modelgroup"))
-    pairs = []
+    pairs: List[tuple] = []
     for image in requested(config, "image"):
         models = index.models_for_image(image)
         if models is None:

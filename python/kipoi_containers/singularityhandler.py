@@ -92,15 +92,19 @@ class SingularityHandler:
             self.zenodo_client = zenodoclient.Client()
 
     # ------------------------------------------------------------------ helpers
+    def _folder(self) -> Path:
+        """The folder SIFs are built in (set in ``__post_init__``)."""
+        return Path(self.singularity_image_folder or Path.cwd())
+
     def _build(self, singularity_image_name: str, docker_image: str) -> Path:
         builder = self.build_image or build_singularity_image
         built = builder(
             name_of_docker_image=docker_image,
             singularity_image_name=singularity_image_name,
-            singularity_image_folder=self.singularity_image_folder,
+            singularity_image_folder=self._folder(),
         )
         if built is None:
-            return Path(self.singularity_image_folder) / singularity_image_name  # type: ignore[arg-type]
+            return self._folder() / singularity_image_name
         return Path(built)
 
     def _cleanup(self, built: Path) -> None:
@@ -121,7 +125,7 @@ class SingularityHandler:
         tester = self.test_image or test_singularity_image
         for model in models_to_test:
             tester(
-                singularity_image_folder=self.singularity_image_folder,
+                singularity_image_folder=self._folder(),
                 singularity_image_name=singularity_image_name,
                 model=model,
             )
