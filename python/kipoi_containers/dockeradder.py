@@ -1,7 +1,7 @@
 """``DockerAdder``: containerise a model group new to the index (upstream name).
 
 Steps, as upstream: list the group's models from the zoo; try the shared images (derived
-from the index: images used by more than one key, not a hard-coded list); if one runs
+from the index: images whose keys span several groups, not a hard-coded list); if one runs
 every model, use it; otherwise render the group's Dockerfile, build, test every model,
 push, clean up. Then record the group in the index dicts (and, when given, upstream's
 workflow data).
@@ -14,15 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from . import _engine
-from .dockerhelper import (
-    build_docker_image,
-    cleanup,
-    push_docker_image,
-    test_docker_image,
-    test_docker_image_without_exception,
-    zoo_commit,
-    zoo_dir,
-)
+from .dockerhelper import test_docker_image_without_exception
+from .dockerupdater import DockerUpdater
 from .helper import logger
 from .paths import container_info_dir
 
@@ -114,25 +107,14 @@ class DockerAdder:
         """Containerise the group (shared image first, else its own) and record it."""
         self.list_of_models = self.get_list_of_models_from_repo()
         if not self.is_compatible_with_existing_image():
-            tag = self.image_name.rsplit(":", 1)[1]
-            rendered, _text, _hash = _engine.render_dockerfile(
+            # Its own image: the same render → build → test → push path as an update.
+            DockerUpdater(
                 self.model_group,
-                tag,
-                "full",
-                output_dir=os.fspath(self.dockerfiles_dir),
-                template_dir=os.fspath(self.template_dir) if self.template_dir else None,
+                self.image_name,
+                dockerfiles_dir=self.dockerfiles_dir,
+                template_dir=self.template_dir,
                 base_image=self.base_image,
-            )
-            assert rendered is not None  # written because output_dir was given
-            path = rendered
-            try:
-                build_docker_image(
-                    path, self.image_name, model_group=self.model_group, zoo_commit=zoo_commit(zoo_dir(self.zoo))
-                )
-                for model in self._models():
-                    test_docker_image(self.image_name, model, zoo=self.zoo)
-                if self.push:
-                    push_docker_image(tag, image=self.image_name)
-            finally:
-                cleanup(images=True)
+                zoo=self.zoo,
+                push=self.push,
+            ).update(self._models(), rerender=True)
         self.update_content(model_group_to_docker_dict, docker_to_model_dict, workflow_test_data, workflow_release_data)

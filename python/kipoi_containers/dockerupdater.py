@@ -47,12 +47,13 @@ class DockerUpdater:
     def tag(self) -> str:
         return self.name_of_docker_image.rsplit(":", 1)[-1]
 
-    def dockerfile_path(self) -> Path:
-        """``dockerfiles/Dockerfile.<tag>``, rendered from the templates when missing."""
+    def dockerfile_path(self, rerender: bool = False) -> Path:
+        """``dockerfiles/Dockerfile.<tag>``, rendered from the templates when missing (or
+        always, with ``rerender``)."""
         slim = self.tag.endswith("-slim")
         full_tag = self.tag[: -len("-slim")] if slim else self.tag
         path = self.dockerfiles_dir / (f"Dockerfile.{full_tag}-slim" if slim else f"Dockerfile.{full_tag}")
-        if not path.exists():
+        if rerender or not path.exists():
             rendered, _text, _hash = _engine.render_dockerfile(
                 self.model_group,
                 full_tag,
@@ -64,11 +65,11 @@ class DockerUpdater:
             logger.info("rendered %s for %s", rendered, self.model_group)
         return path
 
-    def update(self, models_to_test: List[str]) -> None:
+    def update(self, models_to_test: List[str], *, rerender: bool = False) -> None:
         """Rebuild, test every model of ``models_to_test``, push, clean up. Nothing is
-        pushed unless every test passed."""
+        pushed unless every test passed. ``rerender`` renders the Dockerfile afresh."""
         logger.info("Updating %s and %s", self.model_group, self.name_of_docker_image)
-        path = self.dockerfile_path()
+        path = self.dockerfile_path(rerender)
         try:
             build_docker_image(
                 path, self.name_of_docker_image, model_group=self.model_group, zoo_commit=zoo_commit(zoo_dir(self.zoo))
