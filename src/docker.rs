@@ -18,6 +18,8 @@ use bollard::query_parameters::{
     TagImageOptionsBuilder,
 };
 use bollard::Docker;
+
+use crate::redact::Secret;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 
@@ -59,7 +61,7 @@ const TAIL_LINES: usize = 40;
 /// Errors of the Docker path; each names its subject and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("Docker daemon not reachable at {addr}: is it running? ({source})")]
+    #[error("Docker daemon not reachable at {addr}: is it running? (set DOCKER_HOST to use another engine)")]
     Unreachable {
         addr: String,
         #[source]
@@ -89,13 +91,15 @@ pub enum DockerError {
     Push { image: String, message: String },
     #[error("image `{0}` does not exist in the local Docker Engine; build or pull it first")]
     ImageNotFound(String),
-    #[error("Docker {step} failed: {source}")]
+    #[error("Docker {step} failed")]
     Api {
         step: String,
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("could not read `{}` ({step}): {source}", path.display())]
+    #[error(transparent)]
+    Local(#[from] crate::transfer::TransferError),
+    #[error("could not read `{}` ({step})", path.display())]
     Io {
         path: PathBuf,
         step: &'static str,
@@ -109,17 +113,11 @@ fn api(step: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Docker
     move |source| DockerError::Api { step, source }
 }
 
-/// Registry credentials; the password never shows in `Debug`.
-#[derive(Clone)]
+/// Registry credentials; the password is a [`Secret`] (never shown).
+#[derive(Clone, Debug)]
 pub struct Credentials {
     pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, <redacted>)", self.username)
-    }
+    pub password: Secret,
 }
 
 impl Credentials {
@@ -128,10 +126,8 @@ impl Credentials {
     pub fn from_env() -> Option<Self> {
         let username = std::env::var("DOCKER_USERNAME")
             .ok()
-            .filter(|s| !s.is_empty())?;
-        let password = std::env::var("DOCKER_PASSWORD")
-            .ok()
-            .filter(|s| !s.is_empty())?;
+            .filter(|s| !s.trim().is_empty())?;
+        let password = Secret::from_env(&["DOCKER_PASSWORD"])?;
         Some(Self { username, password })
     }
 }
@@ -551,7 +547,7 @@ impl Engine {
         let registry = registry_of(repository);
         let creds = credentials.map(|c| bollard::auth::DockerCredentials {
             username: Some(c.username.clone()),
-            password: Some(c.password.clone()),
+            password: Some(c.password.expose().to_owned()),
             serveraddress: Some(registry.clone()),
             ..Default::default()
         });
@@ -633,50 +629,21 @@ impl Engine {
         &self,
         image: &str,
         path: &Path,
-        on_bytes: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<u64, DockerError> {
-        use tokio::io::AsyncWriteExt as _;
+        progress: crate::transfer::ProgressRef,
+    ) -> Result<crate::transfer::Sent, DockerError> {
+        use crate::transfer::{write_stream, StreamError};
         self.image_id(image).await?;
-        let io = |step: &'static str| {
-            let path = path.to_path_buf();
-            move |source| DockerError::Io { path, step, source }
+        let sent = match write_stream(self.export(image), path, None, 0, progress).await {
+            Ok(sent) => sent,
+            Err(StreamError::Source(e)) => return Err(e),
+            Err(StreamError::Local(e)) => return Err(DockerError::Local(e)),
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".export.")
-            .tempfile_in(&dir)
-            .map_err(io("creating a temporary file beside it"))?;
-        let (file, tmp_path) = tmp.into_parts();
-        let mut writer =
-            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
-        let mut written = 0u64;
-        let mut stream = std::pin::pin!(self.export(image));
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(io("writing the export"))?;
-            written += chunk.len() as u64;
-            on_bytes(written);
-        }
-        writer.flush().await.map_err(io("writing the export"))?;
-        writer
-            .into_inner()
-            .sync_all()
-            .await
-            .map_err(io("flushing the export to disk"))?;
-        tmp_path
-            .persist(path)
-            .map_err(|e| io("renaming the export into place")(e.error))?;
         log::info!(
-            "exported `{image}` to `{}` ({written} bytes)",
-            path.display()
+            "exported `{image}` to `{}` ({} bytes)",
+            path.display(),
+            sent.bytes
         );
-        Ok(written)
+        Ok(sent)
     }
 
     /// Removes what this tool created: its stopped containers, networks and volumes; with
@@ -825,12 +792,7 @@ impl Drop for ContainerGuard {
             return;
         }
         let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move { remove_container(&docker, &id).await });
-            }
-            Err(_) => log::warn!("test container {id} left behind: no runtime to remove it"),
-        }
+        crate::runtime::spawn_cleanup(async move { remove_container(&docker, &id).await });
     }
 }
 
@@ -997,7 +959,7 @@ mod tests {
     fn credentials_debug_hides_password() {
         let c = Credentials {
             username: "u".into(),
-            password: "hunter2".into(),
+            password: Secret::new("hunter2").unwrap(),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

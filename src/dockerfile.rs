@@ -27,7 +27,7 @@ pub const DEFAULT_SLIM_BASE_IMAGE: &str = "debian:bullseye-slim";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
-    #[error("could not read the Dockerfile template `{}`: {source}", path.display())]
+    #[error("could not read the Dockerfile template `{}`", path.display())]
     ReadTemplate {
         path: PathBuf,
         #[source]
@@ -171,6 +171,22 @@ pub fn rendered_path(dir: &Path, tag: &str, variant: Variant) -> PathBuf {
     }
 }
 
+/// The Dockerfile of an image, one rule for every group: `<dir>/Dockerfile.<tag>` for the
+/// full image, `<dir>/Dockerfile.<tag>-slim` for its slim one (upstream special-cased
+/// MMSplice and APARENT to get the same names).
+#[must_use]
+pub fn dockerfile_for_image(dir: &Path, image: &str) -> (PathBuf, Variant) {
+    let variant = if crate::names::is_slim(image) {
+        Variant::Slim
+    } else {
+        Variant::Full
+    };
+    (
+        rendered_path(dir, crate::names::full_tag(image), variant),
+        variant,
+    )
+}
+
 /// Renders and writes the Dockerfile (atomically); returns the path and the rendering.
 pub fn write(
     dir: &Path,
@@ -216,6 +232,25 @@ mod tests {
         assert!(e.to_string().contains("`{{b}}`"), "{e}");
         assert!(substitute("t", "x {{a", &vars).is_err());
         assert_eq!(substitute("t", "x {{ a }} y", &vars).unwrap(), "x 1 y");
+    }
+
+    #[test]
+    fn dockerfile_of_an_image() {
+        let d = Path::new("dockerfiles");
+        assert_eq!(
+            dockerfile_for_image(d, "kipoi/kipoi-docker:mmsplice-mtsplice-slim"),
+            (
+                PathBuf::from("dockerfiles/Dockerfile.mmsplice-mtsplice-slim"),
+                Variant::Slim
+            )
+        );
+        assert_eq!(
+            dockerfile_for_image(d, "kipoi/kipoi-docker:aparent-veff"),
+            (
+                PathBuf::from("dockerfiles/Dockerfile.aparent-veff"),
+                Variant::Full
+            )
+        );
     }
 
     #[test]

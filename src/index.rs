@@ -22,8 +22,7 @@ use std::path::{Path, PathBuf};
 pub const MODEL_TO_DOCKER: &str = "model-to-docker.json";
 pub const DOCKER_TO_MODEL: &str = "docker-to-model.json";
 pub const MODEL_TO_SINGULARITY: &str = "model-to-singularity.json";
-/// Suffix of the slim variant of an image tag (`…:mmsplice-slim`).
-pub const SLIM_SUFFIX: &str = "-slim";
+pub use crate::names::SLIM_SUFFIX;
 
 /// Errors of loading or saving an index file.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +36,7 @@ pub enum IndexError {
         column: usize,
     },
     /// The file could not be read.
-    #[error("could not read `{}`: {source}", path.display())]
+    #[error("could not read `{}`", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -112,6 +111,11 @@ pub struct Md5(String);
 #[serde(transparent)]
 pub struct Url(String);
 
+/// The name of a SIF (its file name without `.sif`): one safe path segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SifName(String);
+
 macro_rules! validated_str {
     ($ty:ident, $expecting:literal, $check:path) => {
         impl $ty {
@@ -175,6 +179,10 @@ fn check_image_name(s: &str) -> Result<(), String> {
     }
 }
 
+fn check_sif_name(s: &str) -> Result<(), String> {
+    crate::names::validate_file_name(s).map_err(|e| e.to_string())
+}
+
 fn check_md5(s: &str) -> Result<(), String> {
     if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
@@ -211,6 +219,11 @@ validated_str!(
     check_image_name
 );
 validated_str!(Md5, "an md5 of 32 hex digits", check_md5);
+validated_str!(
+    SifName,
+    "a SIF name such as `kipoi-docker_deepmel-slim` (one file name, no path)",
+    check_sif_name
+);
 validated_str!(Url, "an http(s) URL", check_url);
 
 impl ImageName {
@@ -247,12 +260,13 @@ impl ImageName {
     }
 }
 
-/// One published SIF: where it is, its name (file name without `.sif`) and its md5.
+/// One published SIF: where it is, its name (file name without `.sif`, one safe path
+/// segment: it becomes a download path) and its md5.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SingularityEntry {
     pub url: Url,
-    pub name: String,
+    pub name: SifName,
     pub md5: Md5,
 }
 
@@ -471,11 +485,28 @@ impl Index {
         Ok(index)
     }
 
-    /// Saves the three files into `dir`, each atomically.
+    /// Saves the three files into `dir` atomically: all three are written and flushed
+    /// before any replaces its predecessor.
     pub fn save(&self, dir: &Path) -> Result<(), IndexError> {
-        save_file(&dir.join(MODEL_TO_DOCKER), &self.model_to_docker)?;
-        save_file(&dir.join(DOCKER_TO_MODEL), &self.docker_to_model)?;
-        save_file(&dir.join(MODEL_TO_SINGULARITY), &self.model_to_singularity)?;
+        let texts = [
+            (
+                dir.join(MODEL_TO_DOCKER),
+                to_text(MODEL_TO_DOCKER, &self.model_to_docker)?,
+            ),
+            (
+                dir.join(DOCKER_TO_MODEL),
+                to_text(DOCKER_TO_MODEL, &self.docker_to_model)?,
+            ),
+            (
+                dir.join(MODEL_TO_SINGULARITY),
+                to_text(MODEL_TO_SINGULARITY, &self.model_to_singularity)?,
+            ),
+        ];
+        let files: Vec<(&Path, &[u8])> = texts
+            .iter()
+            .map(|(p, t)| (p.as_path(), t.as_bytes()))
+            .collect();
+        crate::fsutil::write_atomic_all(&files)?;
         log::debug!("saved index to `{}`", dir.display());
         Ok(())
     }
@@ -529,22 +560,25 @@ impl Index {
     }
 
     /// The shared environments: images whose keys span two or more top-level model
-    /// groups (`sharedpy3keras2tf2` runs Basset, HAL, ...). An image used by several keys
-    /// of one group (`mmsplice` for four `MMSplice/*` models) is that group's own image.
+    /// groups (see [`shared_images_of`]).
     #[must_use]
     pub fn shared_images(&self) -> Vec<&ImageName> {
-        let mut groups: IndexMap<&ImageName, std::collections::BTreeSet<&str>> = IndexMap::new();
-        for (key, image) in &self.model_to_docker.0 {
-            groups
-                .entry(image)
-                .or_default()
-                .insert(top_group(key.as_str()));
-        }
-        groups
-            .into_iter()
-            .filter(|(_, g)| g.len() > 1)
-            .map(|(i, _)| i)
-            .collect()
+        let shared = shared_images_of(
+            self.model_to_docker
+                .0
+                .iter()
+                .map(|(k, i)| (k.as_str(), i.as_str())),
+        );
+        self.model_to_docker
+            .0
+            .values()
+            .filter(|i| shared.contains(&i.as_str()))
+            .fold(Vec::new(), |mut out, i| {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+                out
+            })
     }
 
     /// Whether `image` (or its full image, for a `-slim` tag) is a shared environment.
@@ -579,6 +613,22 @@ impl Index {
         }
         problems
     }
+}
+
+/// The shared environments among `(key, image)` entries of `model-to-docker.json`: images
+/// whose keys span two or more top-level model groups (`sharedpy3keras2tf2` runs Basset,
+/// HAL, ...), in first-seen order. An image used by several keys of one group (`mmsplice`
+/// for four `MMSplice/*` models) is that group's own image.
+pub fn shared_images_of<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<&'a str> {
+    let mut groups: IndexMap<&str, std::collections::BTreeSet<&str>> = IndexMap::new();
+    for (key, image) in entries {
+        groups.entry(image).or_default().insert(top_group(key));
+    }
+    groups
+        .into_iter()
+        .filter(|(_, g)| g.len() > 1)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The longest key equal to `model` or a `/`-boundary prefix of it.
@@ -672,6 +722,19 @@ mod tests {
     }
 
     #[test]
+    fn sif_names_are_one_safe_path_segment() {
+        for name in ["../../../tmp/evil", "a/b", "..", ""] {
+            let text = format!(
+                r#"{{"DeepMEL": {{"url": "https://zenodo.org/x", "name": "{name}", "md5": "{}"}}}}"#,
+                "0".repeat(32)
+            );
+            let msg = err_text(parse(MODEL_TO_SINGULARITY, &text));
+            assert!(msg.contains("entry 'DeepMEL'"), "{msg}");
+            assert!(msg.contains("SIF name") || msg.contains("invalid"), "{msg}");
+        }
+    }
+
+    #[test]
     fn trailing_garbage_rejected() {
         let r: Result<ModelToDocker, _> = parse(MODEL_TO_DOCKER, "{}\n{}");
         assert!(r.is_err());
@@ -725,7 +788,7 @@ mod tests {
             );
             let sif = index.singularity_for_model(key.as_str()).unwrap();
             assert!(
-                sif.name.contains(image.tag()),
+                sif.name.as_str().contains(image.tag()),
                 "{key}: {} vs {image}",
                 sif.name
             );

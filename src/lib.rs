@@ -8,10 +8,14 @@ pub mod docker;
 pub mod dockerfile;
 pub mod errchain;
 pub mod fsutil;
+pub mod http;
 pub mod index;
+pub mod layout;
 pub mod names;
 pub mod plan;
 pub mod pyjson;
+pub mod redact;
+pub mod retry;
 pub mod runtime;
 pub mod transfer;
 pub mod zenodo;
@@ -34,8 +38,6 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Nothing)?
         .set_prefix("kipoi_containers")
         .install();
-    // Awaitable calls share the engine's runtime.
-    let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime::runtime());
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     py::register(m)
 }

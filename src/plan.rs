@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::index::{is_path_prefix, Index};
+use crate::layout::Layout;
 use crate::names::{top_group, validate_model_name};
-use crate::zoo::Layout;
 
 /// What to do for one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -405,7 +405,7 @@ fn common_path_prefix<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zoo::Tree;
+    use crate::layout::Tree;
 
     fn layout(paths: &[&str]) -> Layout {
         Tree {

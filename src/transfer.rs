@@ -1,5 +1,5 @@
 //! Streaming transfers: file uploads and downloads that hash (md5) in the same pass, in
-//! constant memory, with progress reporting; and the retry policy shared by HTTP clients.
+//! constant memory, with progress reporting.
 //!
 //! Upload data flow:
 //!
@@ -24,7 +24,6 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -332,12 +331,15 @@ fn tokio_stream_from<T: Send + 'static>(
     })
 }
 
-/// Streams `response`'s body into `dest` through a temporary file in the same directory,
-/// hashing in the same pass. When `expected_md5` is given and differs, nothing is kept.
-/// On success the temporary file is `fsync`ed and renamed over `dest`.
-///
-/// The disk work (temporary file, writes, md5, `fsync`, rename) runs on a blocking thread
-/// fed through a bounded channel, so the tokio workers never wait on the disk.
+/// Why writing a stream to a file failed: the stream broke, or the local file.
+#[derive(Debug)]
+pub enum StreamError<E> {
+    /// The stream yielded an error (the source of the bytes failed).
+    Source(E),
+    Local(TransferError),
+}
+
+/// Streams `response`'s body into `dest`, hashing in the same pass (see [`write_stream`]).
 pub async fn download_to(
     response: reqwest::Response,
     dest: &Path,
@@ -345,6 +347,33 @@ pub async fn download_to(
     progress: ProgressRef,
 ) -> Result<Sent, TransferError> {
     let total = response.content_length().unwrap_or(0);
+    match write_stream(response.bytes_stream(), dest, expected_md5, total, progress).await {
+        Ok(sent) => Ok(sent),
+        Err(StreamError::Source(source)) => Err(TransferError::Interrupted {
+            path: dest.to_path_buf(),
+            source: source.without_url(),
+        }),
+        Err(StreamError::Local(e)) => Err(e),
+    }
+}
+
+/// Streams `stream` into `dest` through an [`AtomicFile`](crate::fsutil::AtomicFile),
+/// hashing in the same pass. When `expected_md5` is given and differs, nothing is kept.
+/// On success the file is flushed and renamed over `dest`; on any failure (or when the
+/// future is dropped) `dest` is untouched and no temporary file stays.
+///
+/// The disk work (writes, md5, `fsync`, rename) runs on a blocking thread fed through a
+/// bounded channel, so the tokio workers never wait on the disk.
+pub async fn write_stream<S, E>(
+    stream: S,
+    dest: &Path,
+    expected_md5: Option<&str>,
+    total: u64,
+    progress: ProgressRef,
+) -> Result<Sent, StreamError<E>>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>>,
+{
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let writer_dest = dest.to_path_buf();
     let writer_md5 = expected_md5.map(str::to_owned);
@@ -353,14 +382,14 @@ pub async fn download_to(
     });
     let mut done = 0u64;
     let mut pending = bytes::BytesMut::new();
-    let mut stream = response.bytes_stream();
+    let mut stream = std::pin::pin!(stream);
     let mut interrupted = None;
     let mut writer_gone = false;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(source) => {
-                interrupted = Some(source.without_url());
+                interrupted = Some(source);
                 break;
             }
         };
@@ -382,20 +411,19 @@ pub async fn download_to(
         let _ = tx.send(Bytes::new()).await;
     }
     drop(tx);
-    let written = writer.await.map_err(|source| TransferError::Worker {
-        path: dest.to_path_buf(),
-        source,
-    })?;
-    if let Some(source) = interrupted {
-        return Err(TransferError::Interrupted {
+    let written = writer.await.map_err(|source| {
+        StreamError::Local(TransferError::Worker {
             path: dest.to_path_buf(),
             source,
-        });
+        })
+    })?;
+    if let Some(source) = interrupted {
+        return Err(StreamError::Source(source));
     }
-    written
+    written.map_err(StreamError::Local)
 }
 
-/// The blocking half of [`download_to`]: writes and hashes what arrives until the empty end
+/// The blocking half of [`write_stream`]: writes and hashes what arrives until the empty end
 /// marker, then checks the md5, `fsync`s and renames. Without the marker (the download was
 /// interrupted) or on any failure, the temporary file is removed and `dest` is untouched.
 fn write_from_channel(
@@ -403,19 +431,11 @@ fn write_from_channel(
     dest: &Path,
     expected_md5: Option<&str>,
 ) -> Result<Sent, TransferError> {
-    use std::io::Write as _;
-    let write_err = |source| TransferError::Write {
+    let write_err = |e: crate::fsutil::AtomicWriteError| TransferError::Write {
         path: dest.to_path_buf(),
-        source,
+        source: e.source,
     };
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".download.")
-        .tempfile_in(&dir)
-        .map_err(write_err)?;
+    let mut tmp = crate::fsutil::AtomicFile::create(dest, 0o644).map_err(write_err)?;
     let mut hasher = Md5::new();
     let mut bytes = 0u64;
     let mut finished = false;
@@ -445,103 +465,8 @@ fn write_from_channel(
             });
         }
     }
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(dest).map_err(|e| write_err(e.error))?;
+    tmp.commit().map_err(write_err)?;
     Ok(Sent { md5, bytes })
-}
-
-// ------------------------------------------------------------------------------ retries
-
-/// When and how long to wait before repeating a failed request.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Repetitions after the first attempt.
-    pub max_retries: u32,
-    /// Wait before the first repetition; doubles on each later one.
-    pub initial_backoff: Duration,
-    /// Upper bound of the computed backoff.
-    pub max_backoff: Duration,
-    /// A `Retry-After` longer than this is not waited out: the request fails instead.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before repetition number `retry` (1-based): the server's `Retry-After` when
-    /// given, else exponential backoff with up to 25 % jitter, capped at `max_backoff`.
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait;
-        }
-        let exp = retry.saturating_sub(1).min(20);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        let jitter_permille = jitter_seed() % 250;
-        let jitter = (base / 1000).saturating_mul(jitter_permille);
-        base.saturating_add(jitter).min(self.max_backoff.max(base))
-    }
-
-    /// The wait before repetition number `retry`, as [`Self::delay`], or `None` when the
-    /// server's `Retry-After` exceeds `max_retry_after`: the request must then fail at once
-    /// instead of sleeping that long. Every retry loop goes through here.
-    pub fn wait_before(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        if retry_after.is_some_and(|wait| wait > self.max_retry_after) {
-            return None;
-        }
-        Some(self.delay(retry, retry_after))
-    }
-}
-
-fn jitter_seed() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-}
-
-/// Statuses that mean "try again later": rate limited, or a server/gateway failure.
-pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 429 | 500 | 502 | 503 | 504)
-}
-
-/// Statuses after which the server certainly did not act on the request (rate limiter or
-/// maintenance answer in front of the application).
-pub fn is_unprocessed_status(status: u16) -> bool {
-    matches!(status, 429 | 503)
-}
-
-/// Transport failures worth repeating: connection refused/reset, timeouts, a connection
-/// dropped while the request or the answer was on the wire.
-pub fn is_transient_transport(err: &reqwest::Error) -> bool {
-    !(err.is_builder() || err.is_redirect() || err.is_status() || err.is_decode())
-        && (err.is_connect() || err.is_timeout() || err.is_request() || err.is_body())
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is read as "now"). Zenodo sends seconds.
-pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        // Negative or NaN: meaningless, ignored. Beyond `Duration` (huge, infinite): "longer
-        // than any cap", so the caller fails fast instead of panicking or sleeping forever.
-        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
-    }
-    // An HTTP-date: we do not parse calendars here; waiting the normal backoff is safe.
-    None
 }
 
 #[cfg(test)]
@@ -563,66 +488,6 @@ mod tests {
     fn md5_of_missing_file_names_it() {
         let e = md5_file(Path::new("/nonexistent-kc/file.sif")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent-kc/file.sif"), "{e}");
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped_and_retry_after_wins() {
-        let p = RetryPolicy {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(350),
-            max_retry_after: Duration::from_secs(10),
-        };
-        let d1 = p.delay(1, None);
-        let d2 = p.delay(2, None);
-        let d5 = p.delay(5, None);
-        assert!(
-            d1 >= Duration::from_millis(100) && d1 < Duration::from_millis(126),
-            "{d1:?}"
-        );
-        assert!(
-            d2 >= Duration::from_millis(200) && d2 < Duration::from_millis(251),
-            "{d2:?}"
-        );
-        assert!(d5 <= Duration::from_millis(350), "{d5:?}");
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-    }
-
-    #[test]
-    fn retry_after_parsing() {
-        let cases: &[(&str, Option<Duration>)] = &[
-            ("seconds", Some(Duration::from_secs(7))),
-            ("fraction", Some(Duration::from_millis(1500))),
-            ("http-date", None),
-            ("garbage", None),
-        ];
-        for (name, expected) in cases {
-            let mut h = reqwest::header::HeaderMap::new();
-            let value = match *name {
-                "seconds" => "7",
-                "fraction" => "1.5",
-                "http-date" => "Wed, 21 Oct 2015 07:28:00 GMT",
-                _ => "soon",
-            };
-            h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
-            assert_eq!(parse_retry_after(&h), *expected, "{name}");
-        }
-        assert_eq!(parse_retry_after(&reqwest::header::HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn transient_statuses() {
-        for s in [429, 500, 502, 503, 504] {
-            assert!(is_transient_status(s), "{s}");
-        }
-        for s in [200, 201, 400, 401, 403, 404, 409, 413, 501] {
-            assert!(!is_transient_status(s), "{s}");
-        }
-        assert!(is_unprocessed_status(429) && is_unprocessed_status(503));
-        assert!(!is_unprocessed_status(500) && !is_unprocessed_status(502));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,44 +623,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, TransferError::Write { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn retry_after_beyond_the_cap_is_not_waited() {
-        let p = RetryPolicy {
-            max_retry_after: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        };
-        assert_eq!(
-            p.wait_before(1, Some(Duration::from_secs(10))),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(p.wait_before(1, Some(Duration::from_secs(11))), None);
-        assert_eq!(p.wait_before(1, Some(Duration::MAX)), None);
-        assert!(p.wait_before(1, None).is_some());
-    }
-
-    #[test]
-    fn extreme_retry_after_and_backoff_never_panic() {
-        let mut h = reqwest::header::HeaderMap::new();
-        for (value, expected) in [
-            ("1e30", Some(Duration::MAX)),
-            ("99999999999999999999", Some(Duration::MAX)),
-            ("inf", Some(Duration::MAX)),
-            ("-5", None),
-            ("NaN", None),
-        ] {
-            h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
-            assert_eq!(parse_retry_after(&h), expected, "{value}");
-        }
-        let p = RetryPolicy {
-            max_retries: 5,
-            initial_backoff: Duration::MAX,
-            max_backoff: Duration::MAX,
-            max_retry_after: Duration::MAX,
-        };
-        for retry in [0, 1, 2, 30, u32::MAX] {
-            assert_eq!(p.delay(retry, None), Duration::MAX);
-        }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! - The base URL is configurable (`ZENODO_URL`, default `https://zenodo.org`).
 //! - The token (`ZENODO_ACCESS_TOKEN`) travels only in `Authorization: Bearer`, only to the
-//!   base URL's origin, and never appears in URLs, logs or errors ([`AccessToken`] redacts
-//!   itself; `access_token=` query parameters handed to us are removed before sending).
+//!   base URL's origin, and never appears in URLs, logs or errors (a [`Secret`]; URLs are
+//!   shown as [`RedactedUrl`]; `access_token=` query parameters handed to us are removed).
 //! - Every request, downloads included, is retried with backoff on 429 (honouring
 //!   `Retry-After` up to `max_retry_after`; a longer one fails at once), 500, 502, 503, 504
 //!   and transport failures, within the limits of [`Replay`] (see there for why each POST is
@@ -18,14 +18,16 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, Url};
 use serde_json::{json, Value};
 
-use crate::transfer::{self, ProgressRef, RetryPolicy, Sent, TransferError, UploadHandle};
+use crate::http::{HttpClient, HttpSettings};
+use crate::redact::{RedactedUrl, Secret};
+use crate::retry::{self, Decision, Outcome, Replay, RetryPolicy, RetryState};
+use crate::transfer::{self, ProgressRef, Sent, TransferError, UploadHandle};
 
 /// Where Zenodo lives unless `ZENODO_URL` or an argument says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://zenodo.org";
@@ -42,56 +44,12 @@ const DRAFT_SEARCH_PAGE_SIZE: u32 = 100;
 
 // ------------------------------------------------------------------------------ secrets
 
-/// A Zenodo personal access token. `Debug` and `Display` print `***`.
-#[derive(Clone)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// `None` for an empty or blank token (the same as no token).
-    pub fn new(token: impl Into<String>) -> Option<Self> {
-        let token = token.into();
-        let trimmed = token.trim();
-        (!trimmed.is_empty()).then(|| Self(trimmed.to_owned()))
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(***)")
-    }
-}
-
-impl fmt::Display for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A Zenodo personal access token (never printed; see [`crate::redact::Secret`]).
+pub type AccessToken = Secret;
 
 /// `url` for messages: credentials and any `access_token` value replaced by `***`.
 pub fn display_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    if shown.query().is_some() {
-        let pairs: Vec<(String, String)> = shown
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k.eq_ignore_ascii_case("access_token") {
-                    "***".to_owned()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
+    RedactedUrl::new(url).to_string()
 }
 
 // ------------------------------------------------------------------------------ errors
@@ -120,11 +78,13 @@ pub enum ZenodoErrorKind {
         hint: &'static str,
     },
     /// The request never got an answer.
-    #[error("{method} `{url}` failed after {attempts} attempt(s)")]
+    #[error("{method} `{url}` got no answer after {attempts} attempt(s){note}")]
     Transport {
         method: Method,
         url: String,
         attempts: u32,
+        /// ": timed out: …" when the last attempt timed out.
+        note: String,
         #[source]
         source: reqwest::Error,
     },
@@ -150,8 +110,8 @@ pub enum ZenodoErrorKind {
     #[error("invalid URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
     /// The HTTP client could not be built.
-    #[error("the HTTP client could not be set up")]
-    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] crate::http::HttpSetupError),
     /// Zenodo's answers contradict each other or the API contract.
     #[error("{0}")]
     Unexpected(String),
@@ -237,27 +197,22 @@ fn server_message(body: &[u8]) -> String {
 pub struct ZenodoConfig {
     /// The service root, e.g. `https://zenodo.org/` (always ends with `/`).
     pub base_url: Url,
-    pub token: Option<AccessToken>,
-    pub user_agent: String,
+    pub token: Option<Secret>,
     pub retry: RetryPolicy,
-    pub connect_timeout: Duration,
-    /// Longest silence while waiting for an answer.
-    pub read_timeout: Duration,
+    /// User agent and timeouts (from `KIPOI_HTTP_TIMEOUT` by default).
+    pub http: HttpSettings,
 }
 
 impl ZenodoConfig {
     /// A configuration for `base_url` with defaults for everything else.
-    pub fn new(base_url: &str, token: Option<AccessToken>) -> Result<Self, ZenodoError> {
+    pub fn new(base_url: &str, token: Option<Secret>) -> Result<Self, ZenodoError> {
+        let http = HttpSettings::from_env()
+            .map_err(|e| ZenodoError::new("configure the Zenodo client", e.into()))?;
         Ok(Self {
             base_url: parse_base_url(base_url)?,
             token,
-            user_agent: format!(
-                "kipoi_containers/{} (+https://github.com/kipoi/kipoi-containers; reqwest)",
-                env!("CARGO_PKG_VERSION")
-            ),
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(600),
+            http,
         })
     }
 
@@ -272,8 +227,8 @@ impl ZenodoConfig {
             .or(env_base)
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let token = match token {
-            Some(t) => AccessToken::new(t),
-            None => std::env::var(ENV_TOKEN).ok().and_then(AccessToken::new),
+            Some(t) => Secret::new(t),
+            None => Secret::from_env(&[ENV_TOKEN]),
         };
         Self::new(&base, token)
     }
@@ -449,27 +404,20 @@ pub struct Uploaded {
 
 // ------------------------------------------------------------------------------ client
 
-/// Whether a request may be sent again after a failure.
-///
-/// GET, PUT (metadata replaces, an upload replaces the object under its key) and DELETE
-/// (a repeated one finds 404, read as done) are idempotent: [`Replay::Always`].
-///
-/// Two POSTs are made safe by what follows them, so they are also `Always`:
-/// - `actions/newversion`: if the first call did open a draft, the repeat answers (legacy)
-///   the same draft or (RDM) 400 "Please remove all files first.", after which
-///   [`ZenodoClient::new_version`] looks the open draft up and continues from it;
-/// - `actions/publish`: a repeat after a publish that went through answers 4xx, after which
-///   [`ZenodoClient::publish`] reads the deposition and accepts `state: done`.
-///
-/// Creating a deposition is not idempotent (a repeat could leave a second, empty draft), so
-/// it is [`Replay::UnprocessedOnly`]: repeated only when the server certainly did not act —
-/// 429 and 503 (answered by the rate limiter/maintenance front before the application) or a
-/// failure to connect (nothing was sent). Generic POSTs get the same rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    Always,
-    UnprocessedOnly,
-}
+// Which requests are repeated ([`Replay`], from [`crate::retry`]):
+//
+// GET, PUT (metadata replaces, an upload replaces the object under its key) and DELETE
+// (a repeated one finds 404, read as done) are idempotent: `Replay::Always`.
+//
+// Two POSTs are made safe by what follows them, so they are also `Always`:
+// - `actions/newversion`: if the first call did open a draft, the repeat answers (legacy)
+//   the same draft or (RDM) 400 "Please remove all files first.", after which
+//   [`ZenodoClient::new_version`] looks the open draft up and continues from it;
+// - `actions/publish`: a repeat after a publish that went through answers 4xx, after which
+//   [`ZenodoClient::publish`] reads the deposition and accepts `state: done`.
+//
+// Creating a deposition is not idempotent (a repeat could leave a second, empty draft), so
+// it is `Replay::UnprocessedOnly`. Generic POSTs get the same rule.
 
 struct Call<'a> {
     step: &'a str,
@@ -516,7 +464,7 @@ impl Attempt for UploadHandle {
 /// A Zenodo REST client. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
 pub struct ZenodoClient {
-    http: reqwest::Client,
+    http: HttpClient,
     config: Arc<ZenodoConfig>,
 }
 
@@ -531,15 +479,8 @@ impl fmt::Debug for ZenodoClient {
 
 impl ZenodoClient {
     pub fn new(config: ZenodoConfig) -> Result<Self, ZenodoError> {
-        crate::runtime::init_tls();
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .build()
-            .map_err(|e| {
-                ZenodoError::new("set up the Zenodo client", ZenodoErrorKind::Client(e))
-            })?;
+        let http = HttpClient::new(config.http.clone())
+            .map_err(|e| ZenodoError::new("set up the Zenodo client", e.into()))?;
         Ok(Self {
             http,
             config: Arc::new(config),
@@ -636,9 +577,12 @@ impl ZenodoClient {
     }
 
     /// A request with the Accept header and, for the configured origin only, the token.
-    fn request(&self, method: Method, url: &Url) -> RequestBuilder {
-        let mut rb = self
+    fn request(&self, method: Method, url: &Url) -> Result<RequestBuilder, ZenodoError> {
+        let http = self
             .http
+            .client()
+            .map_err(|e| ZenodoError::new("set up the Zenodo client", e.into()))?;
+        let mut rb = http
             .request(method, url.clone())
             .header(ACCEPT, "application/json");
         if let Some(token) = &self.config.token {
@@ -651,7 +595,24 @@ impl ZenodoClient {
                 );
             }
         }
-        rb
+        Ok(rb)
+    }
+
+    /// The transport error of a request that got no answer.
+    fn transport_error(&self, call: &Call<'_>, attempts: u32, err: reqwest::Error) -> ZenodoError {
+        let note = crate::http::timeout_note(&err, self.http.settings())
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default();
+        ZenodoError::new(
+            call.step,
+            ZenodoErrorKind::Transport {
+                method: call.method.clone(),
+                url: display_url(call.url),
+                attempts,
+                note,
+                source: err.without_url(),
+            },
+        )
     }
 
     /// Sends a request built by `make` (called once per attempt) and retries according to
@@ -661,18 +622,16 @@ impl ZenodoClient {
         call: &Call<'_>,
         mut make: impl FnMut() -> Result<(RequestBuilder, X), ZenodoError>,
     ) -> Result<(Answer, X), ZenodoError> {
-        let policy = &self.config.retry;
         let shown = display_url(call.url);
-        let mut attempt: u32 = 0;
-        let mut ambiguous = false;
+        let mut state = RetryState::new(self.config.retry.clone(), call.replay);
         loop {
-            attempt += 1;
+            let attempt = state.start_attempt();
             let (rb, extra) = make()?;
             log::debug!("{} `{shown}` (attempt {attempt})", call.method);
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = transfer::parse_retry_after(resp.headers());
+                    let retry_after = retry::parse_retry_after(resp.headers());
                     match resp.bytes().await {
                         Ok(body) => Ok((status, retry_after, body)),
                         Err(e) => Err(e),
@@ -680,36 +639,35 @@ impl ZenodoClient {
                 }
                 Err(e) => Err(e),
             };
-            let retries_left = attempt <= policy.max_retries;
             match outcome {
                 Ok((status, retry_after, body)) => {
-                    let allowed = match call.replay {
-                        Replay::Always => transfer::is_transient_status(status),
-                        Replay::UnprocessedOnly => transfer::is_unprocessed_status(status),
-                    };
-                    let wait = policy.wait_before(attempt, retry_after);
-                    if let (true, true, Some(delay)) = (allowed, retries_left, wait) {
-                        log::warn!(
-                            "{}: Zenodo answered {status} to {} `{shown}` ({}); retry {attempt}/{} in {:.1}s",
-                            call.step,
-                            call.method,
-                            server_message(&body),
-                            policy.max_retries,
-                            delay.as_secs_f64()
-                        );
-                        ambiguous |= !transfer::is_unprocessed_status(status);
-                        tokio::time::sleep(delay).await;
-                        continue;
+                    let mut not_retried = None;
+                    if !(200..300).contains(&status) {
+                        match state.decide(Outcome::Status {
+                            status,
+                            retry_after,
+                        }) {
+                            Decision::RetryAfter(delay) => {
+                                log::warn!(
+                                    "{}: Zenodo answered {status} to {} `{shown}` ({}); retry {attempt}/{} in {:.1}s",
+                                    call.step,
+                                    call.method,
+                                    server_message(&body),
+                                    state.policy().max_retries,
+                                    delay.as_secs_f64()
+                                );
+                                tokio::time::sleep(delay).await;
+                                continue;
+                            }
+                            Decision::GiveUp { note } => not_retried = note,
+                        }
                     }
-                    let not_retried = (allowed && retries_left)
-                        .then(|| retry_after_too_long(policy, retry_after))
-                        .flatten();
                     return Ok((
                         Answer {
                             status,
                             body,
                             attempts: attempt,
-                            ambiguous,
+                            ambiguous: state.ambiguous(),
                             not_retried,
                         },
                         extra,
@@ -719,33 +677,22 @@ impl ZenodoClient {
                     if let Some(local) = extra.local_error() {
                         return Err(ZenodoError::new(call.step, ZenodoErrorKind::Local(local)));
                     }
-                    let allowed = match call.replay {
-                        Replay::Always => transfer::is_transient_transport(&err),
-                        Replay::UnprocessedOnly => err.is_connect(),
-                    };
-                    let wait = policy.wait_before(attempt, None);
-                    if let (true, true, Some(delay)) = (allowed, retries_left, wait) {
-                        log::warn!(
-                            "{}: {} `{shown}` failed ({}); retry {attempt}/{} in {:.1}s",
-                            call.step,
-                            call.method,
-                            crate::errchain::chain(&err),
-                            policy.max_retries,
-                            delay.as_secs_f64()
-                        );
-                        ambiguous |= !err.is_connect();
-                        tokio::time::sleep(delay).await;
-                        continue;
+                    match state.decide(Outcome::Transport(&err)) {
+                        Decision::RetryAfter(delay) => {
+                            log::warn!(
+                                "{}: {} `{shown}` failed ({}); retry {attempt}/{} in {:.1}s",
+                                call.step,
+                                call.method,
+                                crate::errchain::chain(&err),
+                                state.policy().max_retries,
+                                delay.as_secs_f64()
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        Decision::GiveUp { .. } => {
+                            return Err(self.transport_error(call, attempt, err));
+                        }
                     }
-                    return Err(ZenodoError::new(
-                        call.step,
-                        ZenodoErrorKind::Transport {
-                            method: call.method.clone(),
-                            url: shown,
-                            attempts: attempt,
-                            source: err.without_url(),
-                        },
-                    ));
                 }
             }
         }
@@ -759,7 +706,7 @@ impl ZenodoClient {
     ) -> Result<Answer, ZenodoError> {
         let (answer, ()) = self
             .execute(call, || {
-                let mut rb = self.request(call.method.clone(), call.url);
+                let mut rb = self.request(call.method.clone(), call.url)?;
                 if let Some(b) = body {
                     rb = rb.json(b);
                 }
@@ -959,7 +906,7 @@ impl ZenodoClient {
                     .map_err(|e| ZenodoError::new(&step, ZenodoErrorKind::Local(e)))?;
                 let (body, len, handle) = upload.into_body();
                 let rb = self
-                    .request(Method::PUT, url)
+                    .request(Method::PUT, url)?
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, len)
                     .body(body);
@@ -1030,58 +977,43 @@ impl ZenodoClient {
             url: &url,
             replay: Replay::Always,
         };
-        let policy = &self.config.retry;
-        let mut attempt = 0;
+        let mut state = RetryState::new(self.config.retry.clone(), Replay::Always);
         loop {
-            attempt += 1;
-            let retries_left = attempt <= policy.max_retries;
-            let resp = match self.request(Method::GET, &url).send().await {
+            let attempt = state.start_attempt();
+            let resp = match self.request(Method::GET, &url)?.send().await {
                 Ok(r) => r,
-                Err(e) if retries_left && transfer::is_transient_transport(&e) => {
-                    let delay = policy.delay(attempt, None);
-                    log::warn!(
-                        "{step}: {}; retry {attempt}/{} in {:.1}s",
-                        crate::errchain::chain(&e),
-                        policy.max_retries,
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(ZenodoError::new(
-                        &step,
-                        ZenodoErrorKind::Transport {
-                            method: Method::GET,
-                            url: display_url(&url),
-                            attempts: attempt,
-                            source: e.without_url(),
-                        },
-                    ))
-                }
+                Err(e) => match state.decide(Outcome::Transport(&e)) {
+                    Decision::RetryAfter(delay) => {
+                        log::warn!(
+                            "{step}: {}; retry {attempt} in {:.1}s",
+                            crate::errchain::chain(&e),
+                            delay.as_secs_f64()
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Decision::GiveUp { .. } => return Err(self.transport_error(&call, attempt, e)),
+                },
             };
             let status = resp.status().as_u16();
             if !resp.status().is_success() {
-                let retry_after = transfer::parse_retry_after(resp.headers());
+                let retry_after = retry::parse_retry_after(resp.headers());
                 let body = resp.bytes().await.unwrap_or_default();
-                // Same rule as every other request: a `Retry-After` beyond
-                // `max_retry_after` fails at once instead of being slept through.
-                let wait = policy.wait_before(attempt, retry_after);
-                if let (true, true, Some(delay)) =
-                    (retries_left, transfer::is_transient_status(status), wait)
-                {
-                    log::warn!(
-                        "{step}: Zenodo answered {status} ({}); retry {attempt}/{} in {:.1}s",
-                        server_message(&body),
-                        policy.max_retries,
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                let not_retried = (retries_left && transfer::is_transient_status(status))
-                    .then(|| retry_after_too_long(policy, retry_after))
-                    .flatten();
+                let not_retried = match state.decide(Outcome::Status {
+                    status,
+                    retry_after,
+                }) {
+                    Decision::RetryAfter(delay) => {
+                        log::warn!(
+                            "{step}: Zenodo answered {status} ({}); retry {attempt} in {:.1}s",
+                            server_message(&body),
+                            delay.as_secs_f64()
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Decision::GiveUp { note } => note,
+                };
                 return Err(Self::status_error(
                     &call,
                     &Answer {
@@ -1095,15 +1027,23 @@ impl ZenodoClient {
             }
             match transfer::download_to(resp, dest, expected_md5, progress.clone()).await {
                 Ok(sent) => return Ok(sent),
-                Err(TransferError::Interrupted { source, .. }) if retries_left => {
-                    let delay = policy.delay(attempt, None);
-                    log::warn!(
-                        "{step}: interrupted ({}); retry {attempt}/{} in {:.1}s",
-                        crate::errchain::chain(&source),
-                        policy.max_retries,
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
+                Err(TransferError::Interrupted { source, path }) => {
+                    match state.decide(Outcome::Transport(&source)) {
+                        Decision::RetryAfter(delay) => {
+                            log::warn!(
+                                "{step}: interrupted ({}); retry {attempt} in {:.1}s",
+                                crate::errchain::chain(&source),
+                                delay.as_secs_f64()
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        Decision::GiveUp { .. } => {
+                            return Err(ZenodoError::new(
+                                &step,
+                                ZenodoErrorKind::Local(TransferError::Interrupted { path, source }),
+                            ))
+                        }
+                    }
                 }
                 Err(e) => return Err(ZenodoError::new(&step, ZenodoErrorKind::Local(e))),
             }
@@ -1379,20 +1319,6 @@ impl ZenodoClient {
     }
 }
 
-/// Why a transient answer is not retried when its `Retry-After` is beyond the policy's cap.
-fn retry_after_too_long(policy: &RetryPolicy, retry_after: Option<Duration>) -> Option<String> {
-    let wait = retry_after.filter(|wait| *wait > policy.max_retry_after)?;
-    let shown = if wait == Duration::MAX {
-        "an unbounded time".to_owned()
-    } else {
-        format!("{:.0}s", wait.as_secs_f64())
-    };
-    Some(format!(
-        "not retried: Zenodo asked to wait {shown} (Retry-After), more than max_retry_after ({:.1}s)",
-        policy.max_retry_after.as_secs_f64()
-    ))
-}
-
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
@@ -1432,7 +1358,7 @@ mod tests {
     fn token_never_prints() {
         let t = AccessToken::new("s3cr3t-token").unwrap();
         assert_eq!(format!("{t}"), "***");
-        assert_eq!(format!("{t:?}"), "AccessToken(***)");
+        assert_eq!(format!("{t:?}"), "Secret(***)");
         let cfg = ZenodoConfig::new("http://127.0.0.1:1", Some(t)).unwrap();
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
         let client = ZenodoClient::new(cfg).unwrap();
@@ -1563,12 +1489,15 @@ mod tests {
     async fn unreachable_server_is_a_transport_error_naming_the_step() {
         let mut cfg = ZenodoConfig::new("http://127.0.0.1:9", None).unwrap();
         cfg.retry.max_retries = 1;
-        cfg.retry.initial_backoff = Duration::from_millis(1);
+        cfg.retry.initial_backoff = std::time::Duration::from_millis(1);
         let client = ZenodoClient::new(cfg).unwrap();
         let err = client.get_deposition(42).await.unwrap_err();
         assert_eq!(err.to_string(), "could not read deposition `42`");
         let chain = crate::errchain::chain(&err);
-        assert!(chain.contains("failed after 2 attempt(s)"), "{chain}");
+        assert!(
+            chain.contains("got no answer after 2 attempt(s)"),
+            "{chain}"
+        );
         assert!(matches!(err.kind, ZenodoErrorKind::Transport { .. }));
     }
 }

@@ -305,7 +305,7 @@ def test_huge_retry_after_on_a_download_fails_at_once(zenodo_rdm, tmp_path):
     assert err.value.status == 429
     text = str(err.value)
     assert "Zenodo answered 429" in text and "100 per 1 minute" in text
-    assert "not retried: Zenodo asked to wait 5s (Retry-After), more than max_retry_after (1.0s)" in text
+    assert "not retried: the server asked to wait 5s (Retry-After), more than max_retry_after (1.0s)" in text
     assert list(tmp_path.iterdir()) == []
     # Within the limit it is waited out and the download completes.
     zenodo_rdm.inject(429, method="GET", path_prefix="/records/6576723/files/", retry_after=1)

@@ -123,6 +123,32 @@ class Index:
     @property
     def model_to_singularity(self) -> dict[str, dict[str, str]]: ...
 
+# ---------------------------------------------------------------- naming rules (src/names.rs)
+
+def image_tag_for_group(group: str) -> str:
+    """``MMSplice/mtsplice`` → ``mmsplice-mtsplice``."""
+
+def image_for_group(group: str) -> str:
+    """``DeepMEL`` → ``kipoi/kipoi-docker:deepmel`` (a group's own image)."""
+
+def slim_image(image: str) -> str:
+    """``repo:tag`` → ``repo:tag-slim`` (unchanged when already slim)."""
+
+def full_image(image: str) -> str:
+    """``repo:tag-slim`` → ``repo:tag`` (unchanged when not slim)."""
+
+def sif_name_for_image(image: str) -> str:
+    """``kipoi/kipoi-docker:deepmel[-slim]`` → ``kipoi-docker_deepmel-slim``."""
+
+def dockerfile_for_image(dockerfiles_dir: str | PathLike[str], image: str) -> tuple[Path, str]:
+    """``(dir/Dockerfile.<tag>[-slim], "full" | "slim")``: one rule for every group."""
+
+def longest_prefix_key(keys: list[str], model: str) -> Optional[str]:
+    """The key responsible for ``model``: itself, else the longest ``/``-boundary prefix."""
+
+def shared_images_of(model_to_docker: dict[str, str]) -> list[str]:
+    """Images whose keys span two or more top-level model groups (sorted)."""
+
 # ---------------------------------------------------------------- Zenodo (src/zenodo.rs)
 
 from collections.abc import Callable  # noqa: E402 (kept beside the Zenodo stubs)
@@ -150,8 +176,8 @@ class ZenodoClient:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 300.0,
-        connect_timeout: float = 30.0,
-        read_timeout: float = 600.0,
+        connect_timeout: Optional[float] = None,
+        read_timeout: Optional[float] = None,
     ) -> ZenodoClient: ...
     @property
     def base_url(self) -> str:

@@ -69,7 +69,7 @@ class Client:
         max_retries, initial_backoff, max_backoff, max_retry_after: retry policy (seconds;
             a ``Retry-After`` longer than ``max_retry_after`` fails at once).
         connect_timeout, read_timeout: seconds to connect, and of silence while waiting for
-            an answer.
+            an answer (default: ``$KIPOI_HTTP_TIMEOUT``, else 60).
 
     Durations must be finite and non-negative (timeouts more than 0): anything else —
     ``-1``, ``nan``, ``inf`` — is a ``ValueError`` naming the argument.
@@ -86,8 +86,8 @@ class Client:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 300.0,
-        connect_timeout: float = 30.0,
-        read_timeout: float = 600.0,
+        connect_timeout: Optional[float] = None,
+        read_timeout: Optional[float] = None,
     ) -> None:
         self._engine = _engine.ZenodoClient(
             base_url,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use super::wait::{awaitable, wait};
 use crate::docker::{self, Credentials, Engine, TestOptions};
 use crate::dockerfile::{self, RenderOptions, Variant};
-use crate::runtime::runtime;
 
 /// The outcome of one model test (read-only).
 #[pyclass(
@@ -107,9 +107,9 @@ pub(crate) fn render_dockerfile(
 #[pyfunction]
 #[pyo3(signature = (docker_host=None))]
 pub(crate) fn docker_ping(py: Python<'_>, docker_host: Option<String>) -> PyResult<String> {
-    py.detach(|| {
-        let engine = runtime().block_on(Engine::connect(docker_host.as_deref()))?;
-        Ok(engine.addr().to_owned())
+    wait(py, || async {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        Ok::<_, PyErr>(engine.addr().to_owned())
     })
 }
 
@@ -170,15 +170,15 @@ pub(crate) fn build_image(
     docker_host: Option<String>,
 ) -> PyResult<String> {
     let labels = all_labels(labels, model_group.as_deref(), zoo_commit.as_deref());
-    py.detach(|| {
-        runtime().block_on(build(
+    wait(py, || {
+        build(
             dockerfile_path,
             image,
             context_dir,
             labels,
             nocache,
             docker_host,
-        ))
+        )
     })
 }
 
@@ -198,7 +198,7 @@ pub(crate) fn build_image_async(
     docker_host: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
     let labels = all_labels(labels, model_group.as_deref(), zoo_commit.as_deref());
-    pyo3_async_runtimes::tokio::future_into_py(
+    awaitable(
         py,
         build(
             dockerfile_path,
@@ -268,7 +268,7 @@ pub(crate) fn test_model(
     docker_host: Option<String>,
 ) -> PyResult<PyModelTestResult> {
     let opts = test_options(zoo_dir, extra_args, timeout, network)?;
-    py.detach(|| runtime().block_on(test_one(image, model, opts, check, docker_host)))
+    wait(py, || test_one(image, model, opts, check, docker_host))
 }
 
 /// Awaitable [`test_model`].
@@ -287,7 +287,7 @@ pub(crate) fn test_model_async(
     docker_host: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
     let opts = test_options(zoo_dir, extra_args, timeout, network)?;
-    pyo3_async_runtimes::tokio::future_into_py(py, test_one(image, model, opts, check, docker_host))
+    awaitable(py, test_one(image, model, opts, check, docker_host))
 }
 
 /// Tests several models of `image` concurrently (at most `concurrency`, default: the
@@ -308,17 +308,15 @@ pub(crate) fn test_models(
     let concurrency = concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get));
     let opts = test_options(zoo_dir, None, timeout, network)?;
-    py.detach(|| {
-        runtime().block_on(async {
-            let engine = Engine::connect(docker_host.as_deref()).await?;
-            let results = engine
-                .test_models(&image, &models, &opts, concurrency)
-                .await;
-            results
-                .into_iter()
-                .map(|r| Ok(PyModelTestResult::from(r?)))
-                .collect()
-        })
+    wait(py, || async {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        let results = engine
+            .test_models(&image, &models, &opts, concurrency)
+            .await;
+        results
+            .into_iter()
+            .map(|r| Ok(PyModelTestResult::from(r?)))
+            .collect::<PyResult<Vec<_>>>()
     })
 }
 
@@ -357,7 +355,10 @@ async fn push(
 
 fn credentials(username: Option<String>, password: Option<String>) -> Option<Credentials> {
     match (username, password) {
-        (Some(username), Some(password)) => Some(Credentials { username, password }),
+        (Some(username), Some(password)) => Some(Credentials {
+            username,
+            password: crate::redact::Secret::new(password)?,
+        }),
         _ => Credentials::from_env(),
     }
 }
@@ -376,7 +377,7 @@ pub(crate) fn push_image(
     docker_host: Option<String>,
 ) -> PyResult<(String, String)> {
     let creds = credentials(username, password);
-    py.detach(|| runtime().block_on(push(image, repository, tag, creds, docker_host)))
+    wait(py, || push(image, repository, tag, creds, docker_host))
 }
 
 /// Awaitable [`push_image`].
@@ -392,7 +393,7 @@ pub(crate) fn push_image_async(
     docker_host: Option<String>,
 ) -> PyResult<Bound<'_, PyAny>> {
     let creds = credentials(username, password);
-    pyo3_async_runtimes::tokio::future_into_py(py, push(image, repository, tag, creds, docker_host))
+    awaitable(py, push(image, repository, tag, creds, docker_host))
 }
 
 /// Removes what this tool created (label filter); with `images`, its images too.
@@ -404,17 +405,15 @@ pub(crate) fn docker_cleanup(
     images: bool,
     docker_host: Option<String>,
 ) -> PyResult<HashMap<String, Vec<String>>> {
-    py.detach(|| {
-        runtime().block_on(async {
-            let engine = Engine::connect(docker_host.as_deref()).await?;
-            let r = engine.cleanup(images).await?;
-            Ok(HashMap::from([
-                ("containers".to_owned(), r.containers),
-                ("images".to_owned(), r.images),
-                ("networks".to_owned(), r.networks),
-                ("volumes".to_owned(), r.volumes),
-            ]))
-        })
+    wait(py, || async {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        let r = engine.cleanup(images).await?;
+        Ok::<_, PyErr>(HashMap::from([
+            ("containers".to_owned(), r.containers),
+            ("images".to_owned(), r.images),
+            ("networks".to_owned(), r.networks),
+            ("volumes".to_owned(), r.volumes),
+        ]))
     })
 }
 
@@ -427,18 +426,18 @@ pub(crate) fn export_image(
     path: PathBuf,
     docker_host: Option<String>,
 ) -> PyResult<u64> {
-    py.detach(|| {
-        runtime().block_on(async {
-            let engine = Engine::connect(docker_host.as_deref()).await?;
-            let mut last_mib = 0u64;
-            let mut on_bytes = |n: u64| {
-                if n >> 26 > last_mib {
-                    last_mib = n >> 26;
-                    log::info!("exporting `{image}`: {} MiB", n >> 20);
-                }
-            };
-            Ok(engine.export_to_file(&image, &path, &mut on_bytes).await?)
-        })
+    wait(py, || async {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let shown = image.clone();
+        let progress: crate::transfer::ProgressRef = Some(std::sync::Arc::new(move |n: u64, _| {
+            if n >> 26 > last.load(std::sync::atomic::Ordering::Relaxed) {
+                last.store(n >> 26, std::sync::atomic::Ordering::Relaxed);
+                log::info!("exporting `{shown}`: {} MiB", n >> 20);
+            }
+        }));
+        let sent = engine.export_to_file(&image, &path, progress).await?;
+        Ok::<_, PyErr>(sent.bytes)
     })
 }
 

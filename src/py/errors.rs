@@ -116,7 +116,9 @@ impl From<DockerError> for PyErr {
             DockerError::PushAuth { .. } => "DockerAuthError",
             DockerError::Push { .. } => "DockerPushError",
             DockerError::ImageNotFound(_) => "ImageNotFoundError",
-            DockerError::Api { .. } | DockerError::Io { .. } => "DockerError",
+            DockerError::Api { .. } | DockerError::Io { .. } | DockerError::Local(_) => {
+                "DockerError"
+            }
         };
         raise(class, chain(&err))
     }

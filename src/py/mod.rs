@@ -4,7 +4,9 @@ mod convert;
 mod docker;
 mod errors;
 mod index;
+mod names;
 mod plan;
+mod wait;
 mod zenodo;
 
 use pyo3::prelude::*;
@@ -20,6 +22,14 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m
     )?)?;
     m.add_class::<index::PyIndex>()?;
+    m.add_function(wrap_pyfunction!(names::image_tag_for_group, m)?)?;
+    m.add_function(wrap_pyfunction!(names::image_for_group, m)?)?;
+    m.add_function(wrap_pyfunction!(names::slim_image, m)?)?;
+    m.add_function(wrap_pyfunction!(names::full_image, m)?)?;
+    m.add_function(wrap_pyfunction!(names::sif_name_for_image, m)?)?;
+    m.add_function(wrap_pyfunction!(names::dockerfile_for_image, m)?)?;
+    m.add_function(wrap_pyfunction!(names::longest_prefix_key, m)?)?;
+    m.add_function(wrap_pyfunction!(names::shared_images_of, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
     m.add_function(wrap_pyfunction!(plan::changed_paths, m)?)?;
     m.add_function(wrap_pyfunction!(plan::model_groups, m)?)?;

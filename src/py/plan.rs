@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::convert::serialize_to_py;
+use super::wait::wait;
 use crate::plan as planner;
-use crate::runtime::runtime;
 use crate::zoo::Zoo;
 
 /// One planned action (read-only).
@@ -130,10 +130,10 @@ pub(crate) fn plan(
     to: Option<String>,
     github_api_url: Option<String>,
 ) -> PyResult<PyPlan> {
-    let inner = py.detach(|| -> PyResult<planner::Plan> {
-        let index = crate::index::Index::load(&container_info)?;
-        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
-        Ok(runtime().block_on(zoo.plan(&from_commit, to.as_deref(), &index))?)
+    let index = py.detach(|| crate::index::Index::load(&container_info))?;
+    let inner = wait(py, || async {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref()).await?;
+        zoo.plan(&from_commit, to.as_deref(), &index).await
     })?;
     Ok(PyPlan { inner })
 }
@@ -148,9 +148,9 @@ pub(crate) fn changed_paths(
     to_commit: String,
     github_api_url: Option<String>,
 ) -> PyResult<Vec<String>> {
-    py.detach(|| {
-        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
-        Ok(runtime().block_on(zoo.changed_paths(&from_commit, &to_commit))?)
+    wait(py, || async {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref()).await?;
+        zoo.changed_paths(&from_commit, &to_commit).await
     })
 }
 
@@ -163,19 +163,16 @@ pub(crate) fn model_groups(
     commit: Option<String>,
     github_api_url: Option<String>,
 ) -> PyResult<Vec<(String, Vec<String>)>> {
-    py.detach(|| {
-        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
-        let groups = runtime().block_on(async {
-            let sha = zoo.resolve(commit.as_deref()).await?;
-            let layout = zoo.tree(&sha).await?.layout();
-            let mut out = Vec::new();
-            for group in layout.groups() {
-                let models = zoo.models_of_group(&sha, &layout, &group).await?;
-                out.push((group, models));
-            }
-            Ok::<_, crate::zoo::ZooError>(out)
-        })?;
-        Ok(groups)
+    wait(py, || async {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref()).await?;
+        let sha = zoo.resolve(commit.as_deref()).await?;
+        let layout = zoo.tree(&sha).await?.layout();
+        let mut out = Vec::new();
+        for group in layout.groups() {
+            let models = zoo.models_of_group(&sha, &layout, &group).await?;
+            out.push((group, models));
+        }
+        Ok::<_, crate::zoo::ZooError>(out)
     })
 }
 
@@ -189,14 +186,11 @@ pub(crate) fn models_of_group(
     commit: Option<String>,
     github_api_url: Option<String>,
 ) -> PyResult<Vec<String>> {
-    py.detach(|| {
-        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
-        let models = runtime().block_on(async {
-            let sha = zoo.resolve(commit.as_deref()).await?;
-            let layout = zoo.tree(&sha).await?.layout();
-            zoo.models_of_group(&sha, &layout, &group).await
-        })?;
-        Ok(models)
+    wait(py, || async {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref()).await?;
+        let sha = zoo.resolve(commit.as_deref()).await?;
+        let layout = zoo.tree(&sha).await?.layout();
+        zoo.models_of_group(&sha, &layout, &group).await
     })
 }
 
@@ -209,8 +203,8 @@ pub(crate) fn resolve_revision(
     rev: Option<String>,
     github_api_url: Option<String>,
 ) -> PyResult<String> {
-    py.detach(|| {
-        let zoo = Zoo::open(&zoo, github_api_url.as_deref())?;
-        Ok(runtime().block_on(zoo.resolve(rev.as_deref()))?)
+    wait(py, || async {
+        let zoo = Zoo::open(&zoo, github_api_url.as_deref()).await?;
+        zoo.resolve(rev.as_deref()).await
     })
 }

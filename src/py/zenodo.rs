@@ -10,7 +10,7 @@ use pyo3::types::{PyInt, PyString};
 
 use super::convert::{to_py, to_value};
 use super::errors::{chain, raise_with, Attr};
-use crate::runtime::runtime;
+use super::wait::{wait, wait_blocking};
 use crate::transfer::{self, Progress, ProgressRef, TransferError};
 use crate::zenodo::{ListQuery, ZenodoClient, ZenodoConfig};
 
@@ -84,7 +84,7 @@ impl PyZenodoClient {
     #[pyo3(signature = (
         base_url=None, access_token=None, *, user_agent=None, max_retries=5,
         initial_backoff=0.5, max_backoff=30.0, max_retry_after=300.0,
-        connect_timeout=30.0, read_timeout=600.0
+        connect_timeout=None, read_timeout=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -95,19 +95,23 @@ impl PyZenodoClient {
         initial_backoff: f64,
         max_backoff: f64,
         max_retry_after: f64,
-        connect_timeout: f64,
-        read_timeout: f64,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let mut config = ZenodoConfig::from_env(base_url, access_token)?;
         if let Some(ua) = user_agent {
-            config.user_agent = ua;
+            config.http.user_agent = ua;
         }
         config.retry.max_retries = max_retries;
         config.retry.initial_backoff = secs("initial_backoff", initial_backoff)?;
         config.retry.max_backoff = secs("max_backoff", max_backoff)?;
         config.retry.max_retry_after = secs("max_retry_after", max_retry_after)?;
-        config.connect_timeout = timeout("connect_timeout", connect_timeout)?;
-        config.read_timeout = timeout("read_timeout", read_timeout)?;
+        if let Some(t) = connect_timeout {
+            config.http.connect_timeout = timeout("connect_timeout", t)?;
+        }
+        if let Some(t) = read_timeout {
+            config.http.read_timeout = timeout("read_timeout", t)?;
+        }
         Ok(Self {
             inner: ZenodoClient::new(config)?,
         })
@@ -141,7 +145,7 @@ impl PyZenodoClient {
         params: Option<Vec<(String, String)>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let q = query_pairs(params);
-        let value = py.detach(|| runtime().block_on(self.inner.get_json(url, &q)))?;
+        let value = wait(py, || self.inner.get_json(url, &q))?;
         to_py(py, &value)
     }
 
@@ -155,7 +159,7 @@ impl PyZenodoClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let body = to_value(body)?;
         let q = query_pairs(params);
-        let value = py.detach(|| runtime().block_on(self.inner.put_json(url, &q, &body)))?;
+        let value = wait(py, || self.inner.put_json(url, &q, &body))?;
         to_py(py, &value)
     }
 
@@ -169,8 +173,7 @@ impl PyZenodoClient {
     ) -> PyResult<(u16, Bound<'py, PyAny>)> {
         let body = body.map(to_value).transpose()?;
         let q = query_pairs(params);
-        let (status, value) =
-            py.detach(|| runtime().block_on(self.inner.post_json(url, &q, body.as_ref())))?;
+        let (status, value) = wait(py, || self.inner.post_json(url, &q, body.as_ref()))?;
         Ok((status, to_py(py, &value)?))
     }
 
@@ -182,7 +185,7 @@ impl PyZenodoClient {
         params: Option<Vec<(String, String)>>,
     ) -> PyResult<()> {
         let q = query_pairs(params);
-        py.detach(|| runtime().block_on(self.inner.delete_url(url, &q)))?;
+        wait(py, || self.inner.delete_url(url, &q))?;
         Ok(())
     }
 
@@ -196,7 +199,7 @@ impl PyZenodoClient {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let progress = progress_ref(progress);
-        let up = py.detach(|| runtime().block_on(self.inner.upload_to(url, &path, progress)))?;
+        let up = wait(py, || self.inner.upload_to(url, &path, progress))?;
         to_py(py, &up.object)
     }
 
@@ -220,7 +223,7 @@ impl PyZenodoClient {
             size,
             all_versions,
         };
-        let items = py.detach(|| runtime().block_on(self.inner.list_depositions(&query)))?;
+        let items = wait(py, || self.inner.list_depositions(&query))?;
         to_py(py, &serde_json::Value::Array(items))
     }
 
@@ -231,8 +234,7 @@ impl PyZenodoClient {
         metadata: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let metadata = metadata.map(to_value).transpose()?;
-        let dep =
-            py.detach(|| runtime().block_on(self.inner.create_deposition(metadata.as_ref())))?;
+        let dep = wait(py, || self.inner.create_deposition(metadata.as_ref()))?;
         to_py(py, dep.raw())
     }
 
@@ -242,13 +244,13 @@ impl PyZenodoClient {
         deposition_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = self::deposition_id(deposition_id)?;
-        let dep = py.detach(|| runtime().block_on(self.inner.get_deposition(id)))?;
+        let dep = wait(py, || self.inner.get_deposition(id))?;
         to_py(py, dep.raw())
     }
 
     fn new_version(&self, py: Python<'_>, deposition_id: &Bound<'_, PyAny>) -> PyResult<u64> {
         let id = self::deposition_id(deposition_id)?;
-        Ok(py.detach(|| runtime().block_on(self.inner.new_version(id)))?)
+        wait(py, || self.inner.new_version(id))
     }
 
     fn find_open_draft(
@@ -257,7 +259,7 @@ impl PyZenodoClient {
         deposition_id: &Bound<'_, PyAny>,
     ) -> PyResult<Option<u64>> {
         let id = self::deposition_id(deposition_id)?;
-        Ok(py.detach(|| runtime().block_on(self.inner.find_open_draft(id)))?)
+        wait(py, || self.inner.find_open_draft(id))
     }
 
     fn list_files<'py>(
@@ -266,7 +268,7 @@ impl PyZenodoClient {
         deposition_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = self::deposition_id(deposition_id)?;
-        let files = py.detach(|| runtime().block_on(self.inner.list_files(id)))?;
+        let files = wait(py, || self.inner.list_files(id))?;
         to_py(py, &serde_json::Value::Array(files))
     }
 
@@ -277,7 +279,7 @@ impl PyZenodoClient {
         file_id: &str,
     ) -> PyResult<()> {
         let id = self::deposition_id(deposition_id)?;
-        py.detach(|| runtime().block_on(self.inner.delete_file(id, file_id)))?;
+        wait(py, || self.inner.delete_file(id, file_id))?;
         Ok(())
     }
 
@@ -291,11 +293,9 @@ impl PyZenodoClient {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let progress = progress_ref(progress);
-        let up = py.detach(|| {
-            runtime().block_on(
-                self.inner
-                    .upload_file(bucket_url, filename, &path, progress),
-            )
+        let up = wait(py, || {
+            self.inner
+                .upload_file(bucket_url, filename, &path, progress)
         })?;
         to_py(py, &up.object)
     }
@@ -308,7 +308,7 @@ impl PyZenodoClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = self::deposition_id(deposition_id)?;
         let metadata = to_value(metadata)?;
-        let dep = py.detach(|| runtime().block_on(self.inner.update_metadata(id, &metadata)))?;
+        let dep = wait(py, || self.inner.update_metadata(id, &metadata))?;
         to_py(py, dep.raw())
     }
 
@@ -318,13 +318,13 @@ impl PyZenodoClient {
         deposition_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = self::deposition_id(deposition_id)?;
-        let dep = py.detach(|| runtime().block_on(self.inner.publish(id)))?;
+        let dep = wait(py, || self.inner.publish(id))?;
         to_py(py, dep.raw())
     }
 
     fn delete_deposition(&self, py: Python<'_>, deposition_id: &Bound<'_, PyAny>) -> PyResult<()> {
         let id = self::deposition_id(deposition_id)?;
-        py.detach(|| runtime().block_on(self.inner.delete_deposition(id)))?;
+        wait(py, || self.inner.delete_deposition(id))?;
         Ok(())
     }
 
@@ -340,8 +340,8 @@ impl PyZenodoClient {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let progress = progress_ref(progress);
-        let sent = py.detach(|| {
-            runtime().block_on(self.inner.download(url, &dest, md5.as_deref(), progress))
+        let sent = wait(py, || {
+            self.inner.download(url, &dest, md5.as_deref(), progress)
         })?;
         Ok(sent.md5)
     }
@@ -351,9 +351,11 @@ impl PyZenodoClient {
 /// `kipoi_containers.errors.FileIOError` (an `OSError`) naming the file, with `errno` set.
 #[pyfunction]
 pub(crate) fn md5_file(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    py.detach(|| transfer::md5_file(&path))
-        .map(|(md5, _)| md5)
-        .map_err(|e| file_io_error(&e))
+    wait_blocking(py, move || {
+        transfer::md5_file(&path)
+            .map(|(md5, _)| md5)
+            .map_err(|e| file_io_error(&e))
+    })
 }
 
 /// `FileIOError` with the message chain and the OS `errno` (not `filename`/`strerror`:

@@ -7,26 +7,21 @@
 //! tree is completed by walking its subtrees. The token goes in the `Authorization`
 //! header only; 429/5xx and connection errors are retried with backoff.
 
-use std::time::Duration;
-
 use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::{Tree, ZooError};
+use super::ZooError;
+use crate::http::{HttpClient, HttpSettings};
+use crate::layout::Tree;
+use crate::names::validate_revision;
+use crate::redact::{RedactedUrl, Secret};
+use crate::retry::{Decision, Outcome, Replay, RetryPolicy, RetryState};
 
 const DEFAULT_API: &str = "https://api.github.com";
-const ATTEMPTS: u32 = 4;
-
-/// A GitHub token that never shows in `Debug` output.
-#[derive(Clone)]
-pub(crate) struct Token(String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
+/// Environment variables holding the token, in order of preference.
+pub const TOKEN_VARS: &[&str] = &["GITHUB_PAT", "GITHUB_TOKEN"];
 
 /// A zoo repository on GitHub.
 #[derive(Debug)]
@@ -34,8 +29,9 @@ pub struct GitHubZoo {
     api: String,
     owner: String,
     repo: String,
-    token: Option<Token>,
-    http: reqwest::Client,
+    token: Option<Secret>,
+    http: HttpClient,
+    retry: RetryPolicy,
 }
 
 #[derive(Deserialize)]
@@ -92,13 +88,9 @@ impl GitHubZoo {
         let api = api_url
             .map(str::to_owned)
             .or_else(|| std::env::var("GITHUB_API_URL").ok())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_API.to_owned());
-        let token = ["GITHUB_PAT", "GITHUB_TOKEN"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
-            .map(Token);
-        Self::new(&api, owner, repo, token.map(|t| t.0))
+        Self::new(&api, owner, repo, Secret::from_env(TOKEN_VARS))
     }
 
     /// A client for `owner/repo` at `api`.
@@ -106,25 +98,27 @@ impl GitHubZoo {
         api: &str,
         owner: &str,
         repo: &str,
-        token: Option<String>,
+        token: Option<Secret>,
     ) -> Result<Self, ZooError> {
-        crate::runtime::init_tls();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("kipoi-containers/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(20))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|source| ZooError::GitHubTransport {
-                step: "client set-up".into(),
-                source,
-            })?;
+        let http = HttpClient::new(HttpSettings::from_env()?)?;
         Ok(Self {
-            api: api.trim_end_matches('/').to_owned(),
+            api: api.trim().trim_end_matches('/').to_owned(),
             owner: owner.to_owned(),
             repo: repo.to_owned(),
-            token: token.map(Token),
+            token,
             http,
+            retry: RetryPolicy {
+                max_retries: 3,
+                ..RetryPolicy::default()
+            },
         })
+    }
+
+    /// The same client with another retry policy (tests shorten the waits).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     #[must_use]
@@ -133,54 +127,74 @@ impl GitHubZoo {
     }
 
     fn repo_url(&self, rest: &str) -> String {
-        format!("{}/repos/{}/{}{rest}", self.api, self.owner, self.repo)
+        format!(
+            "{}/repos/{}/{}{rest}",
+            self.api,
+            encode_segment(&self.owner),
+            encode_segment(&self.repo)
+        )
     }
 
-    /// GET `url` as JSON, retrying 429/5xx/connection errors; `Ok(None)` on 404/422 when
-    /// `missing_ok`.
+    /// GET `url` as JSON, retrying 429/5xx/connection errors and timeouts; `Ok(None)` on
+    /// 404/422 when `missing_ok`.
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         step: &str,
         url: &str,
         missing_ok: bool,
     ) -> Result<Option<T>, ZooError> {
-        let mut attempt = 0;
+        let parsed = reqwest::Url::parse(url).map_err(|e| ZooError::GitHubShape {
+            step: step.to_owned(),
+            message: format!("invalid URL `{}`: {e}", RedactedUrl::redact_str(url)),
+        })?;
+        let shown = RedactedUrl::new(&parsed);
+        let http = self.http.client()?;
+        let mut retry = RetryState::new(self.retry.clone(), Replay::Always);
         loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .get(url)
+            let attempt = retry.start_attempt();
+            let mut req = http
+                .get(parsed.clone())
                 .header("Accept", "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28");
             if let Some(t) = &self.token {
-                req = req.bearer_auth(&t.0);
+                req = req.bearer_auth(t.expose());
             }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e)
-                    if attempt < ATTEMPTS
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
-                    log::warn!("GitHub {step}: {e}; retrying (attempt {attempt}/{ATTEMPTS})");
-                    tokio::time::sleep(backoff(attempt, None)).await;
-                    continue;
+            let sent = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    resp.bytes().await.map(|body| (status, headers, body))
                 }
-                Err(source) => {
-                    return Err(ZooError::GitHubTransport {
-                        step: step.to_owned(),
-                        source: source.without_url(),
-                    })
-                }
+                Err(e) => Err(e),
             };
-            let status = resp.status();
+            let (status, headers, body) = match sent {
+                Ok(answer) => answer,
+                Err(source) => match retry.decide(Outcome::Transport(&source)) {
+                    Decision::RetryAfter(wait) => {
+                        log::warn!(
+                            "GitHub {step}: GET `{shown}` failed ({}); retry {attempt} in {:.1}s",
+                            crate::errchain::chain(&source),
+                            wait.as_secs_f64()
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    Decision::GiveUp { .. } => {
+                        let note = crate::http::timeout_note(&source, self.http.settings())
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default();
+                        return Err(ZooError::GitHubTransport {
+                            step: step.to_owned(),
+                            method: "GET",
+                            url: shown.to_string(),
+                            attempts: retry.attempts(),
+                            note,
+                            source: source.without_url(),
+                        });
+                    }
+                },
+            };
             if status.is_success() {
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|source| ZooError::GitHubTransport {
-                        step: step.to_owned(),
-                        source: source.without_url(),
-                    })?;
                 return serde_json::from_slice(&body).map(Some).map_err(|e| {
                     ZooError::GitHubShape {
                         step: step.to_owned(),
@@ -188,21 +202,25 @@ impl GitHubZoo {
                     }
                 });
             }
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            let remaining_zero = resp
-                .headers()
+            let retry_after = crate::retry::parse_retry_after(&headers);
+            let remaining_zero = headers
                 .get("x-ratelimit-remaining")
                 .is_some_and(|v| v.as_bytes() == b"0");
-            let transient = status == StatusCode::TOO_MANY_REQUESTS
-                || status.is_server_error()
-                || (status == StatusCode::FORBIDDEN && retry_after.is_some());
-            if transient && attempt < ATTEMPTS {
-                log::warn!("GitHub {step}: {status}; retrying (attempt {attempt}/{ATTEMPTS})");
-                tokio::time::sleep(backoff(attempt, retry_after)).await;
+            // GitHub's secondary rate limit answers 403 with a Retry-After: that is a 429.
+            let effective = if status == StatusCode::FORBIDDEN && retry_after.is_some() {
+                429
+            } else {
+                status.as_u16()
+            };
+            if let Decision::RetryAfter(wait) = retry.decide(Outcome::Status {
+                status: effective,
+                retry_after,
+            }) {
+                log::warn!(
+                    "GitHub {step}: {status}; retry {attempt} in {:.1}s",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
                 continue;
             }
             if missing_ok
@@ -210,7 +228,7 @@ impl GitHubZoo {
             {
                 return Ok(None);
             }
-            let text = resp.text().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
@@ -235,6 +253,7 @@ impl GitHubZoo {
     }
 
     async fn commit(&self, rev: &str) -> Result<CommitInfo, ZooError> {
+        validate_revision(rev)?;
         let step = format!("reading commit `{rev}` of {}", self.describe());
         let url = self.repo_url(&format!("/commits/{}", encode_path(rev)));
         self.get_json(&step, &url, true)
@@ -270,7 +289,10 @@ impl GitHubZoo {
 
     async fn walk(&self, tree_sha: &str, prefix: &str, out: &mut Tree) -> Result<(), ZooError> {
         let step = format!("reading tree `{prefix}` of {}", self.describe());
-        let url = self.repo_url(&format!("/git/trees/{tree_sha}?recursive=1"));
+        let url = self.repo_url(&format!(
+            "/git/trees/{}?recursive=1",
+            encode_segment(tree_sha)
+        ));
         let answer: TreeAnswer =
             self.get_json(&step, &url, false)
                 .await?
@@ -289,7 +311,7 @@ impl GitHubZoo {
         }
         // Truncated: list this level only and recurse into each subtree.
         log::debug!("GitHub tree `{prefix}` truncated; walking its subtrees");
-        let url = self.repo_url(&format!("/git/trees/{tree_sha}"));
+        let url = self.repo_url(&format!("/git/trees/{}", encode_segment(tree_sha)));
         let level: TreeAnswer =
             self.get_json(&step, &url, false)
                 .await?
@@ -310,11 +332,17 @@ impl GitHubZoo {
 
     /// The bytes of `path` at `commit` (contents API; whitespace in the base64 stripped).
     pub async fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
+        validate_revision(commit)?;
+        crate::names::validate_model_name(path).map_err(|e| ZooError::BadFile {
+            path: path.escape_debug().to_string(),
+            commit: commit.to_owned(),
+            message: e.to_string(),
+        })?;
         let step = format!("reading `{path}` at {commit} of {}", self.describe());
         let url = self.repo_url(&format!(
             "/contents/{}?ref={}",
             encode_path(path),
-            encode_path(commit)
+            encode_query(commit)
         ));
         let answer: ContentAnswer =
             self.get_json(&step, &url, true)
@@ -348,25 +376,48 @@ impl GitHubZoo {
     }
 }
 
-/// Exponential backoff (0.5 s, 1 s, 2 s …) unless the server named a delay.
-fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
-    retry_after.map_or_else(
-        || Duration::from_millis(500 * 2u64.pow(attempt.saturating_sub(1).min(6))),
-        |s| Duration::from_secs(s.min(120)),
-    )
+/// Characters escaped in one URL path segment (RFC 3986 `pchar` minus sub-delimiters
+/// that proxies and servers treat specially).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'+')
+    .add(b'&')
+    .add(b'=')
+    .add(b';');
+/// Characters escaped in a query value.
+const QUERY: &AsciiSet = &SEGMENT.add(b':').add(b'@').add(b'$').add(b',');
+
+/// Percent-encodes one path segment (a `/` inside is escaped).
+fn encode_segment(segment: &str) -> String {
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
-/// Percent-encodes a path for a URL, keeping `/` separators.
+/// Percent-encodes a path, keeping its `/` separators. Callers validate the path first
+/// (no `.`/`..` segments), so the result cannot climb out of the endpoint.
 fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    path.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn encode_query(value: &str) -> String {
+    utf8_percent_encode(value, QUERY).to_string()
 }
 
 #[cfg(test)]
@@ -375,14 +426,28 @@ mod tests {
 
     #[test]
     fn token_is_redacted_in_debug() {
-        let z = GitHubZoo::new("http://x", "o", "r", Some("ghp_secret123".into())).unwrap();
+        let z = GitHubZoo::new("http://x", "o", "r", Secret::new("ghp_secret123")).unwrap();
         assert!(!format!("{z:?}").contains("ghp_secret123"));
+    }
+
+    #[tokio::test]
+    async fn hostile_revisions_never_reach_the_network() {
+        // Port 9 (discard) is closed: a request would fail with a transport error instead.
+        let z = GitHubZoo::new("http://127.0.0.1:9", "o", "r", Secret::new("tok")).unwrap();
+        for rev in ["../../../../user", "a/../b", "-x", "x y"] {
+            let err = z.resolve(Some(rev)).await.unwrap_err();
+            assert!(matches!(err, ZooError::BadRevision(_)), "{rev}: {err:?}");
+            let err = z.read_file(rev, "A/model.yaml").await.unwrap_err();
+            assert!(matches!(err, ZooError::BadRevision(_)), "{rev}: {err:?}");
+        }
+        let err = z.read_file("master", "../x").await.unwrap_err();
+        assert!(matches!(err, ZooError::BadFile { .. }), "{err:?}");
     }
 
     #[test]
     fn encodes_paths() {
         assert_eq!(encode_path("a b/c+d"), "a%20b/c%2Bd");
-        assert_eq!(backoff(1, None), Duration::from_millis(500));
-        assert_eq!(backoff(3, Some(2)), Duration::from_secs(2));
+        assert_eq!(encode_segment("a/b?c#d"), "a%2Fb%3Fc%23d");
+        assert_eq!(encode_query("a&b=c"), "a%26b%3Dc");
     }
 }

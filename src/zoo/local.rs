@@ -1,10 +1,12 @@
 //! A model zoo in a local git repository, read with the `git` CLI (plumbing commands
-//! only, so user configuration such as external diff drivers cannot interfere).
+//! only, so user configuration such as external diff drivers cannot interfere). `git` runs
+//! as an async child process: no runtime thread waits on it, and a cancelled call kills it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::{Tree, ZooError};
+use super::ZooError;
+use crate::layout::Tree;
+use crate::names::validate_revision;
 
 /// A local git checkout (or bare repository) of a model zoo.
 #[derive(Debug, Clone)]
@@ -14,14 +16,14 @@ pub struct LocalZoo {
 
 impl LocalZoo {
     /// Opens `path`; fails with a clear message if it is not a git repository.
-    pub fn open(path: &Path) -> Result<Self, ZooError> {
+    pub async fn open(path: &Path) -> Result<Self, ZooError> {
         let zoo = Self {
             repo: path.to_path_buf(),
         };
-        if !path.exists() {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
             return Err(ZooError::NotARepo(path.display().to_string()));
         }
-        match zoo.git(&["rev-parse", "--git-dir"]) {
+        match zoo.git(&["rev-parse", "--git-dir"]).await {
             Ok(_) => Ok(zoo),
             Err(ZooError::Git { .. }) => Err(ZooError::NotARepo(path.display().to_string())),
             Err(e) => Err(e),
@@ -33,15 +35,35 @@ impl LocalZoo {
         self.repo.display().to_string()
     }
 
-    fn git(&self, args: &[&str]) -> Result<Vec<u8>, ZooError> {
-        let out = Command::new("git")
-            .arg("-C")
+    /// The checkout's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.repo
+    }
+
+    /// Runs `git -C <repo> <args>` and returns its stdout.
+    pub(crate) async fn git(&self, args: &[&str]) -> Result<Vec<u8>, ZooError> {
+        self.git_with_env(args, &[]).await
+    }
+
+    /// [`Self::git`] with extra environment variables.
+    pub(crate) async fn git_with_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Vec<u8>, ZooError> {
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("-C")
             .arg(&self.repo)
             .args(["-c", "core.quotePath=false"])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .map_err(ZooError::GitMissing)?;
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.map_err(ZooError::GitMissing)?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
@@ -54,36 +76,35 @@ impl LocalZoo {
     }
 
     /// Full sha of `rev` (default: `HEAD`).
-    pub fn resolve(&self, rev: Option<&str>) -> Result<String, ZooError> {
+    pub async fn resolve(&self, rev: Option<&str>) -> Result<String, ZooError> {
         let rev = rev.unwrap_or("HEAD");
-        if rev.starts_with('-') {
-            return Err(self.unknown(rev));
-        }
+        validate_revision(rev)?;
         let spec = format!("{rev}^{{commit}}");
-        match self.git(&[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &spec,
-        ]) {
+        match self
+            .git(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ])
+            .await
+        {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
-            Err(ZooError::Git { .. }) => Err(self.unknown(rev)),
+            Err(ZooError::Git { .. }) => Err(ZooError::UnknownRevision {
+                zoo: self.describe(),
+                rev: rev.to_owned(),
+            }),
             Err(e) => Err(e),
         }
     }
 
-    fn unknown(&self, rev: &str) -> ZooError {
-        ZooError::UnknownRevision {
-            zoo: self.describe(),
-            rev: rev.to_owned(),
-        }
-    }
-
     /// `git ls-tree -r -z`: reads tree objects only, never blob contents.
-    pub fn tree(&self, commit: &str) -> Result<Tree, ZooError> {
-        let sha = self.resolve(Some(commit))?;
-        let out = self.git(&["ls-tree", "-r", "-z", "--full-tree", &sha])?;
+    pub async fn tree(&self, commit: &str) -> Result<Tree, ZooError> {
+        let sha = self.resolve(Some(commit)).await?;
+        let out = self
+            .git(&["ls-tree", "-r", "-z", "--full-tree", &sha])
+            .await?;
         let mut tree = Tree::default();
         for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
             let record = String::from_utf8_lossy(record);
@@ -104,11 +125,11 @@ impl LocalZoo {
     }
 
     /// The bytes of `path` at `commit`.
-    pub fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
-        let sha = self.resolve(Some(commit))?;
+    pub async fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
+        let sha = self.resolve(Some(commit)).await?;
         let spec = format!("{sha}:{path}");
         // Errors carry git's own words: "path … does not exist", or why a blob absent
         // from a partial clone could not be fetched.
-        self.git(&["cat-file", "blob", &spec])
+        self.git(&["cat-file", "blob", &spec]).await
     }
 }
