@@ -68,15 +68,50 @@ fn newline_indent(out: &mut String, depth: usize) {
 }
 
 fn write_number(out: &mut String, n: &serde_json::Number) {
-    if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
-        // Python's float repr: integral floats keep ".0", others use the shortest repr.
-        if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-            let _ = write!(out, "{f:.1}");
-        } else {
-            let _ = write!(out, "{f}");
+    match n.as_f64().filter(|_| n.is_f64()) {
+        Some(f) => out.push_str(&float_repr(f)),
+        None => {
+            let _ = write!(out, "{n}");
         }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, in positional notation
+/// when the decimal exponent is in `-4..16`, else scientific (`1e-07`, `1e+16`,
+/// `1.5e+300`); integral positional values keep `.0`. (JSON holds no NaN or infinity:
+/// `serde_json` refuses them before they get here.)
+#[must_use]
+pub fn float_repr(f: f64) -> String {
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-7", "-5e16", "0e0".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = mantissa
+        .strip_prefix('-')
+        .map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                format!("{digits}{}.0", "0".repeat(point - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..point], &digits[point..])
+            }
+        };
+        format!("{sign}{text}")
     } else {
-        let _ = write!(out, "{n}");
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let mantissa = if rest.is_empty() {
+            first.to_owned()
+        } else {
+            format!("{first}.{rest}")
+        };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{mantissa}e{exp_sign}{:02}", exp.unsigned_abs())
     }
 }
 
@@ -126,6 +161,41 @@ mod tests {
             to_string_indent4(&v),
             "\"\\u00e9\\\"\\\\\\n\\u0001\\ud83d\\ude00\""
         );
+    }
+
+    /// Expected strings printed by CPython 3.11: `repr(x)` (the same as `json.dumps(x)`).
+    #[test]
+    fn floats_like_python_repr() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.5, "0.5"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (1e-07, "1e-07"),
+            (1.5e-07, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (1e-05, "1e-05"),
+            (0.00012345, "0.00012345"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e100, "1e+100"),
+            (1.5e300, "1.5e+300"),
+            (-1e-300, "-1e-300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (std::f64::consts::PI, "3.141592653589793"),
+            (100.0, "100.0"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(float_repr(*value), *expected, "{value:e}");
+            assert_eq!(to_string_indent4(&json!(value)), *expected, "{value:e}");
+        }
     }
 
     #[test]

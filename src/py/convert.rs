@@ -1,13 +1,24 @@
 //! Python objects <-> `serde_json::Value`, keeping dict order.
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
+/// Containers nested deeper than this are refused (Python's `json` hits its recursion limit
+/// around 1000 levels too); no index file comes close.
+const MAX_DEPTH: usize = 512;
+
 /// Converts a JSON-like Python object (dict with str keys, list, tuple, str, int, float,
-/// bool, None) into a `Value`.
+/// bool, None) into a `Value`. A container that contains itself raises `ValueError:
+/// Circular reference detected`, as `json.dump` does; absurd nesting raises `ValueError`
+/// instead of overflowing the stack.
 pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    to_value_in(obj, &mut Vec::new())
+}
+
+/// `stack` holds the addresses of the containers being converted (the path from the root).
+fn to_value_in(obj: &Bound<'_, PyAny>, stack: &mut Vec<usize>) -> PyResult<Value> {
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -27,8 +38,35 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| PyTypeError::new_err("NaN and infinity cannot be written as JSON"));
+            .ok_or_else(|| PyValueError::new_err("NaN and infinity cannot be written as JSON"));
     }
+    let is_container = obj.cast::<PyDict>().is_ok()
+        || obj.cast::<PyList>().is_ok()
+        || obj.cast::<PyTuple>().is_ok();
+    if !is_container {
+        return Err(PyTypeError::new_err(format!(
+            "cannot write a {} as JSON",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        )));
+    }
+    let address = obj.as_ptr() as usize;
+    if stack.contains(&address) {
+        return Err(PyValueError::new_err("Circular reference detected"));
+    }
+    if stack.len() >= MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "the object is nested more than {MAX_DEPTH} levels deep; it cannot be written as JSON"
+        )));
+    }
+    stack.push(address);
+    let value = container_to_value(obj, stack);
+    stack.pop();
+    value
+}
+
+fn container_to_value(obj: &Bound<'_, PyAny>, stack: &mut Vec<usize>) -> PyResult<Value> {
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
@@ -38,30 +76,22 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
                     k.repr().map_or_else(|_| "?".into(), |r| r.to_string())
                 ))
             })?;
-            map.insert(key.to_str()?.to_owned(), to_value(&v)?);
+            map.insert(key.to_str()?.to_owned(), to_value_in(&v, stack)?);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return l
             .iter()
-            .map(|v| to_value(&v))
+            .map(|v| to_value_in(&v, stack))
             .collect::<PyResult<_>>()
             .map(Value::Array);
     }
-    if let Ok(t) = obj.cast::<PyTuple>() {
-        return t
-            .iter()
-            .map(|v| to_value(&v))
-            .collect::<PyResult<_>>()
-            .map(Value::Array);
-    }
-    Err(PyTypeError::new_err(format!(
-        "cannot write a {} as JSON",
-        obj.get_type()
-            .name()
-            .map_or_else(|_| "?".into(), |n| n.to_string())
-    )))
+    obj.cast::<PyTuple>()?
+        .iter()
+        .map(|v| to_value_in(&v, stack))
+        .collect::<PyResult<_>>()
+        .map(Value::Array)
 }
 
 /// Converts a `Value` into Python objects (dicts keep the JSON key order).
