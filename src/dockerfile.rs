@@ -201,6 +201,24 @@ pub fn write(
     Ok((path, rendered))
 }
 
+/// Renders and writes the Dockerfile of `image` for `model_group` at the place
+/// [`dockerfile_for_image`] names (full or slim from the image's tag).
+pub fn write_for_image(
+    dir: &Path,
+    image: &str,
+    model_group: &str,
+    opts: &RenderOptions,
+) -> Result<(PathBuf, Rendered), DockerfileError> {
+    let (_, variant) = dockerfile_for_image(dir, image);
+    write(
+        dir,
+        crate::names::full_tag(image),
+        model_group,
+        variant,
+        opts,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,26 +76,38 @@ fn write_number(out: &mut String, n: &serde_json::Number) {
     }
 }
 
-/// Python's `repr(float)`: the shortest digits that round-trip, in positional notation
-/// when the decimal exponent is in `-4..16`, else scientific (`1e-07`, `1e+16`,
+/// Python's `repr(float)`: the shortest digits that round-trip (ties broken to even, as
+/// CPython's dtoa does: 79879765268449.125 prints as `79879765268449.12`), in positional
+/// notation when the decimal exponent is in `-4..16`, else scientific (`1e-07`, `1e+16`,
 /// `1.5e+300`); integral positional values keep `.0`. (JSON holds no NaN or infinity:
 /// `serde_json` refuses them before they get here.)
 #[must_use]
 pub fn float_repr(f: f64) -> String {
-    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-7", "-5e16", "0e0".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // ryu gives the shortest round-trip digits with round-half-even, in its own layout
+    // ("79879765268449.12", "1e16", "1.5e-7", "0.0001", "-0.0"): take the digits and the
+    // decimal exponent from it and lay them out as Python does.
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(f);
+    let (sign, text) = text.strip_prefix('-').map_or(("", text), |t| ("-", t));
+    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = mantissa
-        .strip_prefix('-')
-        .map_or(("", mantissa), |m| ("-", m));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all: String = format!("{int_part}{frac_part}");
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return format!("{sign}0.0");
+    }
+    // Position of the first significant digit relative to the decimal point.
+    let int_len = i32::try_from(int_part.len()).unwrap_or(i32::MAX);
+    let leading = i32::try_from(leading).unwrap_or(0);
+    let exp = exp + int_len - 1 - leading;
     if (-4..16).contains(&exp) {
         let point = exp + 1; // digits before the decimal point
         let text = if point <= 0 {
             format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
         } else {
-            let point = point as usize;
+            let point = point.unsigned_abs() as usize;
             if digits.len() <= point {
                 format!("{digits}{}.0", "0".repeat(point - digits.len()))
             } else {
@@ -104,7 +116,7 @@ pub fn float_repr(f: f64) -> String {
         };
         format!("{sign}{text}")
     } else {
-        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let (first, rest) = digits.split_at(1);
         let mantissa = if rest.is_empty() {
             first.to_owned()
         } else {
@@ -191,6 +203,10 @@ mod tests {
             (100.0, "100.0"),
             (123.456, "123.456"),
             (1e15, "1000000000000000.0"),
+            // A tie: the exact value is ...449.125; CPython rounds half to even.
+            (79879765268449.12, "79879765268449.12"),
+            (0.3, "0.3"),
+            (2.0e-5, "2e-05"),
         ];
         for (value, expected) in cases {
             assert_eq!(float_repr(*value), *expected, "{value:e}");

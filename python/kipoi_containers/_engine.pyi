@@ -131,6 +131,9 @@ def image_tag_for_group(group: str) -> str:
 def image_for_group(group: str) -> str:
     """``DeepMEL`` → ``kipoi/kipoi-docker:deepmel`` (a group's own image)."""
 
+def image_tag(image: str) -> str:
+    """``kipoi/kipoi-docker:deepmel-slim`` → ``deepmel-slim`` (``latest`` when untagged)."""
+
 def slim_image(image: str) -> str:
     """``repo:tag`` → ``repo:tag-slim`` (unchanged when already slim)."""
 
@@ -275,6 +278,16 @@ def render_dockerfile(
 ) -> tuple[Optional[Path], str, str]:
     """Render a group's Dockerfile (``full`` or ``slim``) from the templates; written to
     ``output_dir/Dockerfile.<tag>[-slim]`` when given. Returns ``(path, text, recipe_hash)``."""
+
+def render_dockerfile_for_image(
+    model_group: str,
+    image: str,
+    dockerfiles_dir: str | PathLike[str],
+    template_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> tuple[Path, str, str]:
+    """Render the Dockerfile of ``image`` (full or slim, from its tag) for ``model_group`` into
+    ``dockerfiles_dir/Dockerfile.<tag>[-slim]``. Returns ``(path, text, recipe_hash)``."""
 
 def docker_ping(docker_host: Optional[str] = None) -> str:
     """Check the daemon answers; raises ``DockerUnreachableError``. Returns its address."""

@@ -45,25 +45,23 @@ class DockerUpdater:
 
     @property
     def tag(self) -> str:
-        return self.name_of_docker_image.rsplit(":", 1)[-1]
+        """The image's tag (``deepmel``, ``deepmel-slim``)."""
+        return _engine.image_tag(self.name_of_docker_image)
 
     def dockerfile_path(self, rerender: bool = False) -> Path:
-        """``dockerfiles/Dockerfile.<tag>``, rendered from the templates when missing (or
-        always, with ``rerender``)."""
-        slim = self.tag.endswith("-slim")
-        full_tag = self.tag[: -len("-slim")] if slim else self.tag
-        path = self.dockerfiles_dir / (f"Dockerfile.{full_tag}-slim" if slim else f"Dockerfile.{full_tag}")
+        """``dockerfiles/Dockerfile.<tag>[-slim]`` (the engine's one rule for every image),
+        rendered from the templates when missing (or always, with ``rerender``)."""
+        path, _variant = _engine.dockerfile_for_image(os.fspath(self.dockerfiles_dir), self.name_of_docker_image)
         if rerender or not path.exists():
-            rendered, _text, _hash = _engine.render_dockerfile(
+            rendered, _text, _hash = _engine.render_dockerfile_for_image(
                 self.model_group,
-                full_tag,
-                "slim" if slim else "full",
-                output_dir=os.fspath(self.dockerfiles_dir),
+                self.name_of_docker_image,
+                os.fspath(self.dockerfiles_dir),
                 template_dir=os.fspath(self.template_dir) if self.template_dir else None,
                 base_image=self.base_image,
             )
             logger.info("rendered %s for %s", rendered, self.model_group)
-        return path
+        return Path(path)
 
     def update(self, models_to_test: List[str], *, rerender: bool = False) -> None:
         """Rebuild, test every model of ``models_to_test``, push, clean up. Nothing is

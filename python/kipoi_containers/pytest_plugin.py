@@ -165,18 +165,37 @@ def requested_images(pytestconfig: pytest.Config) -> List[str]:
 def test_docker_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
     """``run(model, image=None)``: ``kipoi test`` of ``model`` in ``image`` (default: the
     first ``--image`` given, else the model's image in the index); raises
-    ``ModelTestError`` with kipoi's output on failure."""
+    ``ModelTestError`` with kipoi's output on failure. Upstream's keyword form
+    ``run(model_name=..., image_name=...)`` works too."""
     from kipoi_containers.dockerhelper import test_docker_image as run_test
 
     images = requested(pytestconfig, "image")
 
-    def run(model: str, image: Optional[str] = None) -> Any:
+    def run(
+        model: Optional[str] = None,
+        image: Optional[str] = None,
+        *,
+        model_name: Optional[str] = None,
+        image_name: Optional[str] = None,
+    ) -> Any:
+        model = _one_of("model", model, "model_name", model_name)
+        image = image if image is not None else image_name
         image = image or (images[0] if images else None) or _index(pytestconfig).image_for_model(model)
         if image is None:
             raise LookupError(f"model `{model}` has no image in model-to-docker.json")
         return run_test(image, model, zoo=_zoo(pytestconfig))
 
     return run
+
+
+def _one_of(name: str, value: Optional[str], alias: str, alias_value: Optional[str]) -> str:
+    """The argument given as ``name`` or as upstream's ``alias`` (exactly one of them)."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise TypeError(f"pass `{name}` or `{alias}`, not both")
+    chosen = value if value is not None else alias_value
+    if chosen is None:
+        raise TypeError(f"missing the `{name}` argument (or upstream's `{alias}`)")
+    return chosen
 
 
 @pytest.fixture

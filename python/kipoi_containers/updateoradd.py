@@ -17,25 +17,33 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from .errors import KipoiContainersError
 from .helper import logger
 from .planning import default_zoo, plan
 
-# Upstream names of the index files and workflow files (kept for compatibility).
-DOCKER_TO_MODEL_JSON = "docker-to-model.json"
+# Upstream's constants, with upstream's values (computed from the working directory at
+# import time, as upstream's suites expect: ``populate_json(DOCKER_TO_MODEL_JSON)`` reads
+# ``./container-info/docker-to-model.json``). The two names without a directory are files
+# of the zoo repository's ``shared/containers/``.
+CONTAINER_PREFIX = Path.cwd() / "container-info"
+WORKFLOW_PREFIX = Path.cwd() / ".github/workflows"
 MODEL_GROUP_TO_DOCKER_JSON = "model-to-docker.json"
+DOCKER_TO_MODEL_JSON = CONTAINER_PREFIX / "docker-to-model.json"
 MODEL_GROUP_TO_SINGULARITY_JSON = "model-to-singularity.json"
-TEST_IMAGES_WORKFLOW = ".github/workflows/test-images.yml"
-RELEASE_WORKFLOW = ".github/workflows/release-workflow.yml"
+TEST_IMAGES_WORKFLOW = WORKFLOW_PREFIX / "test-images.yml"
+RELEASE_WORKFLOW = WORKFLOW_PREFIX / "release-workflow.yml"
 
 __all__ = [
+    "CONTAINER_PREFIX",
     "DOCKER_TO_MODEL_JSON",
     "MODEL_GROUP_TO_DOCKER_JSON",
     "MODEL_GROUP_TO_SINGULARITY_JSON",
     "RELEASE_WORKFLOW",
     "TEST_IMAGES_WORKFLOW",
+    "WORKFLOW_PREFIX",
     "build_parser",
     "main",
 ]

@@ -103,6 +103,27 @@ pub(crate) fn render_dockerfile(
     }
 }
 
+/// Renders the Dockerfile of `image` (full or slim, from its tag) for `model_group` into
+/// `dockerfiles_dir/Dockerfile.<tag>[-slim]`. Returns `(path, text, recipe_hash)`.
+#[pyfunction]
+#[pyo3(signature = (model_group, image, dockerfiles_dir, template_dir=None, base_image=None))]
+pub(crate) fn render_dockerfile_for_image(
+    model_group: &str,
+    image: &str,
+    dockerfiles_dir: PathBuf,
+    template_dir: Option<PathBuf>,
+    base_image: Option<String>,
+) -> PyResult<(PathBuf, String, String)> {
+    let defaults = RenderOptions::default();
+    let opts = RenderOptions {
+        template_dir,
+        base_image: base_image.unwrap_or(defaults.base_image),
+        ..defaults
+    };
+    let (path, r) = dockerfile::write_for_image(&dockerfiles_dir, image, model_group, &opts)?;
+    Ok((path, r.text, r.recipe_hash))
+}
+
 /// Checks the daemon answers; returns the address connected to.
 #[pyfunction]
 #[pyo3(signature = (docker_host=None))]

@@ -24,6 +24,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyIndex>()?;
     m.add_function(wrap_pyfunction!(names::image_tag_for_group, m)?)?;
     m.add_function(wrap_pyfunction!(names::image_for_group, m)?)?;
+    m.add_function(wrap_pyfunction!(names::image_tag, m)?)?;
     m.add_function(wrap_pyfunction!(names::slim_image, m)?)?;
     m.add_function(wrap_pyfunction!(names::full_image, m)?)?;
     m.add_function(wrap_pyfunction!(names::sif_name_for_image, m)?)?;
@@ -40,6 +41,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plan::PySkipped>()?;
     m.add_class::<docker::PyModelTestResult>()?;
     m.add_function(wrap_pyfunction!(docker::render_dockerfile, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::render_dockerfile_for_image, m)?)?;
     m.add_function(wrap_pyfunction!(docker::docker_ping, m)?)?;
     m.add_function(wrap_pyfunction!(docker::build_image, m)?)?;
     m.add_function(wrap_pyfunction!(docker::build_image_async, m)?)?;

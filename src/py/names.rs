@@ -20,6 +20,13 @@ pub(crate) fn image_for_group(group: &str) -> String {
     names::image_for_group(group)
 }
 
+/// The tag of `image` (`kipoi/kipoi-docker:deepmel-slim` → `deepmel-slim`; `latest` when
+/// it has none).
+#[pyfunction]
+pub(crate) fn image_tag(image: &str) -> String {
+    names::split_image(image).1.unwrap_or("latest").to_owned()
+}
+
 /// `repo:tag` → `repo:tag-slim` (unchanged when already slim).
 #[pyfunction]
 pub(crate) fn slim_image(image: &str) -> String {
