@@ -43,6 +43,26 @@ impl Tree {
         changed.into_iter().cloned().collect()
     }
 
+    /// The content of `unit` (a group or a model folder): a sha256 over the sorted paths
+    /// and object ids of every file at or below it. Equal content gives an equal hash,
+    /// whichever source (local git or GitHub) listed the tree; any added, removed, renamed
+    /// or changed file changes it. The sync records it as an image label and skips a unit
+    /// whose image carries the same hash and recipe.
+    #[must_use]
+    pub fn content_hash(&self, unit: &str) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        for (path, id) in &self.files {
+            if crate::index::is_path_prefix(unit, path) {
+                hasher.update(path.as_bytes());
+                hasher.update([0]);
+                hasher.update(id.as_bytes());
+                hasher.update([b'\n']);
+            }
+        }
+        format!("{:x}", hasher.finalize())
+    }
+
     /// The zoo layout of this tree: model roots and groups.
     #[must_use]
     pub fn layout(&self) -> Layout {
@@ -158,6 +178,32 @@ pub fn parse_models_tsv(dir: &str, text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_hash_covers_exactly_the_unit() {
+        let t = tree(&[
+            ("A/model.yaml", "1"),
+            ("A/x/y.py", "2"),
+            ("AB/model.yaml", "3"),
+        ]);
+        let mut changed = t.clone();
+        changed.files.insert("AB/model.yaml".into(), "9".into());
+        assert_eq!(
+            t.content_hash("A"),
+            changed.content_hash("A"),
+            "a sibling with a common prefix"
+        );
+        changed.files.insert("A/x/y.py".into(), "7".into());
+        assert_ne!(t.content_hash("A"), changed.content_hash("A"));
+        let mut renamed = t.clone();
+        let id = renamed.files.remove("A/x/y.py").unwrap();
+        renamed.files.insert("A/x/z.py".into(), id);
+        assert_ne!(t.content_hash("A"), renamed.content_hash("A"));
+        assert_eq!(
+            t.content_hash("A/x"),
+            tree(&[("A/x/y.py", "2")]).content_hash("A/x")
+        );
+    }
 
     fn tree(paths: &[(&str, &str)]) -> Tree {
         Tree {

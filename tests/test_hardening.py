@@ -490,3 +490,29 @@ def test_docker_adder_builds_full_and_slim_and_tests_against_a_zoo_directory(
     assert {"tinysub", "tinysub-slim"} <= set(json.loads(listed.stdout)["tags"])
     for image in ("kipoi/kipoi-docker:tinysub", "kipoi/kipoi-docker:tinysub-slim"):
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+
+
+def test_registry_reader_sees_labels_and_digest_without_pulling(base_image: str, registry, tmp_path: Path) -> None:
+    """The sync's skip rule reads the pushed image's labels from the registry (basic auth
+    challenge of a real docker-registry); a missing tag is None; pull brings it back."""
+    from kipoi_containers.errors import DockerAuthError
+
+    path, _text, recipe = _engine.render_dockerfile("TinyLinear", "regtest", output_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image)
+    local = "kipoi-containers-test/regtest:one"
+    _engine.build_image(path, local, labels={"org.kipoi-containers.content": "c0ffee"}, model_group="TinyLinear")
+    repo = f"{registry.host}/kipoi-test/regtest"
+    ref, digest = _engine.push_image(local, repository=repo, tag="one", username=registry.user, password=registry.password)
+    found = _engine.registry_image(f"{repo}:one", username=registry.user, password=registry.password)
+    assert found is not None
+    assert found[0] == digest
+    assert found[1]["org.kipoi-containers.content"] == "c0ffee"
+    assert found[1]["org.kipoi-containers.recipe"] == recipe
+    assert _engine.registry_image(f"{repo}:nope", username=registry.user, password=registry.password) is None
+    with pytest.raises(kipoi_containers.errors.DockerError, match="401.*DOCKER_USERNAME"):
+        _engine.registry_image(f"{repo}:one", username=registry.user, password="wrong")
+    subprocess.run(["docker", "rmi", "-f", local, ref], capture_output=True)
+    image_id = _engine.pull_image(f"{repo}@{digest}", username=registry.user, password=registry.password)
+    assert image_id.startswith("sha256:")
+    with pytest.raises(DockerAuthError):
+        _engine.pull_image(f"{repo}:one", username=registry.user, password="wrong")
+    subprocess.run(["docker", "rmi", "-f", f"{repo}@{digest}"], capture_output=True)

@@ -374,6 +374,19 @@ def docker_cleanup(images: bool = False, docker_host: Optional[str] = None) -> d
 def export_image(image: str, path: str | PathLike[str], docker_host: Optional[str] = None) -> int:
     """Write ``image`` as a ``docker save`` tar to ``path``; returns the bytes written."""
 
+def registry_image(
+    reference: str, username: Optional[str] = None, password: Optional[str] = None
+) -> Optional[tuple[str, dict[str, str]]]:
+    """``(digest, labels)`` of an image in its registry, read without pulling; ``None`` when absent."""
+
+def pull_image(
+    reference: str,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    docker_host: Optional[str] = None,
+) -> str:
+    """Pull ``reference`` (``repo:tag`` or ``repo@sha256:…``); returns the local image id."""
+
 def model_test_args(model: str) -> list[str]:
     """Extra ``kipoi test`` arguments for ``model`` from the per-model table."""
 

@@ -33,6 +33,10 @@ pub enum DockerError {
     },
     #[error("pushing `{image}` failed: {message}")]
     Push { image: String, message: String },
+    #[error("pulling `{image}` failed: {message}")]
+    Pull { image: String, message: String },
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
     #[error("image `{0}` does not exist in the local Docker Engine; build or pull it first")]
     ImageNotFound(String),
     #[error("Docker {step} failed")]

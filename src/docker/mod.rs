@@ -12,12 +12,14 @@ mod cleanup;
 mod error;
 mod export;
 mod push;
+mod registry;
 mod test;
 
 pub use build::{group_labels, recipe_hash};
 pub use cleanup::CleanupReport;
 pub use error::DockerError;
 pub use push::{registry_of, Credentials, PushResult};
+pub use registry::{RegistryError, RegistryReader, RemoteImage};
 pub use test::{model_test_args, ModelTestResult, TestOptions, ZOO_MOUNT_POINT, ZOO_MOUNT_RO};
 
 use std::collections::HashMap;
@@ -37,6 +39,8 @@ pub const RUN_BY_LABEL: &str = "org.kipoi-containers.run-by";
 pub const ZOO_COMMIT_LABEL: &str = "org.kipoi-containers.zoo-commit";
 pub const MODEL_GROUP_LABEL: &str = "org.kipoi-containers.model-group";
 pub const RECIPE_LABEL: &str = "org.kipoi-containers.recipe";
+/// The content hash of the unit an image was built for (see `layout::Tree::content_hash`).
+pub const CONTENT_LABEL: &str = "org.kipoi-containers.content";
 /// Lines of log kept for error messages.
 const TAIL_LINES: usize = 40;
 

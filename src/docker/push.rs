@@ -1,7 +1,9 @@
 //! Pushing images to a registry with credentials, the registry-auth header fixed.
 
 use base64::Engine as _;
-use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use futures_util::StreamExt as _;
 
 use super::error::api;
@@ -37,6 +39,65 @@ pub struct PushResult {
 }
 
 impl Engine {
+    /// Pulls `reference` (`repo:tag` or `repo@sha256:…`) with `credentials`; returns the
+    /// local image id. A missing image or a rejected login is an error naming it.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, DockerError> {
+        let (repo, tag) = match reference.split_once('@') {
+            Some((repo, digest)) => (repo, digest),
+            None => {
+                let (repo, tag) = crate::names::split_image(reference);
+                (repo, tag.unwrap_or("latest"))
+            }
+        };
+        let creds = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.expose().to_owned()),
+            serveraddress: Some(registry_of(repo)),
+            ..Default::default()
+        });
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, creds);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        log::debug!("[pull {reference}] {status}");
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error })
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    message: error, ..
+                }) => {
+                    let lower = error.to_lowercase();
+                    return Err(
+                        if lower.contains("unauthorized") || lower.contains("authentication") {
+                            DockerError::PushAuth {
+                                image: reference.to_owned(),
+                                registry: registry_of(repo),
+                                message: error,
+                            }
+                        } else {
+                            DockerError::Pull {
+                                image: reference.to_owned(),
+                                message: error,
+                            }
+                        },
+                    );
+                }
+                Err(e) => return Err(api(format!("pulling `{reference}`"))(e)),
+            }
+        }
+        log::info!("pulled `{reference}`");
+        self.image_id(reference).await
+    }
+
     /// Pushes local `image` as `repository:tag` (tagging it first when the names differ).
     /// Progress goes to `on_progress(status, "bytes/total")`.
     pub async fn push(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use super::wait::{awaitable, wait};
-use crate::docker::{self, Credentials, Engine, TestOptions};
+use crate::docker::{self, Credentials, DockerError, Engine, TestOptions};
 use crate::dockerfile::{self, RenderOptions, Variant};
 
 /// The outcome of one model test (read-only).
@@ -459,6 +459,43 @@ pub(crate) fn export_image(
         }));
         let sent = engine.export_to_file(&image, &path, progress).await?;
         Ok::<_, PyErr>(sent.bytes)
+    })
+}
+
+/// The image `reference` in its registry, read without pulling: `(digest, labels)`, or
+/// `None` when the registry does not have it. Credentials from the arguments, else
+/// `DOCKER_USERNAME` / `DOCKER_PASSWORD`.
+#[pyfunction]
+#[pyo3(signature = (reference, username=None, password=None))]
+pub(crate) fn registry_image(
+    py: Python<'_>,
+    reference: String,
+    username: Option<String>,
+    password: Option<String>,
+) -> PyResult<Option<(String, HashMap<String, String>)>> {
+    let creds = credentials(username, password);
+    wait(py, || async move {
+        let reader = docker::RegistryReader::new(creds).map_err(DockerError::from)?;
+        let image = reader.image(&reference).await.map_err(DockerError::from)?;
+        Ok::<_, PyErr>(image.map(|i| (i.digest, i.labels)))
+    })
+}
+
+/// Pulls `reference` (credentials from the arguments, else the environment); returns the
+/// local image id.
+#[pyfunction]
+#[pyo3(signature = (reference, username=None, password=None, docker_host=None))]
+pub(crate) fn pull_image(
+    py: Python<'_>,
+    reference: String,
+    username: Option<String>,
+    password: Option<String>,
+    docker_host: Option<String>,
+) -> PyResult<String> {
+    let creds = credentials(username, password);
+    wait(py, || async move {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        Ok::<_, PyErr>(engine.pull(&reference, creds.as_ref()).await?)
     })
 }
 

@@ -115,6 +115,7 @@ impl From<DockerError> for PyErr {
             DockerError::ModelTest { .. } => "ModelTestError",
             DockerError::PushAuth { .. } => "DockerAuthError",
             DockerError::Push { .. } => "DockerPushError",
+            DockerError::Pull { .. } | DockerError::Registry(_) => "DockerError",
             DockerError::ImageNotFound(_) => "ImageNotFoundError",
             DockerError::Api { .. } | DockerError::Io { .. } | DockerError::Local(_) => {
                 "DockerError"

@@ -53,6 +53,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docker::docker_cleanup, m)?)?;
     m.add_function(wrap_pyfunction!(docker::export_image, m)?)?;
     m.add_function(wrap_pyfunction!(docker::model_test_args, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::registry_image, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::pull_image, m)?)?;
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     Ok(())
