@@ -140,6 +140,13 @@ macro_rules! validated_str {
                 &self.0
             }
         }
+        // Hash and Eq are those of the inner `String`, so maps keyed by the type can be
+        // looked up with a `&str`.
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;

@@ -145,6 +145,17 @@ impl Zoo {
         to: Option<&str>,
         index: &crate::index::Index,
     ) -> Result<crate::plan::Plan, ZooError> {
+        Ok(self.plan_with_tree(from, to, index).await?.0)
+    }
+
+    /// [`Self::plan`], and the tree of the target commit (the sync derives each unit's
+    /// content hash from it).
+    pub async fn plan_with_tree(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        index: &crate::index::Index,
+    ) -> Result<(crate::plan::Plan, Tree), ZooError> {
         let from_sha = self.resolve(Some(from)).await?;
         let to_sha = self.resolve(to).await?;
         let (base, head) = if from_sha == to_sha {
@@ -167,7 +178,7 @@ impl Zoo {
             short(&from_sha),
             short(&to_sha)
         );
-        Ok(crate::plan::plan(&crate::plan::PlanInput {
+        let plan = crate::plan::plan(&crate::plan::PlanInput {
             zoo: self.describe(),
             from: from_sha,
             to: to_sha,
@@ -176,7 +187,8 @@ impl Zoo {
             head: &head_layout,
             head_models: &head_models,
             index,
-        }))
+        });
+        Ok((plan, head))
     }
 
     /// The models of `group` at `commit` given that commit's `layout`: the `model`

@@ -1,0 +1,296 @@
+//! The sync's journal: every completed step of every unit, recorded atomically before the
+//! next step starts, so a run killed at any point (even `kill -9` mid-upload) resumes where
+//! it stopped — no second push of a pushed image, no second Zenodo record, no draft left.
+//!
+//! Records are keyed by the unit and what it was built from (the content hash of its zoo
+//! folder and the hashes of its two recipes): a later run reuses a record only for exactly
+//! the same inputs, whatever zoo commit it syncs to. The file is JSON
+//! (`<dir>/journal.json`), rewritten whole through [`crate::fsutil::write_atomic`] on each
+//! step (it stays small: a few lines per unit).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// The journal's file name inside its directory.
+pub const JOURNAL_FILE: &str = "journal.json";
+/// Format version written into the file; another version is not read (and reported).
+const VERSION: u32 = 1;
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("could not read the sync journal `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the sync journal `{}` is not valid ({detail}); fix it or start over with --restart", path.display())]
+    Invalid { path: PathBuf, detail: String },
+    #[error("could not create the journal directory `{}`", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::AtomicWriteError),
+}
+
+/// What a unit's image was built from. Equal keys mean equal images.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnitKey {
+    pub unit: String,
+    pub action: String,
+    /// The content hash of the unit's zoo folder at the target commit.
+    pub content: String,
+    /// The recipe hashes (full, slim); empty for actions that build nothing.
+    pub recipes: Vec<String>,
+}
+
+/// One pushed image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pushed {
+    /// `registry/repository:tag` as pushed.
+    pub reference: String,
+    pub digest: String,
+}
+
+/// The completed steps of one unit, in the order they happen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// The image the unit ended up in (its own, or a shared one that runs every model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its full and slim images were pushed (or found in the registry, already built from
+    /// the same inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<Pushed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slim: Option<Pushed>,
+    /// The SIF converted from the slim image: its md5 (the file itself is in the work dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sif_md5: Option<String>,
+    /// The SIF passed its model tests.
+    #[serde(default)]
+    pub sif_tested: bool,
+    /// A Zenodo draft exists for this unit's SIF (created, or a new version opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<u64>,
+    /// The SIF's file is in that draft, with this md5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_md5: Option<String>,
+    /// The published index entry (`url`, `name`, `md5`), or the unchanged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sif_entry: Option<crate::index::SingularityEntry>,
+    /// Every step is done: the unit's result can go into the index.
+    #[serde(default)]
+    pub done: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    units: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    key: UnitKey,
+    record: UnitRecord,
+}
+
+/// The journal of a sync, shared by the units running concurrently.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    units: Mutex<BTreeMap<UnitKey, UnitRecord>>,
+}
+
+impl Journal {
+    /// Opens the journal in `dir` (created when missing). With `restart`, an existing journal
+    /// is discarded.
+    pub fn open(dir: &Path, restart: bool) -> Result<Self, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(JOURNAL_FILE);
+        let mut units = BTreeMap::new();
+        if restart {
+            if path.exists() {
+                log::info!("--restart: discarding the journal `{}`", path.display());
+            }
+        } else {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let file: File =
+                        serde_json::from_slice(&bytes).map_err(|e| JournalError::Invalid {
+                            path: path.clone(),
+                            detail: e.to_string(),
+                        })?;
+                    if file.version != VERSION {
+                        return Err(JournalError::Invalid {
+                            path,
+                            detail: format!(
+                                "version {} (this tool writes version {VERSION})",
+                                file.version
+                            ),
+                        });
+                    }
+                    for entry in file.units {
+                        units.insert(entry.key, entry.record);
+                    }
+                    if !units.is_empty() {
+                        log::info!(
+                            "resuming from the journal `{}` ({} unit(s) recorded)",
+                            path.display(),
+                            units.len()
+                        );
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(JournalError::Read { path, source }),
+            }
+        }
+        let journal = Self {
+            path,
+            units: Mutex::new(units),
+        };
+        journal.save()?;
+        Ok(journal)
+    }
+
+    /// Where the journal lives.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The record of `key` (empty when nothing was recorded for exactly these inputs).
+    #[must_use]
+    pub fn get(&self, key: &UnitKey) -> UnitRecord {
+        self.lock().get(key).cloned().unwrap_or_default()
+    }
+
+    /// Applies `change` to `key`'s record and writes the journal (atomically) before
+    /// returning: once this returns, the step is durable.
+    pub fn record(
+        &self,
+        key: &UnitKey,
+        change: impl FnOnce(&mut UnitRecord),
+    ) -> Result<UnitRecord, JournalError> {
+        let (updated, bytes) = {
+            let mut units = self.lock();
+            let record = units.entry(key.clone()).or_default();
+            change(record);
+            let updated = record.clone();
+            (updated, Self::serialize(&units))
+        };
+        // Serialised under the lock, written outside it; a later write always carries a
+        // superset of this one because records only move forward.
+        crate::fsutil::write_atomic(&self.path, &bytes)?;
+        Ok(updated)
+    }
+
+    /// Writes the current state.
+    pub fn save(&self) -> Result<(), JournalError> {
+        let bytes = Self::serialize(&self.lock());
+        crate::fsutil::write_atomic(&self.path, &bytes)?;
+        Ok(())
+    }
+
+    /// Removes the journal: the sync completed and its results are in the index.
+    pub fn finish(self) -> Result<(), JournalError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(JournalError::Read {
+                path: self.path,
+                source,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<UnitKey, UnitRecord>> {
+        self.units
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn serialize(units: &BTreeMap<UnitKey, UnitRecord>) -> Vec<u8> {
+        let file = File {
+            version: VERSION,
+            units: units
+                .iter()
+                .map(|(key, record)| Entry {
+                    key: key.clone(),
+                    record: record.clone(),
+                })
+                .collect(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(unit: &str, content: &str) -> UnitKey {
+        UnitKey {
+            unit: unit.into(),
+            action: "update-image".into(),
+            content: content.into(),
+            recipes: vec!["r1".into(), "r2".into()],
+        }
+    }
+
+    #[test]
+    fn steps_survive_a_restart_of_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), false).unwrap();
+        j.record(&key("A", "c1"), |r| {
+            r.full = Some(Pushed {
+                reference: "r/a:a".into(),
+                digest: "sha256:1".into(),
+            });
+        })
+        .unwrap();
+        j.record(&key("A", "c1"), |r| r.draft = Some(42)).unwrap();
+        drop(j); // "killed"
+        let j = Journal::open(dir.path(), false).unwrap();
+        let r = j.get(&key("A", "c1"));
+        assert_eq!(r.full.unwrap().digest, "sha256:1");
+        assert_eq!(r.draft, Some(42));
+        // Other inputs: nothing recorded.
+        assert_eq!(j.get(&key("A", "c2")), UnitRecord::default());
+        // --restart forgets.
+        let j = Journal::open(dir.path(), true).unwrap();
+        assert_eq!(j.get(&key("A", "c1")), UnitRecord::default());
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_reported_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), b"{not json").unwrap();
+        let e = Journal::open(dir.path(), false).unwrap_err();
+        assert!(e.to_string().contains("--restart"), "{e}");
+        assert!(Journal::open(dir.path(), true).is_ok());
+    }
+
+    #[test]
+    fn finish_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), false).unwrap();
+        j.record(&key("A", "c"), |r| r.done = true).unwrap();
+        assert!(dir.path().join(JOURNAL_FILE).exists());
+        j.finish().unwrap();
+        assert!(!dir.path().join(JOURNAL_FILE).exists());
+    }
+}

@@ -1,0 +1,282 @@
+//! The sync: executes the plan, crash-safe.
+//!
+//! ```text
+//!  zoo ──plan──▶ units (bounded concurrency) ──verified results──▶ index files ──▶ zoo branch + PR ──▶ hash
+//!                 │  update-image: render, build, test, push (full, slim), convert the slim image
+//!                 │                to SIF, test it, publish a new Zenodo version (or keep an
+//!                 │                unchanged one)
+//!                 │  add-group:    the shared images first (every model must pass), else its own
+//!                 │                image as above with a new record
+//!                 │  retest-shared: test in the shared image, else add-group without it
+//!                 │  remove-group: drop its entries
+//!                 └─ every completed step is journaled before the next starts ([`journal`])
+//! ```
+//!
+//! - A unit whose image in the registry carries the same content hash and recipes is not
+//!   rebuilt; a step the journal holds for the same inputs is not redone (no second push,
+//!   no second Zenodo record after a crash).
+//! - The index is rewritten only from verified results (pushed images, published and
+//!   checked SIFs); a failing unit fails alone and keeps its old entries.
+//! - `kipoi-model-repo-hash` moves to the zoo's head only when every action succeeded (and
+//!   the whole plan ran: not with `--only`, not with `--no-push`).
+
+pub mod apply;
+pub mod engine_steps;
+pub mod journal;
+pub mod steps;
+pub mod summary;
+pub mod unit;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+
+pub use apply::IndexChanges;
+pub use steps::{StepError, Steps};
+pub use summary::{SummaryRow, SyncReport};
+
+use crate::index::{Index, IndexError};
+use crate::plan::{ActionKind, Plan};
+use crate::zoo::{Zoo, ZooError};
+
+/// What a sync does and where its state lives.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The zoo commit the index reflects; `None`: the content of `hash_file`.
+    pub from: Option<String>,
+    /// The zoo revision to sync to; `None`: the default branch's head.
+    pub to: Option<String>,
+    /// The directory of the three index files.
+    pub container_info: PathBuf,
+    /// `kipoi-model-repo-hash`.
+    pub hash_file: PathBuf,
+    /// Only these units (a group, or a model key); empty: all.
+    pub only: Vec<String>,
+    /// Push images and publish SIFs; `false` builds and tests only (nothing recorded).
+    pub push: bool,
+    /// Units processed at once (model tests inside a unit use the steps' own bound).
+    pub concurrency: usize,
+    /// Where the journal lives (`.kipoi-sync/`).
+    pub journal_dir: PathBuf,
+    /// Discard the journal first.
+    pub restart: bool,
+}
+
+/// Why a sync could not run (a failing unit is not one: it is a row of the report).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Zoo(#[from] ZooError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("could not read the stored zoo commit from `{}`; pass --from, or run where `kipoi-model-repo-hash` is", path.display())]
+    ReadHash {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is empty; it must hold the zoo commit the index reflects", path.display())]
+    EmptyHash { path: PathBuf },
+    #[error("this sync needs {}; set {} in the environment (nothing was done)", .0.join(", "), if .0.len() == 1 { "it" } else { "them" })]
+    MissingSecrets(Vec<String>),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error("writing the index back to the zoo failed (the local index is updated; re-run to retry): {0}")]
+    WriteBack(StepError),
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::AtomicWriteError),
+}
+
+/// A secret a sync may need, and when.
+struct Need {
+    what: &'static str,
+    vars: &'static [&'static str],
+}
+
+/// The environment variables this plan needs that are not set, named for the user.
+#[must_use]
+pub fn missing_secrets(plan: &Plan, push: bool, writes_to_github: bool) -> Vec<String> {
+    let builds = plan
+        .actions
+        .iter()
+        .any(|a| a.kind != ActionKind::RemoveGroup);
+    let mut needs = Vec::new();
+    if push && builds {
+        needs.push(Need {
+            what: "DOCKER_USERNAME",
+            vars: &["DOCKER_USERNAME"],
+        });
+        needs.push(Need {
+            what: "DOCKER_PASSWORD",
+            vars: &["DOCKER_PASSWORD"],
+        });
+        needs.push(Need {
+            what: "ZENODO_ACCESS_TOKEN",
+            vars: &[crate::zenodo::ENV_TOKEN],
+        });
+    }
+    if push && writes_to_github && !plan.actions.is_empty() {
+        needs.push(Need {
+            what: "GITHUB_PAT or GITHUB_TOKEN",
+            vars: crate::zoo::TOKEN_VARS,
+        });
+    }
+    needs
+        .into_iter()
+        .filter(|n| crate::redact::Secret::from_env(n.vars).is_none())
+        .map(|n| format!("`{}`", n.what))
+        .collect()
+}
+
+/// The stored zoo commit.
+pub fn stored_hash(path: &std::path::Path) -> Result<String, SyncError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SyncError::ReadHash {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let hash = text.trim().to_owned();
+    if hash.is_empty() {
+        return Err(SyncError::EmptyHash {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(hash)
+}
+
+/// Plans the sync (touches nothing): the plan, and the target tree.
+pub async fn plan(
+    opts: &SyncOptions,
+    zoo: &Zoo,
+    index: &Index,
+) -> Result<(Plan, crate::layout::Tree), SyncError> {
+    let from = match &opts.from {
+        Some(f) => f.clone(),
+        None => stored_hash(&opts.hash_file)?,
+    };
+    let (mut plan, tree) = zoo.plan_with_tree(&from, opts.to.as_deref(), index).await?;
+    if !opts.only.is_empty() {
+        plan.actions.retain(|a| {
+            opts.only.iter().any(|o| {
+                crate::index::is_path_prefix(o, &a.unit) || crate::index::is_path_prefix(&a.unit, o)
+            })
+        });
+    }
+    Ok((plan, tree))
+}
+
+/// Runs the sync of `zoo` with `steps`.
+pub async fn run<S: Steps>(
+    opts: &SyncOptions,
+    zoo: &Zoo,
+    steps: &S,
+) -> Result<SyncReport, SyncError> {
+    let index = Index::load(&opts.container_info)?;
+    let (plan, tree) = plan(opts, zoo, &index).await?;
+    let writes_to_github = matches!(zoo, Zoo::GitHub(_));
+    execute(opts, &plan, &tree, index, writes_to_github, steps).await
+}
+
+/// Executes `plan` (whose target tree is `tree`) against `index` with `steps`.
+pub async fn execute<S: Steps>(
+    opts: &SyncOptions,
+    plan: &Plan,
+    tree: &crate::layout::Tree,
+    index: Index,
+    writes_to_github: bool,
+    steps: &S,
+) -> Result<SyncReport, SyncError> {
+    let missing = missing_secrets(plan, opts.push, writes_to_github);
+    if !missing.is_empty() {
+        return Err(SyncError::MissingSecrets(missing));
+    }
+    log::info!(
+        "sync of {} from {} to {}: {} action(s)",
+        plan.zoo,
+        short(&plan.from),
+        short(&plan.to),
+        plan.actions.len()
+    );
+    let journal = Arc::new(journal::Journal::open(&opts.journal_dir, opts.restart)?);
+    let ctx = unit::UnitContext {
+        steps,
+        index: &index,
+        tree,
+        zoo_commit: &plan.to,
+        push: opts.push,
+    };
+    let concurrency = opts.concurrency.max(1);
+    let mut outcomes: Vec<(usize, unit::UnitOutcome)> =
+        futures_util::stream::iter(plan.actions.iter().cloned().enumerate())
+            .map(|(i, action)| {
+                let ctx = &ctx;
+                let journal = Arc::clone(&journal);
+                async move { (i, unit::run_unit(ctx, journal, action).await) }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<unit::UnitOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+
+    let rows: Vec<SummaryRow> = outcomes.iter().map(SummaryRow::from_outcome).collect();
+    let failed = rows.iter().filter(|r| r.result != "ok").count();
+    let changes: Vec<unit::Change> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().cloned())
+        .collect();
+
+    let mut updated = index.clone();
+    let index_changes = apply::apply(&mut updated, &changes)?;
+    let mut report = SyncReport {
+        zoo: plan.zoo.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        rows,
+        index_written: false,
+        write_back: None,
+        hash_moved: false,
+        hash_note: None,
+        journal: None,
+    };
+    if !index_changes.is_empty() {
+        updated.save(&opts.container_info)?;
+        report.index_written = true;
+        if !index_changes.model_to_docker.is_empty()
+            || !index_changes.model_to_singularity.is_empty()
+        {
+            report.write_back = steps
+                .write_back(&index_changes, &updated)
+                .await
+                .map_err(SyncError::WriteBack)?;
+        }
+    }
+    let all_ran = opts.only.is_empty() && opts.push;
+    if failed == 0 && all_ran {
+        crate::fsutil::write_atomic(&opts.hash_file, format!("{}\n", plan.to).as_bytes())?;
+        report.hash_moved = true;
+        Arc::try_unwrap(journal)
+            .map_err(|_| {
+                SyncError::WriteBack(StepError::new("internal: the journal is still in use"))
+            })?
+            .finish()?;
+    } else {
+        report.hash_note = Some(if failed > 0 {
+            format!("{failed} unit(s) failed")
+        } else if !opts.push {
+            "--no-push: nothing was published".to_owned()
+        } else {
+            "--only: the rest of the plan did not run".to_owned()
+        });
+        if failed > 0 {
+            report.journal = Some(journal.path().display().to_string());
+        }
+    }
+    Ok(report)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
