@@ -13,6 +13,7 @@ pub mod names;
 pub mod plan;
 pub mod pyjson;
 pub mod runtime;
+pub mod sif;
 pub mod transfer;
 pub mod zenodo;
 pub mod zoo;
