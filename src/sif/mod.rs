@@ -44,6 +44,7 @@
 pub mod archive;
 pub mod layers;
 pub mod read;
+pub mod squashfs;
 pub mod tree;
 pub mod write;
 
@@ -65,4 +66,23 @@ pub(crate) fn shared_dir() -> std::path::PathBuf {
     } else {
         root.join("../../shared")
     }
+}
+
+/// Whether the external `tool` can be run. A test that needs it fails under `CI` when it
+/// is missing (naming it), and is skipped elsewhere.
+#[cfg(test)]
+#[allow(clippy::print_stderr)]
+pub(crate) fn have_tool(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is missing and CI is set: install it (scripts/setup.sh)"
+        );
+        eprintln!("skipped: `{tool}` is not installed");
+    }
+    found
 }
