@@ -64,6 +64,10 @@ pub enum SifError {
         source: crate::docker::DockerError,
     },
 
+    /// The conversion was cancelled (its temporary files are removed).
+    #[error("the conversion of `{image}` was cancelled")]
+    Cancelled { image: String },
+
     /// The blocking conversion task panicked or was aborted.
     #[error("the conversion of `{image}` stopped unexpectedly")]
     Task {

@@ -41,7 +41,9 @@
 //! derived from the image digest and the times come from `SOURCE_DATE_EPOCH` (else the
 //! image's `created`), so the same image gives the same SIF.
 
+pub mod apptainer;
 pub mod archive;
+pub mod convert;
 pub mod layers;
 pub mod read;
 pub mod squashfs;
@@ -51,8 +53,10 @@ pub mod write;
 mod error;
 mod timefmt;
 
+pub use convert::{convert_archive, convert_image, ConvertOptions, ConvertReport};
+
 pub use error::SifError;
-pub use read::{Descriptor, Sif, SifInspection};
+pub use read::{verify, Descriptor, Sif, SifInspection};
 pub use write::SifBuilder;
 
 /// The project's shared test data (`../shared` beside the clone; a worktree under
