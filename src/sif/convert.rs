@@ -425,7 +425,7 @@ mod tests {
             .device("dev/null", false, 1, 3)
             .finish();
         let l2 = LayerTar::new()
-            .hardlink("bin/tool2", "bin/tool")
+            .hardlink_mode("bin/tool2", "bin/tool", 0o4755)
             .file("lib/libx.so", b"ELF")
             .file("etc/.wh.gone", b"")
             .file_owned("home/u/data", &vec![7u8; 300_000], 0o640, 1000, 1000)
@@ -650,6 +650,397 @@ mod tests {
         assert_eq!(
             std::fs::read(x.join("home/u/data")).unwrap(),
             vec![7u8; 300_000]
+        );
+    }
+}
+
+/// Real Docker Engine checks: an image built `FROM scratch` with hardlinks, a deleted
+/// file and a setuid file, converted from the Engine and compared with `docker export`
+/// of a container of it; then the SIF is mounted with squashfuse and booted with bwrap.
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::sif::have_tool;
+    use crate::sif::layers::tests::LayerTar;
+    use crate::sif::verify;
+    use std::collections::BTreeSet;
+    use std::process::Command;
+
+    /// Whether the Engine answers; under `CI` its absence is a failure.
+    #[allow(clippy::print_stderr)]
+    fn engine() -> Option<Engine> {
+        if !have_tool("docker") {
+            return None;
+        }
+        match crate::runtime::runtime().block_on(Engine::connect(None)) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "the Docker Engine is needed under CI: {e}"
+                );
+                eprintln!("skipped: no Docker Engine ({e})");
+                None
+            }
+        }
+    }
+
+    /// A host binary and the shared libraries `ldd` names, as layer entries.
+    fn with_host_binary(mut tar: LayerTar, host: &str, at: &str) -> LayerTar {
+        tar = tar.file_owned(at, &std::fs::read(host).unwrap(), 0o755, 0, 0);
+        let ldd = Command::new("ldd").arg(host).output().unwrap();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = line.split_whitespace().find(|w| w.starts_with('/'));
+            if let Some(p) = path {
+                let real = std::fs::canonicalize(p).unwrap();
+                tar = tar.file_owned(
+                    p.trim_start_matches('/'),
+                    &std::fs::read(real).unwrap(),
+                    0o755,
+                    0,
+                    0,
+                );
+            }
+        }
+        tar
+    }
+
+    fn ls_mode(kind: char, mode: u32) -> String {
+        let mut s = String::from(kind);
+        let bit = |m: u32, c: char| if mode & m != 0 { c } else { '-' };
+        let special =
+            |x: u32, sp: u32, lower: char, upper: char| match (mode & x != 0, mode & sp != 0) {
+                (true, true) => lower,
+                (false, true) => upper,
+                (true, false) => 'x',
+                (false, false) => '-',
+            };
+        s.push(bit(0o400, 'r'));
+        s.push(bit(0o200, 'w'));
+        s.push(special(0o100, 0o4000, 's', 'S'));
+        s.push(bit(0o040, 'r'));
+        s.push(bit(0o020, 'w'));
+        s.push(special(0o010, 0o2000, 's', 'S'));
+        s.push(bit(0o004, 'r'));
+        s.push(bit(0o002, 'w'));
+        s.push(special(0o001, 0o1000, 't', 'T'));
+        s
+    }
+
+    /// path → "mode uid/gid [-> target]" of a `docker export` tar.
+    fn export_listing(tar_bytes: &[u8]) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut ar = tar::Archive::new(tar_bytes);
+        let mut links: BTreeMap<String, String> = BTreeMap::new();
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            let path = String::from_utf8_lossy(&e.path_bytes())
+                .trim_end_matches('/')
+                .to_string();
+            let kind = match h.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Char => 'c',
+                tar::EntryType::Block => 'b',
+                tar::EntryType::Fifo => 'p',
+                tar::EntryType::Link => {
+                    let target = String::from_utf8_lossy(&e.link_name_bytes().unwrap()).to_string();
+                    links.insert(path.clone(), target);
+                    continue;
+                }
+                _ => '-',
+            };
+            let mut line = format!(
+                "{} {}/{}",
+                ls_mode(kind, h.mode().unwrap()),
+                h.uid().unwrap(),
+                h.gid().unwrap()
+            );
+            if kind == 'l' {
+                line.push_str(&format!(
+                    " -> {}",
+                    String::from_utf8_lossy(&e.link_name_bytes().unwrap())
+                ));
+            }
+            out.insert(path, line);
+        }
+        for (path, target) in links {
+            let line = out.get(&target).cloned().unwrap_or_default();
+            out.insert(path, line);
+        }
+        out
+    }
+
+    /// path → "mode uid/gid [-> target]" of `unsquashfs -lln`.
+    fn squashfs_listing(sif: &Path, offset: u64) -> BTreeMap<String, String> {
+        let ls = Command::new("unsquashfs")
+            .args(["-lln", "-d", "", "-o"])
+            .arg(offset.to_string())
+            .arg(sif)
+            .output()
+            .unwrap();
+        assert!(
+            ls.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ls.stderr)
+        );
+        String::from_utf8_lossy(&ls.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let at = f.iter().position(|x| x.starts_with('/'))?;
+                let mut line = format!("{} {}", f[0], f[1]);
+                if f.get(at + 1) == Some(&"->") {
+                    line.push_str(&format!(" -> {}", f[at + 2..].join(" ")));
+                }
+                Some((f[at].trim_start_matches('/').to_string(), line))
+            })
+            .filter(|(p, _)| !p.is_empty())
+            .collect()
+    }
+
+    struct Cleanup(Vec<Vec<String>>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for cmd in self.0.iter().rev() {
+                let _ = Command::new(&cmd[0]).args(&cmd[1..]).output();
+            }
+        }
+    }
+
+    #[test]
+    fn engine_image_converts_like_docker_export_and_boots() {
+        let Some(engine) = engine() else { return };
+        for tool in ["unsquashfs", "squashfuse", "bwrap", "fusermount"] {
+            if !have_tool(tool) {
+                return;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = LayerTar::new()
+            .dir("bin", 0o755)
+            .dir("etc", 0o755)
+            .file("etc/gone", b"deleted in a later layer")
+            .file_owned("usr/bin/tool", b"#!/bin/sh\necho tool\n", 0o4755, 0, 0)
+            .hardlink_mode("usr/bin/tool-link", "usr/bin/tool", 0o4755)
+            .hardlink_mode("usr/bin/tool-chain", "usr/bin/tool-link", 0o4755)
+            .file_owned("home/u/f", b"u", 0o2640, 1000, 1000)
+            .dir("srv", 0o1777)
+            .symlink("abs", "/usr/bin/tool");
+        base = with_host_binary(base, "/bin/dash", "bin/sh");
+        base = with_host_binary(base, "/bin/rm", "bin/rm");
+        let extra = LayerTar::new()
+            .file("opt/data/a", &vec![1u8; 200_000])
+            .hardlink("opt/data/b", "opt/data/a")
+            .finish();
+        std::fs::write(dir.path().join("base.tar"), base.finish()).unwrap();
+        std::fs::write(dir.path().join("extra.tar"), extra).unwrap();
+        let dockerfile = "FROM scratch\nADD base.tar /\nRUN [\"/bin/rm\", \"/etc/gone\"]\nADD extra.tar /\nENV GREETING=\"hello from sif\"\nCMD [\"/bin/sh\", \"-c\", \"echo $GREETING\"]\n";
+        let image = format!("kipoi-containers-test/sif-engine:{}", std::process::id());
+        let rt = crate::runtime::runtime();
+        let mut cleanup = Cleanup(vec![vec![
+            "docker".into(),
+            "rmi".into(),
+            "-f".into(),
+            image.clone(),
+        ]]);
+        rt.block_on(engine.build(
+            &image,
+            dockerfile,
+            Some(dir.path()),
+            &std::collections::HashMap::new(),
+            false,
+            &mut |_| {},
+        ))
+        .unwrap();
+
+        let sif = dir.path().join("img.sif");
+        let opts = ConvertOptions {
+            model_group: Some("Test/group".into()),
+            ..ConvertOptions::default()
+        };
+        let report = rt
+            .block_on(convert_image(&engine, &image, &sif, opts))
+            .unwrap();
+        verify(&sif).unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+        // docker export of a container of the image.
+        let id = String::from_utf8(
+            Command::new("docker")
+                .args(["create", &image])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let id = id.trim().to_string();
+        cleanup
+            .0
+            .push(vec!["docker".into(), "rm".into(), "-f".into(), id.clone()]);
+        let exported = Command::new("docker")
+            .args(["export", &id])
+            .output()
+            .unwrap();
+        assert!(exported.status.success());
+        let docker = export_listing(&exported.stdout);
+        let ours = squashfs_listing(&sif, report.partition_offset);
+
+        let docker_artefacts = |p: &str| {
+            matches!(
+                p,
+                ".dockerenv"
+                    | "etc/hosts"
+                    | "etc/hostname"
+                    | "etc/resolv.conf"
+                    | "etc/mtab"
+                    | "dev"
+                    | "proc"
+                    | "sys"
+                    | "etc"
+            ) || p.starts_with("dev/")
+        };
+        let apptainer_added = |p: &str| {
+            p.starts_with(".singularity.d")
+                || matches!(
+                    p,
+                    ".exec"
+                        | ".run"
+                        | ".shell"
+                        | ".test"
+                        | "singularity"
+                        | "environment"
+                        | "dev"
+                        | "proc"
+                        | "sys"
+                        | "tmp"
+                        | "home"
+                        | "root"
+                        | "var"
+                        | "var/tmp"
+                        | "etc"
+                        | "etc/hosts"
+                        | "etc/resolv.conf"
+                )
+        };
+        for (path, line) in &docker {
+            if docker_artefacts(path) {
+                continue;
+            }
+            assert_eq!(
+                ours.get(path),
+                Some(line),
+                "`{path}` differs (docker: {line})"
+            );
+        }
+        let extra_in_ours: BTreeSet<&String> = ours
+            .keys()
+            .filter(|p| !docker.contains_key(*p) && !apptainer_added(p))
+            .collect();
+        assert!(
+            extra_in_ours.is_empty(),
+            "only in the SIF: {extra_in_ours:?}"
+        );
+        assert!(!docker.contains_key("etc/gone") && !ours.contains_key("etc/gone"));
+        assert!(
+            ours["usr/bin/tool"].starts_with("-rwsr-xr-x 0/0"),
+            "{}",
+            ours["usr/bin/tool"]
+        );
+
+        // Mounted as apptainer would: hardlinks are one inode, and the runscript runs.
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mount = Command::new("squashfuse")
+            .arg("-o")
+            .arg(format!("offset={}", report.partition_offset))
+            .arg(&sif)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        assert!(
+            mount.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        cleanup.0.push(vec![
+            "fusermount".into(),
+            "-u".into(),
+            mnt.display().to_string(),
+        ]);
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = |p: &str| std::fs::symlink_metadata(mnt.join(p)).unwrap();
+        // (This squashfuse numbers inodes per path, so the link count is what shows the
+        // shared inode here; `unsquashfs_sees_the_flattened_image` checks the inode itself.)
+        for p in ["usr/bin/tool", "usr/bin/tool-link", "usr/bin/tool-chain"] {
+            assert_eq!(meta(p).nlink(), 3, "{p}");
+        }
+        assert_eq!(meta("opt/data/b").nlink(), 2);
+        let run = Command::new("bwrap")
+            .arg("--ro-bind")
+            .arg(&mnt)
+            .args([
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--tmpfs",
+                "/tmp",
+                "--clearenv",
+                "--setenv",
+                "PATH",
+                "/bin",
+                "/.singularity.d/actions/run",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim(),
+            "hello from sif",
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let exec = Command::new("bwrap")
+            .arg("--ro-bind")
+            .arg(&mnt)
+            .args([
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--tmpfs",
+                "/tmp",
+                "--clearenv",
+                "/.singularity.d/actions/exec",
+                "/bin/sh",
+                "-c",
+                "echo \"$LD_LIBRARY_PATH|$GREETING\"",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&exec.stdout);
+        assert_eq!(
+            text.trim(),
+            "/.singularity.d/libs|hello from sif",
+            "env scripts sourced"
+        );
+        let labels = std::fs::read_to_string(mnt.join(".singularity.d/labels.json")).unwrap();
+        assert!(
+            labels.contains("\"org.kipoi-containers.model-group\": \"Test/group\""),
+            "{labels}"
+        );
+        drop(cleanup);
+        assert!(
+            std::fs::read_dir(&mnt).unwrap().next().is_none(),
+            "unmounted"
         );
     }
 }

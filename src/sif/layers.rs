@@ -331,6 +331,9 @@ impl<'a> Flattener<'a> {
                         String::from_utf8_lossy(&target_raw)
                     )));
                 }
+                // As Docker and umoci do: the link entry's own metadata lands on the
+                // shared inode (tar writers give it the target's).
+                meta.apply_to(self.tree.inode_mut(inode));
                 let node = self.tree.link(parent, name, inode);
                 self.tree.stamp_path(node, number);
                 continue;
@@ -528,8 +531,11 @@ pub(crate) mod tests {
             self.builder.append_link(&mut h, path, target).unwrap();
             self
         }
-        pub(crate) fn hardlink(mut self, path: &str, target: &str) -> Self {
-            let mut h = Self::header(tar::EntryType::Link, 0o644);
+        pub(crate) fn hardlink(self, path: &str, target: &str) -> Self {
+            self.hardlink_mode(path, target, 0o644)
+        }
+        pub(crate) fn hardlink_mode(mut self, path: &str, target: &str, mode: u32) -> Self {
+            let mut h = Self::header(tar::EntryType::Link, mode);
             self.builder.append_link(&mut h, path, target).unwrap();
             self
         }
@@ -707,8 +713,8 @@ pub(crate) mod tests {
             .file_owned("bin/busybox", b"BB", 0o4755, 0, 0)
             .finish();
         let l2 = LayerTar::new()
-            .hardlink("bin/sh", "bin/busybox")
-            .hardlink("bin/ls", "bin/sh")
+            .hardlink_mode("bin/sh", "bin/busybox", 0o4755)
+            .hardlink_mode("bin/ls", "bin/sh", 0o4755)
             .hardlink("bin/missing", "nowhere/x")
             .finish();
         let (tree, file) = flatten(&[l1, l2]);
