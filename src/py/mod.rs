@@ -5,6 +5,7 @@ mod docker;
 mod errors;
 mod index;
 mod plan;
+mod sif;
 mod zenodo;
 
 use pyo3::prelude::*;
@@ -43,5 +44,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docker::model_test_args, m)?)?;
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
+    sif::register(m)?;
     Ok(())
 }

@@ -285,9 +285,9 @@ impl ImageArchive {
             layers: Vec::new(),
         };
         let (config_member, layers, tags) = if archive.member("manifest.json").is_some() {
-            archive.from_docker_manifest(want)?
+            archive.pick_from_docker_manifest(want)?
         } else if archive.member("index.json").is_some() {
-            archive.from_oci_index(want)?
+            archive.pick_from_oci_index(want)?
         } else {
             return Err(invalid(
                 "neither `manifest.json` nor `index.json` found: not a `docker save` export".into(),
@@ -372,7 +372,7 @@ impl ImageArchive {
         })
     }
 
-    fn from_docker_manifest(
+    fn pick_from_docker_manifest(
         &self,
         want: Option<&str>,
     ) -> Result<(String, Vec<String>, Vec<String>), SifError> {
@@ -403,7 +403,7 @@ impl ImageArchive {
         ))
     }
 
-    fn from_oci_index(
+    fn pick_from_oci_index(
         &self,
         want: Option<&str>,
     ) -> Result<(String, Vec<String>, Vec<String>), SifError> {

@@ -1164,7 +1164,8 @@ mod tests {
     fn corrupt_input_names_the_problem() {
         let good = busybox_bytes();
         let desc = |i: usize| 4096 + i * 585;
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Mutation, &str)> = vec![
             (
                 "truncated header",
                 Box::new(|b| b.truncate(100)),

@@ -13,10 +13,12 @@
 //! the next blocks; results are written in submission order, so the pool changes speed,
 //! never bytes. At most a few blocks per thread are in flight (bounded memory).
 //!
-//! **Compression level.** The default gzip level is [`DEFAULT_LEVEL`] (zlib level 1 via
-//! zlib-rs): on the real-kipoi base image it is several times faster than mksquashfs'
-//! level 9 for a partition about 10 % larger (figures in the module's benchmark
-//! `bench/sif_convert.py`). Pass a higher level for smaller files.
+//! **Compression level.** The default gzip level is [`DEFAULT_LEVEL`] = 6 (zlib-rs).
+//! Measured on the real-kipoi base image (380 MiB of file data, 19523 inodes, 2 cores,
+//! whole conversion from the Engine): level 1 6.3 s / 168 MiB, level 4 6.0 s / 132 MiB,
+//! level 6 5.7 s / 129 MiB, level 9 16.7 s / 126 MiB; mksquashfs `-comp gzip` (level 9)
+//! alone takes 24.5 s for 123 MiB. Level 6 is as fast as the fastest and within 5 % of
+//! mksquashfs' size (`bench/sif_convert.py`).
 //!
 //! Duplicate file contents are not detected (only hardlinks share data).
 
@@ -42,8 +44,8 @@ const UNCOMPRESSED_BLOCK: u32 = 1 << 24;
 const UNCOMPRESSED_META: u16 = 1 << 15;
 const INVALID_FRAG: u32 = 0xFFFF_FFFF;
 const INVALID_XATTR: u32 = 0xFFFF_FFFF;
-/// gzip level used unless told otherwise: the fastest (see the module doc).
-pub const DEFAULT_LEVEL: u32 = 1;
+/// gzip level used unless told otherwise (measurements in the module doc).
+pub const DEFAULT_LEVEL: u32 = 6;
 
 const FLAG_ALWAYS_FRAGMENTS: u16 = 1 << 5;
 const FLAG_EXPORTABLE: u16 = 1 << 7;
@@ -213,9 +215,16 @@ enum Tag {
     Fragment,
 }
 
+/// A compressed block: the bytes to store and the size word of the tables.
+type Compressed = (Vec<u8>, u32);
+/// Reads a file's bytes at an offset into a buffer.
+type ReadAt<'r> = &'r dyn Fn(u64, &mut [u8]) -> Result<(), SifError>;
+/// One inode's xattrs: (prefix id, name without prefix, value).
+type XattrSet = Vec<(u16, Vec<u8>, Vec<u8>)>;
+
 struct Job {
     data: Vec<u8>,
-    reply: SyncSender<(Vec<u8>, u32)>,
+    reply: SyncSender<Compressed>,
 }
 
 /// Compresses a data block: (bytes to store, size word for the inode/fragment table).
@@ -236,7 +245,7 @@ fn compress_block(c: &mut Compress, data: Vec<u8>) -> (Vec<u8>, u32) {
 struct DataWriter<'a, 'o, W: Write> {
     out: &'a mut Out<'o, W>,
     jobs: Option<SyncSender<Job>>,
-    pending: VecDeque<(Tag, Receiver<(Vec<u8>, u32)>)>,
+    pending: VecDeque<(Tag, Receiver<Compressed>)>,
     max_pending: usize,
     layouts: HashMap<InodeId, FileLayout>,
     fragment: Vec<u8>,
@@ -296,12 +305,7 @@ impl<W: Write> DataWriter<'_, '_, W> {
         self.submit(Tag::Fragment, data)
     }
 
-    fn add_file(
-        &mut self,
-        inode: InodeId,
-        size: u64,
-        read: &dyn Fn(u64, &mut [u8]) -> Result<(), SifError>,
-    ) -> Result<(), SifError> {
+    fn add_file(&mut self, inode: InodeId, size: u64, read: ReadAt<'_>) -> Result<(), SifError> {
         self.data_bytes += size;
         // A file without full blocks keeps start 0 (never read); others get the position
         // of their first block when it is written.
@@ -389,8 +393,8 @@ pub fn write_squashfs<W: Write + Seek>(
                     subdirs.push(child);
                 }
                 *nlink.entry(ino).or_insert(0) += 1;
-                if !numbers.contains_key(&ino) {
-                    numbers.insert(ino, order.len() as u32 + 1);
+                if let std::collections::hash_map::Entry::Vacant(e) = numbers.entry(ino) {
+                    e.insert(order.len() as u32 + 1);
                     order.push(ino);
                 }
             }
@@ -497,7 +501,7 @@ pub fn write_squashfs<W: Write + Seek>(
     })?;
 
     // 3. Xattr sets (deduplicated).
-    let mut xattr_sets: BTreeMap<Vec<(u16, Vec<u8>, Vec<u8>)>, u32> = BTreeMap::new();
+    let mut xattr_sets: BTreeMap<XattrSet, u32> = BTreeMap::new();
     let mut xattr_of: HashMap<InodeId, u32> = HashMap::new();
     for &ino in &order {
         let i = tree.inode(ino);
@@ -748,8 +752,7 @@ pub fn write_squashfs<W: Write + Seek>(
         u64::MAX
     } else {
         let mut kv = MetaWriter::new(level);
-        let mut by_id: Vec<(&Vec<(u16, Vec<u8>, Vec<u8>)>, u32)> =
-            xattr_sets.iter().map(|(k, v)| (k, *v)).collect();
+        let mut by_id: Vec<(&XattrSet, u32)> = xattr_sets.iter().map(|(k, v)| (k, *v)).collect();
         by_id.sort_by_key(|(_, id)| *id);
         let mut id_entries = Buf::default();
         for (set, _) in &by_id {
