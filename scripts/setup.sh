@@ -7,7 +7,8 @@ set -euo pipefail
 need_apt=()
 # command:package — git for zoo access; debootstrap for the test base image; the registry
 # with htpasswd (bcrypt) auth and curl for the real-registry tests.
-for tool in git:git debootstrap:debootstrap docker-registry:docker-registry htpasswd:apache2-utils curl:curl; do
+# squashfs-tools, squashfuse, fuse3 and bubblewrap check and boot the SIFs the converter writes.
+for tool in git:git debootstrap:debootstrap docker-registry:docker-registry htpasswd:apache2-utils curl:curl unsquashfs:squashfs-tools squashfuse:squashfuse fusermount3:fuse3 bwrap:bubblewrap; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${tool%%:*}" ] || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

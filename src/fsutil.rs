@@ -75,6 +75,15 @@ impl AtomicFile {
         })
     }
 
+    /// Gives the file exactly `mode`, whatever the file it replaces had (a SIF is 0755).
+    pub fn set_mode(&mut self, mode: u32) -> Result<(), AtomicWriteError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        self.tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(err(&self.target, "setting permissions"))
+    }
+
     /// The file to write into.
     pub fn file(&mut self) -> &mut std::fs::File {
         self.tmp.as_file_mut()

@@ -17,6 +17,7 @@ pub mod pyjson;
 pub mod redact;
 pub mod retry;
 pub mod runtime;
+pub mod sif;
 pub mod sync;
 pub mod transfer;
 pub mod zenodo;

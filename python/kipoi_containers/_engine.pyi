@@ -397,3 +397,23 @@ def models_of_group(
     zoo: str, group: str, commit: Optional[str] = None, github_api_url: Optional[str] = None
 ) -> list[str]:
     """The models of one group at ``commit`` (default: the branch head)."""
+
+def sif_convert(
+    image: str,
+    out: str | PathLike[str],
+    model_group: Optional[str] = None,
+    zoo_commit: Optional[str] = None,
+    source_date_epoch: Optional[int] = None,
+    threads: Optional[int] = None,
+    level: Optional[int] = None,
+    docker_host: Optional[str] = None,
+) -> dict[str, Any]:
+    """Convert ``image`` from the Docker Engine to the SIF ``out`` natively (no apptainer);
+    deterministic for the same image and arguments. Returns the report (``md5``, ``size``,
+    ``partition_offset``, ``uuid``, ``source_digest``, ``seconds``, ...). Raises ``SifError``."""
+
+def sif_inspect(path: str | PathLike[str]) -> dict[str, Any]:
+    """Header, objects, deffile and labels (source image, digest, model group, zoo commit) of a SIF."""
+
+def sif_verify(path: str | PathLike[str]) -> None:
+    """Validate a SIF's header, descriptors and partition layout; raises ``SifError``."""

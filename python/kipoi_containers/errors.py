@@ -27,6 +27,7 @@ __all__ = [
     "ZenodoAuthError",
     "ChecksumMismatchError",
     "FileIOError",
+    "SifError",
 ]
 
 
@@ -121,3 +122,8 @@ class ChecksumMismatchError(ZenodoError, ValueError):
 class FileIOError(KipoiContainersError, OSError):
     """A local file could not be read or written (e.g. hashing a SIF); the message names the
     file and the cause, and ``errno`` is set as on ``OSError``."""
+
+
+class SifError(KipoiContainersError, ValueError):
+    """A SIF could not be read, verified or written, or an image could not be converted to
+    one; the message names the file, image or layer entry and the problem."""

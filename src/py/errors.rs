@@ -130,3 +130,9 @@ impl From<DockerfileError> for PyErr {
         raise("DockerfileError", chain(&err))
     }
 }
+
+impl From<crate::sif::SifError> for PyErr {
+    fn from(err: crate::sif::SifError) -> Self {
+        raise("SifError", chain(&err))
+    }
+}

@@ -6,6 +6,7 @@ mod errors;
 mod index;
 mod names;
 mod plan;
+mod sif;
 mod wait;
 mod zenodo;
 
@@ -57,5 +58,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docker::pull_image, m)?)?;
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
+    sif::register(m)?;
     Ok(())
 }

@@ -17,7 +17,9 @@ pub struct IndexChanges {
 impl IndexChanges {
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.model_to_docker.is_empty() && self.model_to_singularity.is_empty() && !self.docker_to_model
+        self.model_to_docker.is_empty()
+            && self.model_to_singularity.is_empty()
+            && !self.docker_to_model
     }
 }
 
@@ -152,7 +154,9 @@ fn diff(before: &Index, after: &Index) -> IndexChanges {
     }
     for key in before.model_to_docker.0.keys() {
         if !after.model_to_docker.0.contains_key(key) {
-            changes.model_to_docker.push((key.as_str().to_owned(), None));
+            changes
+                .model_to_docker
+                .push((key.as_str().to_owned(), None));
         }
     }
     for (key, value) in &after.model_to_singularity.0 {
@@ -164,7 +168,9 @@ fn diff(before: &Index, after: &Index) -> IndexChanges {
     }
     for key in before.model_to_singularity.0.keys() {
         if !after.model_to_singularity.0.contains_key(key) {
-            changes.model_to_singularity.push((key.as_str().to_owned(), None));
+            changes
+                .model_to_singularity
+                .push((key.as_str().to_owned(), None));
         }
     }
     changes.docker_to_model = before.docker_to_model != after.docker_to_model;
@@ -178,7 +184,10 @@ mod tests {
 
     fn entry(n: u8) -> SingularityEntry {
         SingularityEntry {
-            url: crate::index::Url::new(format!("https://zenodo.org/record/{n}/files/x.sif?download=1")).unwrap(),
+            url: crate::index::Url::new(format!(
+                "https://zenodo.org/record/{n}/files/x.sif?download=1"
+            ))
+            .unwrap(),
             name: crate::index::SifName::new(format!("kipoi-docker_x{n}-slim")).unwrap(),
             md5: crate::index::Md5::new(format!("{n:032}")).unwrap(),
         }
@@ -225,7 +234,10 @@ mod tests {
         assert!(changes.model_to_docker.is_empty());
         assert_eq!(
             changes.model_to_singularity,
-            vec![("M/x".into(), Some(entry(9))), ("M/y".into(), Some(entry(9)))]
+            vec![
+                ("M/x".into(), Some(entry(9))),
+                ("M/y".into(), Some(entry(9)))
+            ]
         );
         assert!(changes.docker_to_model);
         assert_eq!(idx.models_for_image("k:m").unwrap().len(), 3);
@@ -271,7 +283,11 @@ mod tests {
             vec![("N".into(), Some(entry(1))), ("C".into(), None)]
         );
         assert!(idx.models_for_image("k:c").is_none());
-        assert!(idx.consistency_problems().is_empty(), "{:?}", idx.consistency_problems());
+        assert!(
+            idx.consistency_problems().is_empty(),
+            "{:?}",
+            idx.consistency_problems()
+        );
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub trait Steps: Send + Sync {
     fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError>;
 
     /// The image `image` (index name) as the registry holds it, if it does.
-    fn remote(&self, image: &str) -> impl Future<Output = Result<Option<Remote>, StepError>> + Send;
+    fn remote(&self, image: &str)
+        -> impl Future<Output = Result<Option<Remote>, StepError>> + Send;
 
     /// Builds `image` from `recipe`, labelled with `labels` (group, zoo commit, content).
     fn build(

@@ -99,7 +99,14 @@ impl SyncReport {
         if self.rows.is_empty() {
             out.push_str("  nothing to do: no model group changed\n");
         } else {
-            let header = ["GROUP", "ACTION", "RESULT", "IMAGE DIGEST", "SIF MD5", "TIME"];
+            let header = [
+                "GROUP",
+                "ACTION",
+                "RESULT",
+                "IMAGE DIGEST",
+                "SIF MD5",
+                "TIME",
+            ];
             let rows: Vec<[String; 6]> = self
                 .rows
                 .iter()
@@ -112,7 +119,10 @@ impl SyncReport {
                             .as_deref()
                             .map(|d| short(d.strip_prefix("sha256:").unwrap_or(d)))
                             .unwrap_or_else(|| "-".into()),
-                        r.sif_md5.as_deref().map(short).unwrap_or_else(|| "-".into()),
+                        r.sif_md5
+                            .as_deref()
+                            .map(short)
+                            .unwrap_or_else(|| "-".into()),
                         duration(r.seconds),
                     ]
                 })

@@ -196,7 +196,8 @@ async fn own_image<S: Steps>(
                 remote_full.unwrap_or_else(empty_remote),
                 remote_slim.unwrap_or_else(empty_remote),
             );
-            out.notes.push(format!("image unchanged ({})", short(&s.digest)));
+            out.notes
+                .push(format!("image unchanged ({})", short(&s.digest)));
             rec = record(&|r: &mut UnitRecord| {
                 r.full = Some(pushed(&f));
                 r.slim = Some(pushed(&s));
@@ -229,7 +230,11 @@ async fn own_image<S: Steps>(
     if !ctx.push {
         return Ok(Change::NotPublished);
     }
-    let slim_digest = rec.slim.as_ref().map(|p| p.digest.clone()).unwrap_or_default();
+    let slim_digest = rec
+        .slim
+        .as_ref()
+        .map(|p| p.digest.clone())
+        .unwrap_or_default();
     out.digest = Some(slim_digest.clone());
 
     // 2. The SIF: converted, tested, published (or unchanged).
@@ -336,7 +341,10 @@ async fn add_group<S: Steps>(
 ) -> Result<Change, StepError> {
     for shared in action.try_images.iter().filter(|i| !exclude.contains(i)) {
         if let Err(e) = ctx.steps.ensure_local(shared, None).await {
-            log::warn!("`{}`: cannot try the shared image `{shared}`: {e}", action.unit);
+            log::warn!(
+                "`{}`: cannot try the shared image `{shared}`: {e}",
+                action.unit
+            );
             continue;
         }
         match ctx.steps.test_image(shared, &action.models).await {
@@ -347,7 +355,8 @@ async fn add_group<S: Steps>(
                         action.unit
                     ))
                 })?;
-                out.notes.push(format!("runs in the shared image `{shared}`"));
+                out.notes
+                    .push(format!("runs in the shared image `{shared}`"));
                 out.sif_md5 = Some(sif.md5.as_str().to_owned());
                 return Ok(Change::Shared {
                     group: action.unit.clone(),
@@ -361,7 +370,16 @@ async fn add_group<S: Steps>(
     }
     let image = crate::names::image_for_group(&action.unit);
     out.notes.push(format!("own image `{image}`"));
-    own_image(ctx, journal, action, &image, vec![action.unit.clone()], None, out).await
+    own_image(
+        ctx,
+        journal,
+        action,
+        &image,
+        vec![action.unit.clone()],
+        None,
+        out,
+    )
+    .await
 }
 
 async fn retest_shared<S: Steps>(
