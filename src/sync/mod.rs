@@ -25,6 +25,8 @@ pub mod engine_steps;
 pub mod journal;
 pub mod steps;
 pub mod summary;
+#[cfg(test)]
+mod tests;
 pub mod unit;
 
 use std::path::PathBuf;
@@ -99,6 +101,18 @@ struct Need {
 /// The environment variables this plan needs that are not set, named for the user.
 #[must_use]
 pub fn missing_secrets(plan: &Plan, push: bool, writes_to_github: bool) -> Vec<String> {
+    missing_secrets_in(plan, push, writes_to_github, |vars| {
+        crate::redact::Secret::from_env(vars).is_some()
+    })
+}
+
+/// [`missing_secrets`] with `is_set` telling whether one of some variables is set.
+pub fn missing_secrets_in(
+    plan: &Plan,
+    push: bool,
+    writes_to_github: bool,
+    is_set: impl Fn(&[&str]) -> bool,
+) -> Vec<String> {
     let builds = plan
         .actions
         .iter()
@@ -126,7 +140,7 @@ pub fn missing_secrets(plan: &Plan, push: bool, writes_to_github: bool) -> Vec<S
     }
     needs
         .into_iter()
-        .filter(|n| crate::redact::Secret::from_env(n.vars).is_none())
+        .filter(|n| !is_set(n.vars))
         .map(|n| format!("`{}`", n.what))
         .collect()
 }
@@ -175,8 +189,11 @@ pub async fn run<S: Steps>(
 ) -> Result<SyncReport, SyncError> {
     let index = Index::load(&opts.container_info)?;
     let (plan, tree) = plan(opts, zoo, &index).await?;
-    let writes_to_github = matches!(zoo, Zoo::GitHub(_));
-    execute(opts, &plan, &tree, index, writes_to_github, steps).await
+    let missing = missing_secrets(&plan, opts.push, matches!(zoo, Zoo::GitHub(_)));
+    if !missing.is_empty() {
+        return Err(SyncError::MissingSecrets(missing));
+    }
+    execute(opts, &plan, &tree, index, steps).await
 }
 
 /// Executes `plan` (whose target tree is `tree`) against `index` with `steps`.
@@ -185,13 +202,8 @@ pub async fn execute<S: Steps>(
     plan: &Plan,
     tree: &crate::layout::Tree,
     index: Index,
-    writes_to_github: bool,
     steps: &S,
 ) -> Result<SyncReport, SyncError> {
-    let missing = missing_secrets(plan, opts.push, writes_to_github);
-    if !missing.is_empty() {
-        return Err(SyncError::MissingSecrets(missing));
-    }
     log::info!(
         "sync of {} from {} to {}: {} action(s)",
         plan.zoo,

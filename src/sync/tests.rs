@@ -1,0 +1,683 @@
+//! The orchestrator's decisions against an in-memory fake of the outside world (the real
+//! steps are tested end to end on the real engine, registry and emulators in pytest).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::steps::{PublishJob, Recipe, Remote, Sif, SifSource, StepError, Steps, TestOutcome};
+use super::{execute, missing_secrets_in, IndexChanges, SyncOptions};
+use crate::index::{parse, Index, SingularityEntry};
+use crate::layout::Tree;
+use crate::plan::{Action, ActionKind, Plan};
+
+const REGISTRY: &str = "reg.example/kipoi/kipoi-docker";
+
+#[derive(Default)]
+struct Fake {
+    /// Registry content by index image name.
+    remote: Mutex<HashMap<String, Remote>>,
+    /// Labels of local builds by image.
+    built: Mutex<HashMap<String, HashMap<String, String>>>,
+    calls: Mutex<Vec<String>>,
+    failing_models: HashSet<String>,
+    /// The next publication dies after its draft exists (a killed run).
+    die_after_draft: AtomicBool,
+    next_id: AtomicU64,
+    /// Published records (id → entry) and open drafts.
+    records: Mutex<Vec<u64>>,
+    drafts: Mutex<HashSet<u64>>,
+    writebacks: Mutex<Vec<IndexChanges>>,
+    work: PathBuf,
+}
+
+impl Fake {
+    fn new(work: &Path) -> Self {
+        Self {
+            work: work.to_path_buf(),
+            next_id: AtomicU64::new(100),
+            ..Self::default()
+        }
+    }
+    fn log(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+}
+
+fn md5_of(text: &str) -> String {
+    use md5::Digest as _;
+    format!("{:x}", md5::Md5::digest(text.as_bytes()))
+}
+
+impl Steps for Fake {
+    fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
+        Ok(Recipe {
+            path: self.work.join(format!("Dockerfile.{image}")),
+            hash: md5_of(&format!("recipe {unit} {image}")),
+        })
+    }
+
+    async fn remote(&self, image: &str) -> Result<Option<Remote>, StepError> {
+        Ok(self.remote.lock().unwrap().get(image).cloned())
+    }
+
+    async fn build(
+        &self,
+        image: &str,
+        recipe: &Recipe,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), StepError> {
+        self.log(format!("build {image}"));
+        let mut labels = labels.clone();
+        labels.insert(crate::docker::RECIPE_LABEL.into(), recipe.hash.clone());
+        self.built.lock().unwrap().insert(image.into(), labels);
+        Ok(())
+    }
+
+    async fn test_image(&self, image: &str, models: &[String]) -> TestOutcome {
+        self.log(format!("test {image} {}", models.join(",")));
+        match models.iter().find(|m| self.failing_models.contains(*m)) {
+            Some(m) => Err(StepError {
+                message: format!("model `{m}` failed its test in `{image}`"),
+                log_tail: Some("RuntimeError: broken".into()),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn push(&self, image: &str) -> Result<Remote, StepError> {
+        self.log(format!("push {image}"));
+        let labels = self
+            .built
+            .lock()
+            .unwrap()
+            .get(image)
+            .cloned()
+            .unwrap_or_default();
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let remote = Remote {
+            reference: format!(
+                "{REGISTRY}:{}",
+                crate::names::split_image(image).1.unwrap_or("")
+            ),
+            digest: format!("sha256:{n:064}"),
+            labels,
+        };
+        self.remote
+            .lock()
+            .unwrap()
+            .insert(image.into(), remote.clone());
+        Ok(remote)
+    }
+
+    async fn ensure_local(&self, image: &str, _digest: Option<&str>) -> Result<(), StepError> {
+        self.log(format!("local {image}"));
+        Ok(())
+    }
+
+    async fn convert(
+        &self,
+        image: &str,
+        file_name: &str,
+        source: &SifSource,
+    ) -> Result<Sif, StepError> {
+        self.log(format!("convert {image}"));
+        let path = self.work.join(file_name);
+        std::fs::write(&path, source.digest.as_bytes()).unwrap();
+        // Deterministic: the same image digest gives the same SIF.
+        Ok(Sif {
+            path,
+            md5: md5_of(&source.digest),
+            size: 1,
+        })
+    }
+
+    async fn test_sif(&self, _sif: &Path, models: &[String]) -> TestOutcome {
+        self.log(format!("testsif {}", models.join(",")));
+        Ok(())
+    }
+
+    async fn publish(&self, job: PublishJob) -> Result<SingularityEntry, StepError> {
+        self.log(format!(
+            "publish {} resume={:?}",
+            job.unit, job.resume_draft
+        ));
+        let draft = match job.resume_draft {
+            Some(d) if self.drafts.lock().unwrap().contains(&d) => d,
+            _ => {
+                let d = self.next_id.fetch_add(1, Ordering::SeqCst);
+                self.drafts.lock().unwrap().insert(d);
+                d
+            }
+        };
+        job.report.draft_created(draft);
+        if self.die_after_draft.swap(false, Ordering::SeqCst) {
+            return Err(StepError::new("killed during the upload"));
+        }
+        job.report.file_uploaded(draft, Some(&job.sif.md5));
+        self.drafts.lock().unwrap().remove(&draft);
+        self.records.lock().unwrap().push(draft);
+        Ok(entry(
+            &job.file_name.replace(".sif", ""),
+            draft,
+            &job.sif.md5,
+        ))
+    }
+
+    fn discard_sif(&self, sif: &Path) {
+        let _ = std::fs::remove_file(sif);
+    }
+
+    async fn write_back(
+        &self,
+        changes: &IndexChanges,
+        _index: &Index,
+    ) -> Result<Option<String>, StepError> {
+        self.writebacks.lock().unwrap().push(changes.clone());
+        Ok(Some("committed on `update-json`".into()))
+    }
+}
+
+fn entry(name: &str, record: u64, md5: &str) -> SingularityEntry {
+    SingularityEntry {
+        url: crate::index::Url::new(format!(
+            "https://zenodo.org/record/{record}/files/{name}.sif?download=1"
+        ))
+        .unwrap(),
+        name: crate::index::SifName::new(name.to_owned()).unwrap(),
+        md5: crate::index::Md5::new(md5.to_owned()).unwrap(),
+    }
+}
+
+fn index() -> Index {
+    let e = |name: &str, n: u64| serde_json::to_string(&entry(name, n, &"0".repeat(32))).unwrap();
+    Index {
+        model_to_docker: parse(
+            "model-to-docker.json",
+            r#"{"A": "kipoi/kipoi-docker:shared", "B": "kipoi/kipoi-docker:shared", "Own": "kipoi/kipoi-docker:own", "Other": "kipoi/kipoi-docker:other"}"#,
+        )
+        .unwrap(),
+        docker_to_model: parse(
+            "docker-to-model.json",
+            r#"{"kipoi/kipoi-docker:shared": ["A", "B"], "kipoi/kipoi-docker:own": ["Own/x", "Own/y"], "kipoi/kipoi-docker:other": ["Other"]}"#,
+        )
+        .unwrap(),
+        model_to_singularity: parse(
+            "model-to-singularity.json",
+            &format!(
+                r#"{{"A": {s}, "B": {s}, "Own": {o}, "Other": {t}}}"#,
+                s = e("kipoi-docker_shared-slim", 1),
+                o = e("kipoi-docker_own-slim", 2),
+                t = e("kipoi-docker_other-slim", 3)
+            ),
+        )
+        .unwrap(),
+    }
+}
+
+fn action(kind: ActionKind, unit: &str, image: Option<&str>, models: &[&str]) -> Action {
+    Action {
+        kind,
+        unit: unit.into(),
+        image: image.map(str::to_owned),
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        try_images: if kind == ActionKind::AddGroup {
+            vec!["kipoi/kipoi-docker:shared".into()]
+        } else {
+            Vec::new()
+        },
+        reason: "test".into(),
+        paths: vec![format!("{unit}/model.yaml")],
+    }
+}
+
+fn plan(actions: Vec<Action>) -> Plan {
+    Plan {
+        zoo: "zoo".into(),
+        from: "a".repeat(40),
+        to: "b".repeat(40),
+        actions,
+        skipped: Vec::new(),
+    }
+}
+
+fn tree() -> Tree {
+    Tree {
+        files: [
+            ("Own/x/model.yaml", "1"),
+            ("Own/y/model.yaml", "2"),
+            ("Other/model.yaml", "3"),
+            ("New/model.yaml", "4"),
+            ("A/model.yaml", "5"),
+        ]
+        .iter()
+        .map(|(p, i)| ((*p).to_owned(), (*i).to_owned()))
+        .collect(),
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    opts: SyncOptions,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let ci = dir.path().join("container-info");
+    std::fs::create_dir(&ci).unwrap();
+    index().save(&ci).unwrap();
+    let hash = dir.path().join("kipoi-model-repo-hash");
+    std::fs::write(&hash, "a".repeat(40)).unwrap();
+    let opts = SyncOptions {
+        from: None,
+        to: None,
+        container_info: ci,
+        hash_file: hash,
+        only: Vec::new(),
+        push: true,
+        concurrency: 2,
+        journal_dir: dir.path().join(".kipoi-sync"),
+        restart: false,
+    };
+    Setup { dir, opts }
+}
+
+fn load(s: &Setup) -> Index {
+    Index::load(&s.opts.container_info).unwrap()
+}
+
+fn hash(s: &Setup) -> String {
+    std::fs::read_to_string(&s.opts.hash_file)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn update_image_rebuilds_publishes_and_moves_the_hash() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0, "{}", report.to_table());
+    assert_eq!(
+        fake.calls()[..6],
+        [
+            "build kipoi/kipoi-docker:own",
+            "test kipoi/kipoi-docker:own Own/x,Own/y",
+            "build kipoi/kipoi-docker:own-slim",
+            "test kipoi/kipoi-docker:own-slim Own/x,Own/y",
+            "push kipoi/kipoi-docker:own",
+            "push kipoi/kipoi-docker:own-slim",
+        ]
+    );
+    assert_eq!(fake.count("publish Own resume=None"), 1);
+    let idx = load(&s);
+    let e = idx.singularity_for_model("Own").unwrap();
+    assert_ne!(e.md5.as_str(), "0".repeat(32));
+    assert_eq!(
+        idx.singularity_for_model("Other").unwrap().md5.as_str(),
+        "0".repeat(32)
+    );
+    assert_eq!(hash(&s), "b".repeat(40));
+    assert!(
+        !s.opts.journal_dir.join("journal.json").exists(),
+        "journal removed on success"
+    );
+    let wb = fake.writebacks.lock().unwrap();
+    assert_eq!(wb.len(), 1);
+    assert_eq!(wb[0].model_to_singularity.len(), 1);
+    assert!(wb[0].model_to_docker.is_empty());
+    // The SIF file is not left in the work directory.
+    assert!(!s.dir.path().join("kipoi-docker_own-slim.sif").exists());
+}
+
+#[tokio::test]
+async fn an_image_already_built_from_the_same_inputs_is_not_rebuilt() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    let published = fake.records.lock().unwrap().len();
+    // The same plan again (e.g. the hash file was not kept): the registry holds images with
+    // the same content and recipes, and the SIF converts to the md5 the index has.
+    std::fs::write(&s.opts.hash_file, "a".repeat(40)).unwrap();
+    fake.calls.lock().unwrap().clear();
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    assert_eq!(fake.count("build"), 0, "{:?}", fake.calls());
+    assert_eq!(fake.count("push"), 0);
+    assert_eq!(
+        fake.count("publish"),
+        0,
+        "an unchanged SIF is not uploaded again"
+    );
+    assert_eq!(fake.records.lock().unwrap().len(), published);
+    assert!(
+        report.rows[0].detail.contains("image unchanged"),
+        "{}",
+        report.rows[0].detail
+    );
+    assert!(
+        report.rows[0].detail.contains("SIF unchanged"),
+        "{}",
+        report.rows[0].detail
+    );
+}
+
+#[tokio::test]
+async fn a_run_killed_after_its_draft_resumes_without_a_second_record_or_push() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    fake.die_after_draft.store(true, Ordering::SeqCst);
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    let first = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(first.failed(), 1);
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    assert!(
+        s.opts.journal_dir.join("journal.json").exists(),
+        "the journal is kept"
+    );
+    let draft = *fake.drafts.lock().unwrap().iter().next().unwrap();
+    fake.calls.lock().unwrap().clear();
+    let second = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(second.failed(), 0, "{}", second.to_table());
+    let calls = fake.calls();
+    assert_eq!(fake.count("push"), 0, "{calls:?}");
+    assert_eq!(fake.count("build"), 0, "{calls:?}");
+    assert!(
+        calls.contains(&format!("publish Own resume=Some({draft})")),
+        "{calls:?}"
+    );
+    assert_eq!(
+        *fake.records.lock().unwrap(),
+        vec![draft],
+        "exactly one record"
+    );
+    assert!(fake.drafts.lock().unwrap().is_empty(), "no draft left");
+    assert_eq!(hash(&s), "b".repeat(40));
+}
+
+#[tokio::test]
+async fn a_failing_group_fails_alone_and_keeps_its_entries() {
+    let s = setup();
+    let mut fake = Fake::new(s.dir.path());
+    fake.failing_models.insert("Other".into());
+    let p = plan(vec![
+        action(
+            ActionKind::UpdateImage,
+            "Other",
+            Some("kipoi/kipoi-docker:other"),
+            &["Other"],
+        ),
+        action(
+            ActionKind::UpdateImage,
+            "Own",
+            Some("kipoi/kipoi-docker:own"),
+            &["Own/x", "Own/y"],
+        ),
+    ]);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 1);
+    let failed = &report.rows[0];
+    assert_eq!(
+        (failed.unit.as_str(), failed.result.as_str()),
+        ("Other", "failed")
+    );
+    assert_eq!(failed.log_tail.as_deref(), Some("RuntimeError: broken"));
+    assert!(report.to_table().contains("| RuntimeError: broken"));
+    let idx = load(&s);
+    assert_eq!(
+        idx.singularity_for_model("Other").unwrap().md5.as_str(),
+        "0".repeat(32)
+    );
+    assert_ne!(
+        idx.singularity_for_model("Own").unwrap().md5.as_str(),
+        "0".repeat(32)
+    );
+    assert_eq!(
+        fake.count("push kipoi/kipoi-docker:other"),
+        0,
+        "nothing of a failing group is pushed"
+    );
+    assert_eq!(hash(&s), "a".repeat(40));
+    assert!(report.journal.is_some());
+}
+
+#[tokio::test]
+async fn a_new_group_takes_a_shared_image_that_runs_it() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(ActionKind::AddGroup, "New", None, &["New"])]);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    assert_eq!(fake.count("build"), 0);
+    assert_eq!(
+        fake.count("publish"),
+        0,
+        "no second record for a shared image"
+    );
+    let idx = load(&s);
+    assert_eq!(
+        idx.image_for_model("New").unwrap().as_str(),
+        "kipoi/kipoi-docker:shared"
+    );
+    assert_eq!(
+        idx.singularity_for_model("New"),
+        idx.singularity_for_model("A")
+    );
+    let models: Vec<&str> = idx
+        .models_for_image("kipoi/kipoi-docker:shared")
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(models, vec!["A", "B", "New"]);
+}
+
+#[tokio::test]
+async fn a_new_group_that_runs_in_no_shared_image_gets_its_own() {
+    let s = setup();
+    let p = plan(vec![action(ActionKind::AddGroup, "New", None, &["New"])]);
+    // The shared image does not run it; its own image does.
+    let fake = FailIn {
+        inner: Fake::new(s.dir.path()),
+        image: "kipoi/kipoi-docker:shared".into(),
+    };
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0, "{}", report.to_table());
+    let idx = load(&s);
+    assert_eq!(
+        idx.image_for_model("New").unwrap().as_str(),
+        "kipoi/kipoi-docker:new"
+    );
+    assert_eq!(
+        idx.singularity_for_model("New").unwrap().name.as_str(),
+        "kipoi-docker_new-slim"
+    );
+    assert_eq!(fake.inner.count("publish New resume=None"), 1);
+}
+
+#[tokio::test]
+async fn removed_group_leaves_the_index() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::RemoveGroup,
+        "Other",
+        Some("kipoi/kipoi-docker:other"),
+        &["Other"],
+    )]);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    let idx = load(&s);
+    assert!(idx.image_for_model("Other").is_none());
+    assert!(idx.models_for_image("kipoi/kipoi-docker:other").is_none());
+    assert!(idx.consistency_problems().is_empty());
+    assert_eq!(
+        fake.writebacks.lock().unwrap()[0].model_to_docker,
+        vec![("Other".into(), None)]
+    );
+}
+
+#[tokio::test]
+async fn no_push_builds_and_tests_only() {
+    let mut s = setup();
+    s.opts.push = false;
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0);
+    assert_eq!(fake.count("build"), 2);
+    assert_eq!(fake.count("push"), 0);
+    assert_eq!(fake.count("convert"), 0);
+    assert_eq!(load(&s), index());
+    assert_eq!(hash(&s), "a".repeat(40));
+    assert!(!report.index_written);
+}
+
+#[test]
+fn secrets_are_named_before_any_work() {
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x"],
+    )]);
+    let none = missing_secrets_in(&p, true, true, |_| false);
+    assert_eq!(
+        none,
+        vec![
+            "`DOCKER_USERNAME`",
+            "`DOCKER_PASSWORD`",
+            "`ZENODO_ACCESS_TOKEN`",
+            "`GITHUB_PAT or GITHUB_TOKEN`"
+        ]
+    );
+    assert!(missing_secrets_in(&p, true, true, |_| true).is_empty());
+    assert!(
+        missing_secrets_in(&p, false, true, |_| false).is_empty(),
+        "--no-push needs none"
+    );
+    let removal = plan(vec![action(ActionKind::RemoveGroup, "Other", None, &[])]);
+    assert_eq!(
+        missing_secrets_in(&removal, true, false, |_| false),
+        Vec::<String>::new(),
+        "a removal builds and publishes nothing"
+    );
+    let e = super::SyncError::MissingSecrets(none);
+    assert!(
+        e.to_string()
+            .contains("set them in the environment (nothing was done)"),
+        "{e}"
+    );
+}
+
+/// [`Fake`] whose model tests fail inside one image.
+struct FailIn {
+    inner: Fake,
+    image: String,
+}
+
+impl Steps for FailIn {
+    fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
+        self.inner.render(unit, image)
+    }
+    async fn remote(&self, image: &str) -> Result<Option<Remote>, StepError> {
+        self.inner.remote(image).await
+    }
+    async fn build(
+        &self,
+        image: &str,
+        recipe: &Recipe,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), StepError> {
+        self.inner.build(image, recipe, labels).await
+    }
+    async fn test_image(&self, image: &str, models: &[String]) -> TestOutcome {
+        if image == self.image {
+            return Err(StepError::new("does not run here"));
+        }
+        self.inner.test_image(image, models).await
+    }
+    async fn push(&self, image: &str) -> Result<Remote, StepError> {
+        self.inner.push(image).await
+    }
+    async fn ensure_local(&self, image: &str, digest: Option<&str>) -> Result<(), StepError> {
+        self.inner.ensure_local(image, digest).await
+    }
+    async fn convert(
+        &self,
+        image: &str,
+        file_name: &str,
+        source: &SifSource,
+    ) -> Result<Sif, StepError> {
+        self.inner.convert(image, file_name, source).await
+    }
+    async fn test_sif(&self, sif: &Path, models: &[String]) -> TestOutcome {
+        self.inner.test_sif(sif, models).await
+    }
+    async fn publish(&self, job: PublishJob) -> Result<SingularityEntry, StepError> {
+        self.inner.publish(job).await
+    }
+    fn discard_sif(&self, sif: &Path) {
+        self.inner.discard_sif(sif);
+    }
+    async fn write_back(
+        &self,
+        changes: &IndexChanges,
+        index: &Index,
+    ) -> Result<Option<String>, StepError> {
+        self.inner.write_back(changes, index).await
+    }
+}
