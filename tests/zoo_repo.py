@@ -1,6 +1,7 @@
 """Build model-zoo git repositories for tests from the real zoo metadata in
-``../shared/fixtures/kipoi-models-metadata`` (model.yaml, model-template.yaml, models.tsv,
-dataloader.yaml of kipoi/models at 06bfe847), with a synthetic history."""
+``shared/fixtures/kipoi-models-metadata`` (model.yaml, model-template.yaml, models.tsv,
+dataloader.yaml of kipoi/models at 06bfe847), with a synthetic history. Needs git and the
+project's shared/ (``$KIPOI_SHARED_DIR``, else ``../shared`` beside the checkout)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Optional
 
-METADATA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kipoi-models-metadata"
+from .requirements import SETUP_HINT, SHARED_FIX, missing_commands, require, shared_path, shared_problem
+
+METADATA = shared_path() / "fixtures" / "kipoi-models-metadata"
 
 _ENV = {
     "GIT_AUTHOR_NAME": "Zoo Tester",
@@ -41,10 +44,8 @@ class ZooRepo:
     def from_metadata(cls, path: Path, exclude: Iterable[str] = (), branch: str = "master") -> "ZooRepo":
         """A repository whose first commit is the real zoo metadata (minus ``exclude`` groups)
         plus the top-level files a zoo has (README.md, tests/, shared/)."""
-        if not METADATA.is_dir():
-            import pytest
-
-            pytest.skip("../shared/fixtures/kipoi-models-metadata is not beside this checkout")
+        require("the project's shared/fixtures", shared_problem("fixtures", "kipoi-models-metadata"), SHARED_FIX)
+        require("git", missing_commands("git"), f"{SETUP_HINT}, i.e. apt-get install git")
         excluded = set(exclude)
         shutil.copytree(METADATA, path, ignore=lambda d, names: [n for n in names if Path(d) == METADATA and n in excluded])
         for p in path.rglob("*"):
