@@ -14,12 +14,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import pytest
 
-from .conftest import REPO
-from .requirements import strict_reason
+from .conftest import REPO, SLOW_SETUP_BUDGET
+from .requirements import SETUP_HINT, require, strict_reason
 
 PROBE = '''
 from tests.requirements import require
@@ -62,7 +61,7 @@ def test_in_the_body():
 NO_DAEMON = "unix:///nonexistent/kipoi-ci-honesty.sock"
 
 
-def run_probe(tmp_path: Path, env: Dict[str, str], source: str = PROBE, *args: str) -> Dict[str, Tuple[str, str]]:
+def run_probe(tmp_path: Path, env: dict[str, str], source: str = PROBE, *args: str) -> dict[str, tuple[str, str]]:
     """Run ``source`` as a test file under pytest with ``env`` added to a clean environment;
     ``{test name: (outcome, message)}`` with outcome passed/failed/error/skipped."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")  # this dir is the rootdir: no project config
@@ -71,13 +70,14 @@ def run_probe(tmp_path: Path, env: Dict[str, str], source: str = PROBE, *args: s
     report = tmp_path / "report.xml"
     base = {k: v for k, v in os.environ.items() if k not in ("CI", "KIPOI_REQUIRE_DOCKER", "PYTEST_ADDOPTS")}
     base["PYTHONPATH"] = os.pathsep.join([str(REPO), base.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", f"--junitxml={report}"]
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", f"--junitxml={report}", "test_probe.py", *args],
+        [*command, "test_probe.py", *args],
         cwd=tmp_path, env={**base, **env}, capture_output=True, text=True, timeout=240,
     )
     if not report.is_file():
         pytest.fail(f"the probe run wrote no report (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
-    outcomes: Dict[str, Tuple[str, str]] = {}
+    outcomes: dict[str, tuple[str, str]] = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         outcome, message = "passed", ""
         for tag, name in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
@@ -101,7 +101,7 @@ def path_with_only(tmp_path: Path, *commands: str) -> str:
 
 
 @pytest.fixture
-def missing_everything(tmp_path: Path) -> Dict[str, str]:
+def missing_everything(tmp_path: Path) -> dict[str, str]:
     """No daemon at DOCKER_HOST, no squashfs tools, git, htpasswd nor curl on PATH, no shared/."""
     return {
         "DOCKER_HOST": NO_DAEMON,
@@ -110,43 +110,54 @@ def missing_everything(tmp_path: Path) -> Dict[str, str]:
     }
 
 
-def expected_reasons(tmp_path: Path) -> Dict[str, str]:
+def expected(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """``{probe test: (outcome under CI, part of the reason)}``. A requirement found missing by a
+    fixture fails the test at set-up, which pytest reports as an error; in the body, a failure."""
+    shared = tmp_path / "no-shared-here"
+    if shutil.which("docker") is None:
+        docker = f"the Docker Engine is not usable at {NO_DAEMON}: the `docker` CLI is not on PATH"
+    else:
+        docker = f"the Docker Engine is not reachable at {NO_DAEMON} (docker info: "
+    squashfs = "`mksquashfs`, `unsquashfs`, `squashfuse`, `bwrap` not found on PATH"
     return {
-        "test_docker": f"the Docker Engine is not usable at {NO_DAEMON}"
-        if shutil.which("docker") is None
-        else f"the Docker Engine is not reachable at {NO_DAEMON} (docker info: ",
-        "test_squashfs": "the squashfs toolset is missing: `mksquashfs`, `unsquashfs`, `squashfuse`, `bwrap` not found on PATH",
-        "test_shared": f"the project's shared/ directory is missing: `{tmp_path / 'no-shared-here'}` does not exist",
-        "test_tiny_zoo": "git is missing: `git` not found on PATH",
-        "test_registry": "`htpasswd`, `curl` not found",
-        "test_zoo_metadata": "the project's shared/fixtures is missing: "
-        f"`{tmp_path / 'no-shared-here' / 'fixtures' / 'kipoi-models-metadata'}` does not exist",
-        "test_zenodo_fixtures": f"the project's shared/fixtures is missing: `{tmp_path / 'no-shared-here' / 'fixtures' / 'sif'}`",
-        "test_in_the_body": "the probe's widget is missing: there is none: get one",
+        "test_docker": ("error", docker),
+        "test_squashfs": ("error", f"the squashfs toolset is missing: {squashfs}"),
+        "test_shared": ("error", f"the project's shared/ directory is missing: `{shared}` does not exist"),
+        "test_tiny_zoo": ("error", "git is missing: `git` not found on PATH"),
+        "test_registry": ("error", "`htpasswd`, `curl` not found"),
+        "test_zoo_metadata": ("failed", f"shared/fixtures is missing: `{shared / 'fixtures/kipoi-models-metadata'}`"),
+        "test_zenodo_fixtures": ("failed", f"shared/fixtures is missing: `{shared / 'fixtures' / 'sif'}`"),
+        "test_in_the_body": ("failed", "the probe's widget is missing: there is none: get one"),
     }
 
 
-@pytest.mark.parametrize("strict", [{"CI": "true"}, {"CI": "1"}, {"KIPOI_REQUIRE_DOCKER": "1"}], ids=["CI=true", "CI=1", "REQUIRE"])
-def test_missing_requirements_fail_under_ci(tmp_path: Path, missing_everything: Dict[str, str], strict: Dict[str, str]) -> None:
+STRICT = [{"CI": "true"}, {"CI": "1"}, {"KIPOI_REQUIRE_DOCKER": "1"}]
+LENIENT = [{}, {"CI": ""}, {"CI": "false"}, {"CI": "0"}]
+
+
+@pytest.mark.parametrize("strict", STRICT, ids=["CI=true", "CI=1", "KIPOI_REQUIRE_DOCKER=1"])
+def test_missing_requirements_fail_under_ci(
+    tmp_path: Path, missing_everything: dict[str, str], strict: dict[str, str]
+) -> None:
     outcomes = run_probe(tmp_path, {**missing_everything, **strict})
     variable = next(iter(strict))
-    for test, reason in expected_reasons(tmp_path).items():
-        outcome, message = outcomes[test]
-        # a fixture's failure is an error at set-up; one in the test body a failure
-        assert outcome == ("failed" if test in ("test_in_the_body", "test_zoo_metadata", "test_zenodo_fixtures") else "error"), (
-            test, outcome, message,
-        )
+    for test, (outcome, reason) in expected(tmp_path).items():
+        got, message = outcomes[test]
+        assert got == outcome, (test, got, message)
         assert reason in message, (test, message)
         assert f"or unset {variable} to skip" in message, (test, message)
 
 
-@pytest.mark.parametrize("lenient", [{}, {"CI": ""}, {"CI": "false"}, {"CI": "0"}], ids=["unset", "empty", "false", "0"])
-def test_missing_requirements_skip_outside_ci(tmp_path: Path, missing_everything: Dict[str, str], lenient: Dict[str, str]) -> None:
+@pytest.mark.parametrize("lenient", LENIENT, ids=["unset", "empty", "false", "0"])
+def test_missing_requirements_skip_outside_ci(
+    tmp_path: Path, missing_everything: dict[str, str], lenient: dict[str, str]
+) -> None:
     outcomes = run_probe(tmp_path, {**missing_everything, **lenient})
-    for test, reason in expected_reasons(tmp_path).items():
-        outcome, message = outcomes[test]
-        assert outcome == "skipped", (test, outcome, message)
+    for test, (_, reason) in expected(tmp_path).items():
+        got, message = outcomes[test]
+        assert got == "skipped", (test, got, message)
         assert reason in message, (test, message)
+        assert "to skip" not in message, (test, message)
 
 
 @pytest.mark.parametrize(
@@ -154,10 +165,51 @@ def test_missing_requirements_skip_outside_ci(tmp_path: Path, missing_everything
     [(None, None), ("", None), ("0", None), ("false", None), ("False", None), ("true", "CI=true"), ("1", "CI=1"),
      ("yes", "CI=yes")],
 )
-def test_what_counts_as_ci(monkeypatch: pytest.MonkeyPatch, value: Optional[str], expected: Optional[str]) -> None:
+def test_what_counts_as_ci(monkeypatch: pytest.MonkeyPatch, value: str | None, expected: str | None) -> None:
     monkeypatch.delenv("KIPOI_REQUIRE_DOCKER", raising=False)
     if value is None:
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", value)
     assert strict_reason() == expected
+
+
+SLOW_PROBE = '''
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def base_image():  # stands in for the real one: only its name matters here
+    return "probe"
+
+
+def test_a_first(base_image, request):
+    assert request.node.get_closest_marker("timeout").args[0] == float(os.environ["EXPECT_FIRST"])
+
+
+def test_b_second(base_image, request):
+    assert request.node.get_closest_marker("timeout") is None
+
+
+@pytest.mark.timeout(50)
+def test_c_own_timeout(request):
+    assert request.node.get_closest_marker("timeout").args[0] == 50
+'''
+
+
+def test_first_test_needing_the_base_image_gets_its_build_budget(tmp_path: Path) -> None:
+    import importlib.util
+
+    plugin = importlib.util.find_spec("pytest_timeout")
+    require("pytest-timeout", None if plugin else "is not installed", f"{SETUP_HINT} (pip install pytest-timeout)")
+    default = 7
+    env = {"EXPECT_FIRST": str(float(default + SLOW_SETUP_BUDGET["base_image"]))}
+    outcomes = run_probe(tmp_path, env, SLOW_PROBE, f"--timeout={default}")
+    assert outcomes == {
+        "test_a_first": ("passed", ""),
+        "test_b_second": ("passed", ""),
+        "test_c_own_timeout": ("passed", ""),
+    }
+
