@@ -9,6 +9,7 @@ outcome of each test from pytest's JUnit XML report."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, SLOW_SETUP_BUDGET
-from .requirements import SETUP_HINT, require, strict_reason
+from .docker_fixtures import REGISTRY_BIN
+from .requirements import SETUP_HINT, SQUASHFS_COMMANDS, require, strict_reason
 
 PROBE = '''
 from tests.requirements import require
@@ -213,3 +215,22 @@ def test_first_test_needing_the_base_image_gets_its_build_budget(tmp_path: Path)
         "test_c_own_timeout": ("passed", ""),
     }
 
+
+def _quoted(text: str) -> set[str]:
+    return set(re.findall(r'"([^"]+)"', text))
+
+
+def test_setup_installs_what_the_tests_require() -> None:
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    python_packages = re.search(r"^PYTHON_PACKAGES=\((.*?)^\)", setup, re.M | re.S)
+    debian_tools = re.search(r"^DEBIAN_TOOLS=\((.*?)^\)", setup, re.M | re.S)
+    test_extra = re.search(r"^test = \[(.*)\]$", pyproject, re.M)
+    build = re.search(r"^requires = \[(.*)\]$", pyproject, re.M)
+    assert python_packages and debian_tools and test_extra and build, "the lists moved: update this test"
+    # the same Python packages as the `test` extra plus the build backend
+    assert _quoted(python_packages.group(1)) == _quoted(test_extra.group(1)) | _quoted(build.group(1))
+    # every command a fixture requires is installed by setup.sh
+    tools = {entry.split(":", 1)[0] for entry in debian_tools.group(1).split()}
+    required = {*SQUASHFS_COMMANDS, "git", "debootstrap", "htpasswd", "curl", "chattr", REGISTRY_BIN}
+    assert required <= tools, required - tools
