@@ -2,6 +2,7 @@
 .DEFAULT_GOAL := help
 PY ?= python3
 export PYTHON := $(PY)
+PY_SOURCES := python tests bench scripts test-containers
 # -rfEs: list failures, errors and skips with their reasons; the per-test timeout is in pyproject.toml
 PYTEST_FLAGS ?= -q -rfEs -p no:cacheprovider
 
@@ -22,7 +23,7 @@ develop: setup ## Editable install with a debug engine (fast rebuilds)
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ruff ## ruff check, cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
@@ -30,6 +31,10 @@ lint: ## cargo fmt --check and clippy -D warnings
 lint-python: ## Type-check the package and check _engine.pyi against the built engine (mypy, stubtest)
 	$(PY) -m mypy python/kipoi_containers
 	$(PY) -m mypy.stubtest kipoi_containers._engine --allowlist .mypy-stubtest-allowlist
+
+.PHONY: ruff
+ruff: ## Lint the Python sources (ruff check; config in pyproject.toml)
+	$(PY) -m ruff check --no-cache $(PY_SOURCES)
 
 .PHONY: test-rust
 test-rust: ## Rust unit tests

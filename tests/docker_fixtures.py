@@ -35,9 +35,9 @@ import shutil
 import socket
 import string
 import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -50,7 +50,7 @@ ZOO_DATA = REPO / "tests" / "data" / "zoo"
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
 #: models of tests/data/zoo that pass ``kipoi test``
-TINY_MODELS: Tuple[str, ...] = (
+TINY_MODELS: tuple[str, ...] = (
     "TinyLinear",
     "TinyMulti/a",
     "TinyMulti/b",
@@ -85,9 +85,9 @@ def kipoi_test_command(
     zoo: os.PathLike,
     model: str,
     *,
-    name: Optional[str] = None,
+    name: str | None = None,
     extra_args: Sequence[str] = (),
-) -> List[str]:
+) -> list[str]:
     """The offline ``kipoi test`` of one model of a zoo checkout, in ``image``.
 
     The zoo is bind-mounted read-only at /kipoi-zoo, which is also the working directory, and
@@ -133,11 +133,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_script(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: float = 600) -> str:
+def _run_script(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
     """Run a script of scripts/, return its last stdout line; fail with its stderr."""
     try:
         out = subprocess.run(
-            ["bash", *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+            ["bash", *map(str, args)],
+            capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
         )
     except subprocess.TimeoutExpired as e:
         stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
@@ -191,7 +192,7 @@ class Registry:
         """``127.0.0.1:<port>/<repository>:<tag>``"""
         return f"{self.host}/{repository}:{tag}"
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """The credentials as the product's configuration names them."""
         return {"DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password}
 
@@ -227,13 +228,14 @@ class TinyZoo:
 
     path: Path
     commit: str
-    models: Tuple[str, ...] = TINY_MODELS
+    models: tuple[str, ...] = TINY_MODELS
     broken: str = BROKEN_MODEL
     broken_message: str = BROKEN_MESSAGE
 
     def git(self, *args: str) -> str:
         out = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True, env={**os.environ, **_GIT_ENV}
+            ["git", "-C", str(self.path), *args],
+            capture_output=True, text=True, check=True, env={**os.environ, **_GIT_ENV},
         )
         return out.stdout.strip()
 

@@ -28,7 +28,6 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -42,7 +41,7 @@ SETUP_HINT = "run `make setup` (scripts/setup.sh)"
 SHARED_ENV = "KIPOI_SHARED_DIR"
 
 
-def strict_reason() -> Optional[str]:
+def strict_reason() -> str | None:
     """Why a missing requirement fails instead of skipping (``"CI=true"``,
     ``"KIPOI_REQUIRE_DOCKER=1"``), or ``None`` when it may skip."""
     ci = os.environ.get("CI", "")
@@ -53,7 +52,7 @@ def strict_reason() -> Optional[str]:
     return None
 
 
-def require(what: str, problem: Optional[str], fix: str = "") -> None:
+def require(what: str, problem: str | None, fix: str = "") -> None:
     """Fail (under CI or ``KIPOI_REQUIRE_DOCKER=1``) or skip (elsewhere) when ``problem`` is set.
 
     ``what`` names the requirement (``"the Docker Engine"``); ``problem`` continues the
@@ -76,7 +75,7 @@ def require(what: str, problem: Optional[str], fix: str = "") -> None:
 # probes: None when all is well, else the problem (a phrase continuing "<what> ...")
 
 
-def missing_commands(*names: str) -> Optional[str]:
+def missing_commands(*names: str) -> str | None:
     """``"is missing: `a`, `b` not found on PATH"`` for the commands not found; a name with a
     ``/`` is an absolute path that must be an executable file (for scripts that run it so)."""
     missing = [n for n in names if shutil.which(n) is None]
@@ -91,7 +90,7 @@ def docker_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def docker_problem() -> Optional[str]:
+def docker_problem() -> str | None:
     """Whether ``docker info`` answers (the CLI and the engine at ``DOCKER_HOST``)."""
     if shutil.which("docker") is None:
         return f"is not usable at {docker_address()}: the `docker` CLI is not on PATH"
@@ -112,7 +111,7 @@ def shared_path() -> Path:
     return Path(override) if override else REPO.parent / "shared"
 
 
-def shared_problem(*parts: str) -> Optional[str]:
+def shared_problem(*parts: str) -> str | None:
     """Whether ``shared_path()/parts...`` exists."""
     path = shared_path().joinpath(*parts)
     if path.exists():
@@ -128,7 +127,7 @@ SQUASHFS_PACKAGES = "squashfs-tools squashfuse bubblewrap fuse3"
 SQUASHFS_FIX = f"{SETUP_HINT}, i.e. apt-get install {SQUASHFS_PACKAGES}; in a container also pass --device /dev/fuse"
 
 
-def _run(cmd: list, timeout: float = 30) -> Optional[str]:
+def _run(cmd: list, timeout: float = 30) -> str | None:
     """None when ``cmd`` exits 0, else what went wrong (its last stderr line)."""
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -140,7 +139,7 @@ def _run(cmd: list, timeout: float = 30) -> Optional[str]:
     return None
 
 
-def squashfs_problem() -> Optional[str]:
+def squashfs_problem() -> str | None:
     """Whether the SIF tools work here: the commands are on PATH, ``/dev/fuse`` is a usable
     character device, a squashfs image made by ``mksquashfs`` mounts with ``squashfuse`` and reads
     back, and ``bwrap`` can start a sandbox."""

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -164,7 +163,7 @@ def _make_readonly(directory: Path) -> None:
     # Root writes through any mode bits: only the immutable attribute stops it. That needs
     # chattr (e2fsprogs), CAP_LINUX_IMMUTABLE and a filesystem that has the attribute.
     if shutil.which("chattr") is None:
-        problem: Optional[str] = "could not be made: `chattr` is not on PATH"
+        problem: str | None = "could not be made: `chattr` is not on PATH"
     else:
         out = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, text=True)
         problem = None if out.returncode == 0 else f"could not be made: {out.stderr.strip() or 'chattr +i failed'}"
@@ -173,7 +172,8 @@ def _make_readonly(directory: Path) -> None:
         require(
             "a directory that root cannot write",
             problem,
-            "install e2fsprogs and keep pytest's --basetemp on ext4/xfs/btrfs with CAP_LINUX_IMMUTABLE, or run as non-root",
+            "install e2fsprogs and keep pytest's --basetemp on ext4/xfs/btrfs with CAP_LINUX_IMMUTABLE"
+            ", or run the tests as non-root",
         )
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
