@@ -25,6 +25,7 @@ from .requirements import (
     shared_path,
     shared_problem,
     squashfs_problem,
+    strict_reason,
 )
 from .zenodo_fixtures import helper_env, zenodo, zenodo_rdm  # noqa: F401
 
@@ -33,6 +34,13 @@ CONTAINER_INFO = REPO / "container-info"
 #: the project's shared/ (``$KIPOI_SHARED_DIR``, else ``../shared`` beside the checkout)
 SHARED = shared_path()
 INDEX_FILES = ("model-to-docker.json", "docker-to-model.json", "model-to-singularity.json")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    strict = strict_reason()
+    if strict:
+        return f"requirements: a missing one fails the test ({strict}); shared/: {SHARED}"
+    return f"requirements: a missing one skips the test (set CI=true to fail instead); shared/: {SHARED}"
 
 
 @pytest.fixture
