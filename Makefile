@@ -2,6 +2,9 @@
 .DEFAULT_GOAL := help
 PY ?= python3
 export PYTHON := $(PY)
+PY_SOURCES := python tests bench scripts test-containers
+# -rfEs: list failures, errors and skips with their reasons; the per-test timeout is in pyproject.toml
+PYTEST_FLAGS ?= -q -rfEs -p no:cacheprovider
 
 .PHONY: help
 help: ## Show this help
@@ -20,7 +23,7 @@ develop: setup ## Editable install with a debug engine (fast rebuilds)
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ruff ## ruff check, cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
@@ -29,13 +32,17 @@ lint-python: ## Type-check the package and check _engine.pyi against the built e
 	$(PY) -m mypy python/kipoi_containers
 	$(PY) -m mypy.stubtest kipoi_containers._engine --allowlist .mypy-stubtest-allowlist
 
+.PHONY: ruff
+ruff: ## Lint the Python sources (ruff check; config in pyproject.toml)
+	$(PY) -m ruff check --no-cache $(PY_SOURCES)
+
 .PHONY: test-rust
 test-rust: ## Rust unit tests
 	cargo test
 
 .PHONY: test-python
-test-python: ## pytest against the installed package
-	$(PY) -m pytest -q -p no:cacheprovider tests
+test-python: ## pytest against the installed package (under CI=true a missing requirement fails, never skips)
+	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
 .PHONY: test
 test: setup lint test-rust install lint-python test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, stub check, pytest

@@ -8,7 +8,7 @@ Load them from ``tests/conftest.py`` with::
 
 - ``base_image`` (str): the Kipoi base image reference built by ``scripts/base-image.sh``
   (``kipoi-containers-test/kipoi-base-env:<recipe hash>``); built once, then cached by the Docker
-  Engine across sessions. Skips when ``docker info`` fails.
+  Engine across sessions.
 - ``registry`` (:class:`Registry`): a real ``docker-registry`` with htpasswd auth on 127.0.0.1 and a
   free port, started by ``scripts/registry.sh`` in a per-session state dir, with a generated
   password whose base64 forms contain ``+`` and ``/``; stopped at session end.
@@ -16,6 +16,10 @@ Load them from ``tests/conftest.py`` with::
   the tiny real Kipoi model zoo.
 - ``docker_config`` (Path): an empty ``DOCKER_CONFIG`` dir (function scope) so ``docker login``
   never touches the user's ``~/.docker/config.json``.
+
+Each fixture first checks what it needs (``docker info`` answers; debootstrap when the base image
+is not built yet; docker-registry, htpasswd and curl; git) with :func:`tests.requirements.require`:
+under CI a missing piece fails the test naming it, elsewhere the test is skipped.
 
 :func:`kipoi_test_command` is the one offline ``docker run ... kipoi test`` invocation (zoo
 mounted read-only, no network), shared by these tests and meant to be mirrored by the engine.
@@ -31,18 +35,22 @@ import shutil
 import socket
 import string
 import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
+
+from .requirements import SETUP_HINT, docker_problem, missing_commands, require
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 ZOO_DATA = REPO / "tests" / "data" / "zoo"
+#: the registry binary scripts/registry.sh runs (Debian package docker-registry)
+REGISTRY_BIN = "/usr/bin/docker-registry"
 
 #: models of tests/data/zoo that pass ``kipoi test``
-TINY_MODELS: Tuple[str, ...] = (
+TINY_MODELS: tuple[str, ...] = (
     "TinyLinear",
     "TinyMulti/a",
     "TinyMulti/b",
@@ -72,27 +80,14 @@ _GIT_ENV = {
 # helpers
 
 
-def docker_available() -> Optional[str]:
-    """None when the Docker Engine answers, else the reason it does not."""
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed"
-    try:
-        out = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return "docker info timed out"
-    if out.returncode != 0:
-        return "docker info failed: " + (out.stderr.strip().splitlines() or ["?"])[-1]
-    return None
-
-
 def kipoi_test_command(
     image: str,
     zoo: os.PathLike,
     model: str,
     *,
-    name: Optional[str] = None,
+    name: str | None = None,
     extra_args: Sequence[str] = (),
-) -> List[str]:
+) -> list[str]:
     """The offline ``kipoi test`` of one model of a zoo checkout, in ``image``.
 
     The zoo is bind-mounted read-only at /kipoi-zoo, which is also the working directory, and
@@ -138,11 +133,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_script(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: float = 600) -> str:
+def _run_script(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
     """Run a script of scripts/, return its last stdout line; fail with its stderr."""
-    out = subprocess.run(
-        ["bash", *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    try:
+        out = subprocess.run(
+            ["bash", *map(str, args)],
+            capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        )
+    except subprocess.TimeoutExpired as e:
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+        pytest.fail(f"{' '.join(map(str, args))} did not finish within {timeout:g} s:\n{stderr[-4000:]}", pytrace=False)
     if out.returncode != 0:
         pytest.fail(f"{' '.join(map(str, args))} exited {out.returncode}:\n{out.stderr[-4000:]}", pytrace=False)
     lines = out.stdout.strip().splitlines()
@@ -157,15 +157,21 @@ def _run_script(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeo
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    """Skip unless the Docker Engine answers."""
-    reason = docker_available()
-    if reason:
-        pytest.skip(f"Docker Engine not usable: {reason}")
+    """The Docker Engine answers ``docker info`` (at ``DOCKER_HOST`` or the local socket)."""
+    require("the Docker Engine", docker_problem(), "start it (or point DOCKER_HOST at a running one)")
 
 
 @pytest.fixture(scope="session")
 def base_image(docker_engine: None) -> str:
     """Reference of the Kipoi base image (built by scripts/base-image.sh once, cached by recipe)."""
+    ref = _run_script([SCRIPTS / "base-image.sh", "--ref"], timeout=60)
+    built = subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
+    if not built:
+        require(
+            f"debootstrap (to build the test base image `{ref}`)",
+            missing_commands("debootstrap"),
+            f"{SETUP_HINT}, i.e. apt-get install debootstrap",
+        )
     return _run_script([SCRIPTS / "base-image.sh"], timeout=1200)
 
 
@@ -186,7 +192,7 @@ class Registry:
         """``127.0.0.1:<port>/<repository>:<tag>``"""
         return f"{self.host}/{repository}:{tag}"
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """The credentials as the product's configuration names them."""
         return {"DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password}
 
@@ -194,6 +200,11 @@ class Registry:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A real docker-registry (htpasswd auth) on 127.0.0.1, private to this session."""
+    require(
+        "the local registry",
+        missing_commands(REGISTRY_BIN, "htpasswd", "curl"),
+        f"{SETUP_HINT}, i.e. apt-get install docker-registry apache2-utils curl",
+    )
     state = tmp_path_factory.mktemp("registry")
     user = "kipoi"
     password = tricky_password(user)
@@ -217,13 +228,14 @@ class TinyZoo:
 
     path: Path
     commit: str
-    models: Tuple[str, ...] = TINY_MODELS
+    models: tuple[str, ...] = TINY_MODELS
     broken: str = BROKEN_MODEL
     broken_message: str = BROKEN_MESSAGE
 
     def git(self, *args: str) -> str:
         out = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True, env={**os.environ, **_GIT_ENV}
+            ["git", "-C", str(self.path), *args],
+            capture_output=True, text=True, check=True, env={**os.environ, **_GIT_ENV},
         )
         return out.stdout.strip()
 
@@ -231,6 +243,7 @@ class TinyZoo:
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> TinyZoo:
     """tests/data/zoo as a fresh git repository (branch master, one commit)."""
+    require("git", missing_commands("git"), f"{SETUP_HINT}, i.e. apt-get install git")
     path = tmp_path_factory.mktemp("tiny-zoo") / "models"
     shutil.copytree(ZOO_DATA, path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "downloaded"))
     # readable by any container user, like a real checkout

@@ -204,10 +204,12 @@ def test_broken_model_raises_with_kipois_own_error(shared_image: str, tiny_zoo: 
     assert docker("ps", "-aq", "--filter", "label=org.kipoi-containers.purpose=model-test") == ""
 
 
-def test_bad_timeout_is_a_value_error(shared_image: str) -> None:
+def test_bad_timeout_is_a_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An argument check: refused before any engine is reached (there is none at this address).
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="timeout must be a non-negative number of seconds"):
-            _engine.test_model(shared_image, "TinyLinear", timeout=bad)
+            _engine.test_model(SHARED, "TinyLinear", timeout=bad)
 
 
 def test_timeout_kills_the_test_and_removes_the_container(shared_image: str, tiny_zoo: TinyZoo) -> None:

@@ -15,6 +15,7 @@ from kipoi_containers import Index, IndexFormatError, IndexIOError, KipoiContain
 from kipoi_containers import helper
 
 from .conftest import CONTAINER_INFO, INDEX_FILES
+from .requirements import require
 
 
 def test_repository_index_is_the_real_one(shared_dir: Path) -> None:
@@ -150,7 +151,8 @@ def test_write_json_refuses_a_malformed_index(container_info_copy: Path) -> None
 
 
 def _make_readonly(directory: Path) -> None:
-    """Make ``directory`` unwritable, also for root (chattr +i), or skip."""
+    """Make ``directory`` unwritable, also for root (chattr +i); when it cannot, the test
+    fails under CI and skips elsewhere (tests.requirements.require)."""
     directory.chmod(0o555)
     probe = directory / ".probe"
     try:
@@ -158,9 +160,21 @@ def _make_readonly(directory: Path) -> None:
     except OSError:
         return
     probe.unlink()
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(directory)]).returncode != 0:
+    # Root writes through any mode bits: only the immutable attribute stops it. That needs
+    # chattr (e2fsprogs), CAP_LINUX_IMMUTABLE and a filesystem that has the attribute.
+    if shutil.which("chattr") is None:
+        problem: str | None = "could not be made: `chattr` is not on PATH"
+    else:
+        out = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, text=True)
+        problem = None if out.returncode == 0 else f"could not be made: {out.stderr.strip() or 'chattr +i failed'}"
+    if problem:
         directory.chmod(0o755)
-        pytest.skip("cannot make a directory read-only for this user")
+        require(
+            "a directory that root cannot write",
+            problem,
+            "install e2fsprogs and keep pytest's --basetemp on ext4/xfs/btrfs with CAP_LINUX_IMMUTABLE"
+            ", or run the tests as non-root",
+        )
 
 
 def _undo_readonly(directory: Path) -> None:

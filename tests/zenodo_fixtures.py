@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.emulators.zenodo import ZenodoEmulator
+from tests.requirements import SHARED_FIX, require, shared_path, shared_problem
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_path()
 SIF_DIR = SHARED / "fixtures" / "sif"
 SINGULARITY_INDEX = SHARED / "fixtures" / "container-info" / "model-to-singularity.json"
 BUSYBOX_MD5 = "3d5d20b1c64ffb55c86ec35623e8dfee"
@@ -23,8 +23,9 @@ TOKEN = "zenodo-test-" + secrets.token_hex(20)
 
 
 def _require_shared() -> None:
-    if not SINGULARITY_INDEX.is_file() or not SIF_DIR.is_dir():
-        pytest.skip("../shared/fixtures is not beside this checkout")
+    """The SIF fixtures and their index in shared/fixtures (fails under CI, else skips)."""
+    for parts in (("fixtures", "sif"), ("fixtures", "container-info", "model-to-singularity.json")):
+        require("the project's shared/fixtures", shared_problem(*parts), SHARED_FIX)
 
 
 def singularity_index() -> dict:

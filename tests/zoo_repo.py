@@ -1,16 +1,19 @@
 """Build model-zoo git repositories for tests from the real zoo metadata in
-``../shared/fixtures/kipoi-models-metadata`` (model.yaml, model-template.yaml, models.tsv,
-dataloader.yaml of kipoi/models at 06bfe847), with a synthetic history."""
+``shared/fixtures/kipoi-models-metadata`` (model.yaml, model-template.yaml, models.tsv,
+dataloader.yaml of kipoi/models at 06bfe847), with a synthetic history. Needs git and the
+project's shared/ (``$KIPOI_SHARED_DIR``, else ``../shared`` beside the checkout)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
-METADATA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kipoi-models-metadata"
+from .requirements import SETUP_HINT, SHARED_FIX, missing_commands, require, shared_path, shared_problem
+
+METADATA = shared_path() / "fixtures" / "kipoi-models-metadata"
 
 _ENV = {
     "GIT_AUTHOR_NAME": "Zoo Tester",
@@ -30,7 +33,7 @@ class ZooRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def git(self, *args: str, input: Optional[bytes] = None) -> str:
+    def git(self, *args: str, input: bytes | None = None) -> str:
         env = {**os.environ, **_ENV}
         out = subprocess.run(
             ["git", "-C", str(self.path), *args], env=env, input=input, capture_output=True, check=True
@@ -38,15 +41,17 @@ class ZooRepo:
         return out.stdout.decode().strip()
 
     @classmethod
-    def from_metadata(cls, path: Path, exclude: Iterable[str] = (), branch: str = "master") -> "ZooRepo":
+    def from_metadata(cls, path: Path, exclude: Iterable[str] = (), branch: str = "master") -> ZooRepo:
         """A repository whose first commit is the real zoo metadata (minus ``exclude`` groups)
         plus the top-level files a zoo has (README.md, tests/, shared/)."""
-        if not METADATA.is_dir():
-            import pytest
-
-            pytest.skip("../shared/fixtures/kipoi-models-metadata is not beside this checkout")
+        require("the project's shared/fixtures", shared_problem("fixtures", "kipoi-models-metadata"), SHARED_FIX)
+        require("git", missing_commands("git"), f"{SETUP_HINT}, i.e. apt-get install git")
         excluded = set(exclude)
-        shutil.copytree(METADATA, path, ignore=lambda d, names: [n for n in names if Path(d) == METADATA and n in excluded])
+
+        def ignore(d: str, names: list[str]) -> list[str]:
+            return [n for n in names if Path(d) == METADATA and n in excluded]
+
+        shutil.copytree(METADATA, path, ignore=ignore)
         for p in path.rglob("*"):
             p.chmod(0o755 if p.is_dir() else 0o644)
         path.chmod(0o755)
@@ -68,7 +73,7 @@ class ZooRepo:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
-    def write(self, rel: str, text: str, message: Optional[str] = None) -> str:
+    def write(self, rel: str, text: str, message: str | None = None) -> str:
         p = self.path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
