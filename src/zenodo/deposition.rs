@@ -40,6 +40,33 @@ pub fn id_from_link(link: &str) -> Option<u64> {
     path.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }
 
+/// Path segments that precede a record or deposition id in Zenodo URLs.
+const ID_SEGMENTS: [&str; 5] = ["record", "records", "depositions", "deposit", "uploads"];
+
+/// The record id of a Zenodo URL such as an index entry's
+/// `https://zenodo.org/record/6576723/files/x.sif?download=1` → 6576723: the numeric
+/// segment after the last `record`/`records`/`depositions`/`deposit`/`uploads` segment,
+/// wherever the base URL puts it (a path prefix included); a bare number is itself.
+#[must_use]
+pub fn record_id_from_url(url: &str) -> Option<u64> {
+    let text = url.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let path = match text.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+        None => text,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    segments.windows(2).rev().find_map(|pair| {
+        let is_id = !pair[1].is_empty() && pair[1].bytes().all(|b| b.is_ascii_digit());
+        (ID_SEGMENTS.contains(&pair[0]) && is_id)
+            .then(|| pair[1].parse().ok())
+            .flatten()
+    })
+}
+
 fn as_id(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
@@ -361,6 +388,32 @@ mod tests {
         assert_eq!(id_from_link("https://zenodo.org/api/x"), None);
         assert_eq!(normalize_md5("md5:ABCdef"), "abcdef");
         assert_eq!(normalize_md5("abcdef"), "abcdef");
+    }
+
+    #[test]
+    fn record_ids_of_urls() {
+        let cases: &[(&str, Option<u64>)] = &[
+            (
+                "https://zenodo.org/record/6576723/files/x.sif?download=1",
+                Some(6_576_723),
+            ),
+            (
+                "https://zenodo.org/records/6576723/files/x.sif?download=1",
+                Some(6_576_723),
+            ),
+            ("http://h:1/deep/prefix/record/42/files/x.sif", Some(42)),
+            ("http://h:1/record/api/record/7/files/record.sif", Some(7)),
+            ("https://zenodo.org/api/deposit/depositions/99", Some(99)),
+            ("123", Some(123)),
+            (" 5 ", Some(5)),
+            ("https://zenodo.org/files/x.sif", None),
+            ("https://zenodo.org/record/abc/files/x.sif", None),
+            ("https://zenodo.org/?record=5", None),
+            ("", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(record_id_from_url(url), *expected, "{url}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod client;
 mod deposition;
 mod error;
 mod files;
+pub mod metadata;
 
 use reqwest::Url;
 
@@ -27,7 +28,9 @@ use crate::redact::{RedactedUrl, Secret};
 use crate::retry::RetryPolicy;
 
 pub use client::ZenodoClient;
-pub use deposition::{id_from_link, normalize_md5, DepositFile, Deposition, ListQuery};
+pub use deposition::{
+    id_from_link, normalize_md5, record_id_from_url, DepositFile, Deposition, ListQuery,
+};
 pub use error::{ZenodoError, ZenodoErrorKind};
 pub use files::Uploaded;
 
