@@ -20,6 +20,7 @@ mod deposition;
 mod error;
 mod files;
 pub mod metadata;
+pub mod publish;
 
 use reqwest::Url;
 
