@@ -27,6 +27,7 @@ __all__ = [
     "ZenodoAuthError",
     "ChecksumMismatchError",
     "FileIOError",
+    "InvalidNameError",
 ]
 
 
@@ -103,10 +104,13 @@ class ZenodoError(KipoiContainersError, OSError):
     the HTTP status with Zenodo's own message, or the transport cause.
 
     ``status`` is the HTTP status (0 when there was no answer); ``step`` is what failed.
+    When publishing failed and its draft could not be deleted, ``draft_id`` names that
+    draft (0 otherwise; the message then says "delete it by hand").
     """
 
     status: int = 0
     step: str = ""
+    draft_id: int = 0
 
 
 class ZenodoAuthError(ZenodoError, PermissionError):
@@ -121,3 +125,8 @@ class ChecksumMismatchError(ZenodoError, ValueError):
 class FileIOError(KipoiContainersError, OSError):
     """A local file could not be read or written (e.g. hashing a SIF); the message names the
     file and the cause, and ``errno`` is set as on ``OSError``."""
+
+
+class InvalidNameError(KipoiContainersError, ValueError):
+    """A name that becomes a path segment (e.g. a file name to upload to Zenodo) is not one
+    safe path segment (``../x.sif``, ``a/b``, empty, ...); nothing was sent."""
