@@ -63,8 +63,10 @@ def test_new_record_end_to_end(zenodo, helper_env, tmp_path):
     client = helper_env(zenodo)
     before = len(zenodo.depositions())
     steps: list = []
+    progress: list = []
     result = client.publish_new(BUSYBOX, "kipoi-docker_newgroup-slim.sif", model_group="NewGroup",
-                                on_step=lambda event, info: steps.append((event, info)))
+                                on_step=lambda event, info: steps.append((event, info)),
+                                progress=lambda done, total: progress.append((done, total)))
     published = result["published"]
     dep_id = result["deposition_id"]
     assert published == {
@@ -87,6 +89,30 @@ def test_new_record_end_to_end(zenodo, helper_env, tmp_path):
                            "md5": BUSYBOX_MD5}
     assert steps[2][1] == published
     assert _drafts(zenodo) == []
+    size = BUSYBOX.stat().st_size
+    assert progress and progress[-1] == (size, size)
+
+
+def test_a_replaced_upload_file_that_raises_is_raised_and_the_draft_deleted(zenodo_rdm, helper_env, monkeypatch):
+    """Upstream's tests replace ``upload_file``; the publication calls the replacement, and
+    its exception comes out unchanged, noting what became of the draft."""
+    client = helper_env(zenodo_rdm)
+    seen: list = []
+
+    def broken_upload(zenodo_client, url, singularity_image_folder, filename):
+        seen.append((url, filename))
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("kipoi_containers.singularityhelper.upload_file", broken_upload)
+    with pytest.raises(RuntimeError, match="disk on fire") as err:
+        singularityhelper.push_new_singularity_image(client, SIF_DIR, {"url": "", "name": "busybox_1.34.1", "md5": ""}, "G")
+    (delete,) = _requests(zenodo_rdm, "DELETE")
+    draft = int(delete["path"].rsplit("/", 1)[1])
+    assert delete["path"] == f"/api/deposit/depositions/{draft}" and delete["status"] == 204
+    assert seen and seen[0][1] == "busybox_1.34.1.sif" and seen[0][0].endswith("/busybox_1.34.1.sif")
+    notes = getattr(err.value, "__notes__", [])
+    assert any(f"its draft deposition `{draft}` was deleted" in n for n in notes), notes
+    assert _drafts(zenodo_rdm) == []
 
 
 def test_new_version_end_to_end(zenodo, helper_env, tmp_path):

@@ -14,6 +14,18 @@
 //!
 //! Errors are [`ZenodoError`]: the step that failed (naming the deposition or file), and
 //! beneath it the HTTP status with Zenodo's own message, or the transport/local cause.
+//!
+//! One file per concern, each with its tests:
+//!
+//! | file             | what                                                                  |
+//! |------------------|-----------------------------------------------------------------------|
+//! | `mod.rs`         | configuration (base URL, token, retry policy, timeouts), re-exports   |
+//! | `error.rs`       | [`ZenodoError`] and Zenodo's error bodies (legacy, RDM, gateway HTML) |
+//! | `client.rs`      | [`ZenodoClient`]: one request with retries, the generic JSON API      |
+//! | `deposition.rs`  | [`Deposition`] views; list, create, read, metadata, new version, publish, delete |
+//! | `files.rs`       | list/delete files, streamed upload and download, md5 in the same pass |
+//! | `metadata.rs`    | record titles and descriptions, decided from the index                |
+//! | `publish.rs`     | the workflow: new record / new version, draft guard, reports, resume  |
 
 mod client;
 mod deposition;
