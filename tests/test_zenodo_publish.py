@@ -429,6 +429,15 @@ def test_unsafe_upload_names_are_refused_before_any_request(zenodo_rdm, helper_e
     assert zenodo_rdm.requests_log == []
 
 
+def test_a_missing_file_fails_before_any_request(zenodo_rdm, helper_env, tmp_path):
+    from kipoi_containers.errors import FileIOError
+
+    client = helper_env(zenodo_rdm)
+    with pytest.raises(FileIOError, match="could not open `.*nope.sif`"):
+        singularityhelper.push_new_singularity_image(client, tmp_path, {"url": "", "name": "nope", "md5": ""}, "G")
+    assert zenodo_rdm.requests_log == []
+
+
 def test_the_default_file_name_is_checked_too(zenodo_rdm, helper_env):
     client = helper_env(zenodo_rdm)
     with pytest.raises(InvalidNameError):

@@ -105,6 +105,7 @@ impl From<crate::zenodo::publish::PublishError> for PyErr {
             PublishErrorKind::InvalidFileName(_) => "InvalidNameError",
             PublishErrorKind::ChecksumMismatch { .. } => "ChecksumMismatchError",
             PublishErrorKind::Zenodo(e) => zenodo_class(e),
+            PublishErrorKind::Local(_) => "FileIOError",
             _ => "ZenodoError",
         };
         let status = zenodo

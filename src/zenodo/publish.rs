@@ -453,6 +453,16 @@ impl<'a, A: DepositApi> Run<'a, A> {
         };
         validate_file_name(&request.file_name)
             .map_err(|e| run.error(PublishErrorKind::InvalidFileName(e), DraftFate::NoDraft))?;
+        if options.upload_hook.is_none() {
+            // A missing file fails here, before a draft is created for it.
+            std::fs::File::open(&request.path).map_err(|source| {
+                let local = TransferError::Open {
+                    path: request.path.clone(),
+                    source,
+                };
+                run.error(local.into(), DraftFate::NoDraft)
+            })?;
+        }
         Ok(run)
     }
 
@@ -804,21 +814,30 @@ impl<A: DepositApi> Drop for DraftGuard<A> {
     }
 }
 
-/// Deletes the draft `id`; a 404 means it is already gone. Failures are logged, not raised.
+/// Deletes the draft `id`. When Zenodo refuses, the deposition is read: gone (404) counts as
+/// deleted, published (a cancelled publish that went through) is reported as such, anything
+/// else is a draft left behind. Failures are logged, not raised.
 async fn delete_draft<A: DepositApi>(
     api: &A,
     id: u64,
     report: Option<&dyn PublishReport>,
 ) -> DraftFate {
-    match api.delete_deposition(id).await {
-        Ok(()) => {}
-        Err(e) if e.status() == Some(404) => {}
-        Err(e) => {
-            let reason = crate::errchain::chain(&e);
-            log::warn!(
-                "the draft deposition `{id}` could not be deleted: {reason}; delete it by hand"
-            );
-            return DraftFate::NotDeleted { id, reason };
+    if let Err(e) = api.delete_deposition(id).await {
+        match api.get_deposition(id).await {
+            Err(gone) if gone.status() == Some(404) => {}
+            Ok(dep) if dep.is_published() => {
+                log::warn!(
+                    "deposition `{id}` was published before the publication could be stopped; it stays"
+                );
+                return DraftFate::Published { id };
+            }
+            _ => {
+                let reason = crate::errchain::chain(&e);
+                log::warn!(
+                    "the draft deposition `{id}` could not be deleted: {reason}; delete it by hand"
+                );
+                return DraftFate::NotDeleted { id, reason };
+            }
         }
     }
     log::info!("deleted draft deposition `{id}`");
@@ -1574,6 +1593,47 @@ mod tests {
         let err = publish_new(&fake, &s.request, &options).await.unwrap_err();
         assert!(matches!(err.draft, DraftFate::Deleted { .. }));
         assert!(crate::errchain::chain(&err).contains("the upload hook failed: no space left"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_local_file_fails_before_any_call() {
+        let fake = Fake::default();
+        let mut s = setup(b"sif bytes");
+        s.request.path = s.request.path.with_file_name("missing.sif");
+        let err = publish_new(&fake, &s.request, &s.options)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            *err.kind,
+            PublishErrorKind::Local(TransferError::Open { .. })
+        ));
+        assert!(crate::errchain::chain(&err).contains("could not open `"));
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn deleting_a_draft_tells_gone_published_and_left_apart() {
+        let fake = Fake::default();
+        fake.add(7, 1007, true, &[]); // published meanwhile: the fake refuses with 403
+        assert_eq!(
+            delete_draft(&fake, 7, None).await,
+            DraftFate::Published { id: 7 }
+        );
+        assert_eq!(
+            delete_draft(&fake, 8, None).await,
+            DraftFate::Deleted { id: 8 }
+        ); // gone
+        fake.add(9, 1009, false, &[]);
+        fake.fail("delete", 500);
+        assert!(matches!(
+            delete_draft(&fake, 9, None).await,
+            DraftFate::NotDeleted { id: 9, .. }
+        ));
+        assert_eq!(
+            delete_draft(&fake, 9, None).await,
+            DraftFate::Deleted { id: 9 }
+        );
+        assert!(fake.state().deps.contains_key(&7));
     }
 
     #[test]
