@@ -6,8 +6,10 @@
 
 /// Why a model or group name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid model name `{name}`: {reason}")]
+#[error("invalid {what} `{name}`: {reason}")]
 pub struct InvalidName {
+    /// What kind of name: `model name`, `file name`.
+    pub what: &'static str,
     pub name: String,
     pub reason: &'static str,
 }
@@ -16,6 +18,7 @@ pub struct InvalidName {
 pub fn validate_model_name(name: &str) -> Result<(), InvalidName> {
     let bad = |reason| {
         Err(InvalidName {
+            what: "model name",
             name: name.escape_debug().to_string(),
             reason,
         })
@@ -48,6 +51,7 @@ pub fn validate_model_name(name: &str) -> Result<(), InvalidName> {
 pub fn validate_file_name(name: &str) -> Result<(), InvalidName> {
     let bad = |reason| {
         Err(InvalidName {
+            what: "file name",
             name: name.escape_debug().to_string(),
             reason,
         })

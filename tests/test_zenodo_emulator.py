@@ -192,6 +192,38 @@ def test_faults_shapes(zenodo):
     assert "X-RateLimit-Limit" in requests.get(_api(zenodo), headers=AUTH).headers
 
 
+def test_stall_fault_delays_then_serves(zenodo):
+    import threading
+    import time
+
+    zenodo.inject(method="GET", path_prefix="/api/deposit/depositions/6576723", stall=0.5)
+    start = time.monotonic()
+    r = requests.get(_api(zenodo, "/6576723"), headers=AUTH)
+    assert r.status_code == 200 and r.json()["id"] == 6576723
+    assert time.monotonic() - start >= 0.5
+    zenodo.inject(503, method="GET", stall=0.2)
+    assert requests.get(_api(zenodo), headers=AUTH).status_code == 503
+    # Stopping the emulator ends a stalled request at once (the connection is dropped).
+    zenodo.inject(method="GET", stall=60)
+    outcome: list = []
+
+    def call() -> None:
+        try:
+            outcome.append(requests.get(_api(zenodo), headers=AUTH, timeout=30).status_code)
+        except requests.ConnectionError:
+            outcome.append("dropped")
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    while not any(r["method"] == "GET" and r["status"] is None for r in zenodo.requests_log):
+        time.sleep(0.01)
+    start = time.monotonic()
+    zenodo.stop()
+    worker.join(timeout=10)
+    assert outcome == ["dropped"] and time.monotonic() - start < 5
+    zenodo.start()  # the fixture stops it again
+
+
 def test_upload_without_length_is_refused(zenodo):
     dep = requests.post(_api(zenodo), json={}, headers=AUTH).json()
     chunks = iter([b"abc", b"def"])

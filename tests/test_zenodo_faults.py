@@ -355,8 +355,10 @@ def test_failed_cleanup_keeps_the_original_error_and_notes_the_draft(zenodo_rdm,
         )
     assert err.value.status == 400 and "upload" in str(err.value)
     draft = next(d for d in zenodo_rdm.depositions() if d["state"] != "done")
-    notes = getattr(err.value, "__notes__", [])
-    assert any(f"`{draft['id']}` could not be deleted" in n and "delete it by hand" in n for n in notes), notes
+    text = str(err.value)
+    assert f"its draft deposition `{draft['id']}` could not be deleted" in text and "delete it by hand" in text
+    assert "Zenodo answered 400" in text  # the original error stays the cause
+    assert err.value.draft_id == draft["id"]
     assert f"`{draft['id']}` could not be deleted" in caplog.text
 
 

@@ -390,7 +390,7 @@ def test_metadata_is_decided_from_the_index(zenodo_rdm, helper_env, monkeypatch,
     index = singularity_index()
     entry = next(v for v in index.values() if v["name"] == name)
     result = singularityhelper.update_existing_singularity_container(
-        client, entry, SIF_DIR, "Test", model_group_to_singularity_dict=index
+        client, entry, SIF_DIR, "Test", push=False, model_group_to_singularity_dict=index
     )
     metadata = singularityhelper.get_deposit(client, result["new_deposition_id"])["metadata"]
     assert metadata["title"] == title
@@ -407,14 +407,14 @@ def test_a_shared_image_unknown_to_upstream_is_recognised_from_the_index(zenodo_
              "name": "kipoi-docker_sharedpy3torch-slim", "md5": TINY_MD5}
     index = {"A": torch, "B/m": torch, "C": {**torch, "name": "kipoi-docker_sharedpy3keras1.2-slim"}}
     result = singularityhelper.update_existing_singularity_container(
-        client, torch, SIF_DIR, "A", model_group_to_singularity_dict=index
+        client, torch, SIF_DIR, "A", push=False, model_group_to_singularity_dict=index
     )
     title = singularityhelper.get_deposit(client, result["new_deposition_id"])["metadata"]["title"]
     assert title == "sharedpy3torch singularity container"
     client.delete_deposition(result["new_deposition_id"])
     lone = index["C"]
     result = singularityhelper.update_existing_singularity_container(
-        client, lone, SIF_DIR, "C", model_group_to_singularity_dict=index
+        client, lone, SIF_DIR, "C", push=False, model_group_to_singularity_dict=index
     )
     title = singularityhelper.get_deposit(client, result["new_deposition_id"])["metadata"]["title"]
     assert title == "C singularity container"

@@ -152,13 +152,37 @@ def longest_prefix_key(keys: list[str], model: str) -> Optional[str]:
 def shared_images_of(model_to_docker: dict[str, str]) -> list[str]:
     """Images whose keys span two or more top-level model groups (sorted)."""
 
-# ---------------------------------------------------------------- Zenodo (src/zenodo.rs)
+# ---------------------------------------------------------------- Zenodo (src/zenodo/)
 
-from collections.abc import Callable  # noqa: E402 (kept beside the Zenodo stubs)
+from collections.abc import Callable, Mapping  # noqa: E402 (kept beside the Zenodo stubs)
 
 def md5_file(path: str | PathLike[str]) -> str:
     """md5 (lower-case hex) of a file, read in one streaming pass; ``FileIOError`` when the
     file cannot be read."""
+
+def record_id_from_url(url: str) -> Optional[int]:
+    """The record id of a Zenodo URL (``…/record/<id>/files/…``, any base prefix; a bare
+    number is itself), or ``None``."""
+
+def record_text(
+    sif_name: str, model_group: str, index: Optional[Mapping[str, Mapping[str, str]]] = None
+) -> tuple[str, str]:
+    """``(title, description)`` of the SIF's Zenodo record, decided from ``index``
+    (``model-to-singularity``): keys spanning two or more top-level groups → a shared
+    environment; several keys of one group → that group except its other keys; otherwise
+    ``model_group``'s own."""
+
+def model_group_text(group: str) -> tuple[str, str]:
+    """``(title, description)`` of a model group's own record."""
+
+def shared_env_text(env: str) -> tuple[str, str]:
+    """``(title, description)`` of a shared conda environment's record."""
+
+def group_except_text(group: str, others: list[str]) -> tuple[str, str]:
+    """``(title, description)`` of ``group``'s record when ``others`` have their own images."""
+
+def deposit_metadata(title: str, description: str, publication_date: Optional[str] = None) -> dict[str, Any]:
+    """The deposition metadata kipoi stores (``publication_date``: today, UTC, by default)."""
 
 @final
 class ZenodoClient:
@@ -250,6 +274,48 @@ class ZenodoClient:
         progress: Optional[Callable[[int, int], Any]] = None,
     ) -> str:
         """Download ``url`` into ``dest`` (redirects followed), md5 checked when given."""
+    def publish_new(
+        self,
+        path: str | PathLike[str],
+        file_name: str,
+        *,
+        model_group: str,
+        name: Optional[str] = None,
+        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        push: bool = True,
+        draft_id: int | str | None = None,
+        publication_date: Optional[str] = None,
+        progress: Optional[Callable[[int, int], Any]] = None,
+        upload: Optional[Callable[[str], Any]] = None,
+        on_step: Optional[Callable[[str, dict[str, Any]], Any]] = None,
+    ) -> dict[str, Any]:
+        """Publish ``path`` as a new record holding it as ``file_name`` (checked to be one safe
+        path segment before any request): create (or resume ``draft_id``), upload (md5
+        checked; a resumed draft's file with the same md5 is kept), metadata (text from
+        ``index`` for the SIF ``name``), and with ``push`` publish and read back. A failure or
+        Ctrl-C after the draft exists deletes it. ``upload(object_url)`` replaces the upload;
+        ``on_step(event, info)`` hears each completed step. Returns ``{"deposition_id",
+        "md5", "published"}`` (``published``: ``{"record_id", "file_id", "url", "name",
+        "md5"}``, or ``None`` without ``push``)."""
+    def publish_version(
+        self,
+        record: int | str,
+        path: str | PathLike[str],
+        file_name: str,
+        *,
+        model_group: str,
+        name: Optional[str] = None,
+        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        push: bool = True,
+        draft_id: int | str | None = None,
+        publication_date: Optional[str] = None,
+        progress: Optional[Callable[[int, int], Any]] = None,
+        upload: Optional[Callable[[str], Any]] = None,
+        on_step: Optional[Callable[[str, dict[str, Any]], Any]] = None,
+    ) -> dict[str, Any]:
+        """As :meth:`publish_new`, as a new version of ``record`` (an id, or an index entry's
+        URL): the record's open draft is continued, and only the file named ``file_name`` is
+        replaced."""
 
 # --- Docker Engine path -------------------------------------------------------------
 

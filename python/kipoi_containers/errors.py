@@ -28,6 +28,7 @@ __all__ = [
     "ChecksumMismatchError",
     "FileIOError",
     "SifError",
+    "InvalidNameError",
 ]
 
 
@@ -104,10 +105,13 @@ class ZenodoError(KipoiContainersError, OSError):
     the HTTP status with Zenodo's own message, or the transport cause.
 
     ``status`` is the HTTP status (0 when there was no answer); ``step`` is what failed.
+    When publishing failed and its draft could not be deleted, ``draft_id`` names that
+    draft (0 otherwise; the message then says "delete it by hand").
     """
 
     status: int = 0
     step: str = ""
+    draft_id: int = 0
 
 
 class ZenodoAuthError(ZenodoError, PermissionError):
@@ -127,3 +131,8 @@ class FileIOError(KipoiContainersError, OSError):
 class SifError(KipoiContainersError, ValueError):
     """A SIF could not be read, verified or written, or an image could not be converted to
     one; the message names the file, image or layer entry and the problem."""
+
+
+class InvalidNameError(KipoiContainersError, ValueError):
+    """A name that becomes a path segment (e.g. a file name to upload to Zenodo) is not one
+    safe path segment (``../x.sif``, ``a/b``, empty, ...); nothing was sent."""

@@ -13,6 +13,12 @@ the upload or the publication succeeded or failed (upstream left it behind on an
 and after ``add`` always). The publishing helpers receive the handler's index
 (``model_group_to_singularity_dict=``) so shared environments are recognised from it, when
 they accept that argument (replacements with upstream's exact signature still work).
+
+As upstream, ``add`` and ``update`` publish (``push=True``) unless told otherwise, and
+``add`` for a group placed in a shared image reuses that image's published entry: no build,
+no second Zenodo record. Whether the image is shared is decided from the index data
+(``docker_to_model_dict`` and the handler's ``model_group_to_singularity_dict``, by the
+engine's rule: its models span two or more top-level groups), not from its name.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from . import _engine, zenodoclient
 from .singularityhelper import (
@@ -58,12 +64,6 @@ def _accepts(func: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def _image_tag(docker_image_name: str) -> str:
-    """``kipoi/kipoi-docker:mpra-dragonn-slim`` → ``mpra-dragonn``."""
-    tag = docker_image_name.rsplit(":", 1)[-1]
-    return tag[: -len("-slim")] if tag.endswith("-slim") else tag
 
 
 @dataclass
@@ -146,17 +146,50 @@ class SingularityHandler:
         if isinstance(images, list) and image not in images:
             images.append(image)
 
+    def _shared_entry(self, docker_to_model_dict: Mapping[str, List[str]], sif_name: str) -> Optional[Dict[str, str]]:
+        """The published entry of the handler's image when it is a shared one (its models,
+        with this group, span two or more top-level groups) and already has a SIF: the entry
+        of the first of its models (``docker_to_model_dict``, then the index) that has one."""
+        image = _engine.full_image(self.docker_image_name)
+        index = self.model_group_to_singularity_dict
+        serving = list(docker_to_model_dict.get(image, []))
+        serving += [key for key, entry in index.items() if entry.get("name") == sif_name]
+        models = {model: image for model in serving}
+        models[self.model_group] = image
+        if image not in _engine.shared_images_of(models):
+            return None
+        keys = list(index)
+        for model in serving:
+            key = _engine.longest_prefix_key(keys, model)
+            if key is not None and key != self.model_group and index[key].get("name") == sif_name:
+                return dict(index[key])
+        return None
+
     # ------------------------------------------------------------------ steps
-    def add(self, models_to_test: List[str], push: bool = False) -> None:
-        """Build the SIF of a new group from its slim Docker image, test it with
-        ``models_to_test``, publish it as a new Zenodo record, record it in the index and add
-        the image to the release workflow's matrix. The built SIF is removed in any case."""
-        tag = _image_tag(self.docker_image_name)
-        name = f"kipoi-docker_{tag}-slim"
-        self.singularity_image_name = f"{name}.sif"
-        self.singularity_dict = {"url": "", "name": name, "md5": ""}
-        repo = self.docker_image_name.rsplit(":", 1)[0]
-        built = self._build(self.singularity_image_name, f"{repo}:{tag}-slim")
+    def add(
+        self,
+        models_to_test: List[str],
+        docker_to_model_dict: Optional[Mapping[str, List[str]]] = None,
+        push: bool = True,
+    ) -> None:
+        """Add the SIF of a new group. In a shared image that already has a SIF (see
+        :meth:`_shared_entry`), the group gets that image's entry: nothing is built or
+        published. Otherwise: build the SIF from the slim Docker image, test it with
+        ``models_to_test``, publish it as a new Zenodo record (``push=False`` leaves the
+        draft unpublished), record it in the index and add the image to the release
+        workflow's matrix. The built SIF is removed in any case."""
+        sif_name = _engine.sif_name_for_image(self.docker_image_name)
+        self.singularity_image_name = f"{sif_name}.sif"
+        self.singularity_dict = {"url": "", "name": sif_name, "md5": ""}
+        shared = self._shared_entry(docker_to_model_dict or {}, sif_name)
+        if shared is not None:
+            logger.info(
+                "%s runs in the shared image %s: reusing its Singularity image %s",
+                self.model_group, self.docker_image_name, shared.get("url"),
+            )
+            self.update_container_info(shared)
+            return
+        built = self._build(self.singularity_image_name, _engine.slim_image(self.docker_image_name))
         try:
             self._test(built.name, models_to_test)
             new_singularity_dict = self._publish(
@@ -171,12 +204,14 @@ class SingularityHandler:
         finally:
             self._cleanup(built)
         self.update_container_info(new_singularity_dict)
-        self._add_to_release_matrix(tag)
+        # The release matrix lists full tags: the tag of the full image (which always has one).
+        self._add_to_release_matrix(_engine.full_image(self.docker_image_name).rsplit(":", 1)[-1])
 
-    def update(self, models_to_test: List[str], push: bool = False) -> None:
+    def update(self, models_to_test: List[str], push: bool = True) -> None:
         """Rebuild the group's SIF; when its md5 equals the index's, say so and stop (no
-        Zenodo call). Otherwise test it and publish it as a new version of the record. The
-        built SIF is removed in any case."""
+        Zenodo call). Otherwise test it and publish it as a new version of the record
+        (``push=False`` leaves the new version's draft unpublished). The built SIF is
+        removed in any case."""
         self.singularity_dict = self.model_group_to_singularity_dict[self.model_group]
         self.singularity_image_name = f"{self.singularity_dict['name']}.sif"
         built = self._build(self.singularity_image_name, self.docker_image_name)

@@ -1,6 +1,8 @@
 """Publishing Singularity images on Zenodo (upstream's ``kipoi_containers.singularityhelper``).
 
-Same names, arguments and result dicts as upstream. Differences (upstream was wrong here):
+Same names, arguments, defaults and result dicts as upstream; the work is done by the
+engine (``zenodo::publish`` in Rust), these functions only shape arguments and results.
+Differences (upstream was wrong here):
 
 - Every URL is built from the client it is given (``zenodo_client.base_url``), so
   ``Client(base_url=...)`` alone redirects everything, a base URL with a path prefix
@@ -12,20 +14,28 @@ Same names, arguments and result dicts as upstream. Differences (upstream was wr
   segment of an index URL, not from a fixed position, so prefixed base URLs work.
 - A new version of a record whose draft is already open continues from that draft instead
   of failing (current Zenodo answers 400 "Please remove all files first.").
-- Only the file being replaced is deleted from the new version (upstream deleted
-  ``files[0]``, whatever it was); uploads are streamed into the bucket by the client
-  (``upload_file(bucket, filename, path)``) and md5-checked.
-- ``push_new_singularity_image`` deletes the draft it created when the upload, the metadata
-  or the publication fails, so a failing run leaves no empty draft behind.
+- Only the file being replaced is deleted from the new version (upstream deleted whatever
+  had the name, by the first match); uploads are streamed and md5-checked.
+- A failure at any step after the draft exists — or Ctrl-C — deletes that draft (a new
+  record's, or the new version's), so no run leaves a draft behind; if the deletion fails
+  too, the error says so ("delete it by hand") and carries the draft's id (``draft_id``).
 - With ``push=True`` the published file is looked up by name and its checksum compared with
   what was uploaded; a missing file is an error rather than silently empty fields.
+- The file name to upload is checked to be one safe path segment before any request
+  (``../x.sif`` raises :class:`~kipoi_containers.errors.InvalidNameError`).
 - ``get_singularity_image`` resolves a model with the index's longest-prefix rule (the key
   itself, else the longest key that is a ``/``-boundary prefix) and checks the md5 after
   download, keeping nothing on mismatch.
-- Zenodo titles/descriptions: a shared environment is recognised from the index (an image
-  whose keys span two or more top-level model groups) when the caller passes it
-  (``model_group_to_singularity_dict=``, as :class:`SingularityHandler` does); without an
-  index, upstream's name rule (:data:`SHARED_ENVS`) is used.
+- The record's title and description are decided from the index, not from the image name:
+  an image whose keys span two or more top-level groups is a shared environment; one serving
+  several keys of one group is that group's image except its other keys (``MMSplice``
+  except ``mtsplice``). The index is ``model_group_to_singularity_dict=`` when given (as
+  :class:`~kipoi_containers.singularityhandler.SingularityHandler` does), else
+  ``container-info/model-to-singularity.json`` (see :mod:`kipoi_containers.paths`) when
+  present.
+
+``upload_file`` may be replaced (monkeypatched) as upstream's tests do: the publication then
+calls the replacement for the upload step.
 
 Building and running images (``build_singularity_image``, ``test_singularity_image``)
 arrive with the SIF conversion issue; until then they raise ``NotImplementedError``.
@@ -38,13 +48,12 @@ import os
 import urllib.parse
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Union
 
-from .errors import ChecksumMismatchError, ZenodoError
+from . import _engine, paths
 from .zenodoclient import Client
 
 __all__ = [
-    "SHARED_ENVS",
     "ZENODO_BASE",
     "ZENODO_DEPOSITION",
     "build_singularity_image",
@@ -55,7 +64,6 @@ __all__ = [
     "push_deposition",
     "push_new_singularity_image",
     "record_id_from_url",
-    "shared_env_of",
     "singularity_entry_for",
     "test_singularity_image",
     "update_existing_singularity_container",
@@ -67,16 +75,6 @@ logger = logging.getLogger("kipoi_containers.singularityhelper")
 
 _DEFAULT_BASE = "https://zenodo.org"
 _DEPOSITIONS_PATH = "/api/deposit/depositions"
-
-#: Upstream's hard-coded shared environments, in upstream's order: the values
-#: :func:`upload_metadata` accepts for ``shared_env`` (anything else is upstream's
-#: ``ValueError``), and the name rule used when no index is at hand. Where the index is
-#: given, whether an image is shared is read from it instead.
-SHARED_ENVS = ("mmsplice", "sharedpy3keras2tf1", "sharedpy3keras2tf2", "sharedpy3keras1.2")
-
-_CREATOR = {"name": "Haimasree, Bhattacharya", "affiliation": "EMBL"}
-_ENVFILES = "https://github.com/kipoi/kipoi-containers/blob/main/envfiles"
-_KIPOI_MODELS = "https://kipoi.org/models"
 
 PathLike = Union[str, "os.PathLike[str]"]
 SingularityIndex = Mapping[str, Mapping[str, str]]
@@ -105,43 +103,19 @@ def __dir__() -> List[str]:
     return sorted(set(globals()) | {"ZENODO_BASE", "ZENODO_DEPOSITION"})
 
 
-def _base_of(zenodo_client: Any) -> str:
-    """The Zenodo root ``zenodo_client`` talks to (no trailing slash)."""
-    base = getattr(zenodo_client, "base_url", None)
-    return str(base).rstrip("/") if base else _env_base()
-
-
-def _depositions_of(zenodo_client: Any) -> str:
-    return _base_of(zenodo_client) + _DEPOSITIONS_PATH
-
-
-def _deposition_url(zenodo_client: Any, deposition_id: Union[int, str]) -> str:
-    return f"{_depositions_of(zenodo_client)}/{deposition_id}"
-
-
-#: Path segments that precede a record/deposition id in Zenodo URLs.
-_ID_SEGMENTS = ("record", "records", "depositions", "deposit", "uploads")
+def _deposition_url(zenodo_client: Client, deposition_id: Union[int, str]) -> str:
+    return f"{zenodo_client.deposition_url}/{deposition_id}"
 
 
 def record_id_from_url(url: str) -> str:
     """The record id of a Zenodo URL such as an index entry's
-    ``https://zenodo.org/record/6576723/files/x.sif?download=1`` → ``"6576723"``.
-
-    The id is the numeric segment after the last ``record``/``records``/``depositions``
-    segment, wherever the base URL puts it (upstream took ``url.split("/")[4]``, which breaks
-    with a path prefix). Raises ``ValueError`` when there is none."""
-    text = str(url).strip()
-    if text.isdigit():
-        return text
-    segments = [seg for seg in urllib.parse.urlsplit(text).path.split("/") if seg]
-    for i in range(len(segments) - 2, -1, -1):
-        if segments[i] in _ID_SEGMENTS and segments[i + 1].isdigit():
-            return segments[i + 1]
-    raise ValueError(f"no Zenodo record id in `{url}` (expected …/record/<id>/files/<name>)")
-
-
-def _top_group(key: str) -> str:
-    return key.split("/", 1)[0]
+    ``https://zenodo.org/record/6576723/files/x.sif?download=1`` → ``"6576723"`` (the
+    numeric segment after the last ``record``/``records``/``depositions`` segment, wherever
+    the base URL puts it). Raises ``ValueError`` when there is none."""
+    found = _engine.record_id_from_url(str(url))
+    if found is None:
+        raise ValueError(f"no Zenodo record id in `{url}` (expected …/record/<id>/files/<name>)")
+    return str(found)
 
 
 def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str) -> Dict[str, str]:
@@ -156,23 +130,27 @@ def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str
         if found is None:
             raise KeyError(model_or_model_group)
         return dict(found)
-    if model_or_model_group in singularity_image_dict:
-        return singularity_image_dict[model_or_model_group]
-    best: Optional[str] = None
-    for key in singularity_image_dict:
-        if model_or_model_group.startswith(f"{key}/") and (best is None or len(key) > len(best)):
-            best = key
-    if best is None:
+    key = _engine.longest_prefix_key(list(singularity_image_dict), model_or_model_group)
+    if key is None:
         raise KeyError(model_or_model_group)
-    return singularity_image_dict[best]
+    return singularity_image_dict[key]
+
+
+def _default_index() -> Optional[Dict[str, Any]]:
+    """``model-to-singularity.json`` of the default ``container-info`` directory, if present."""
+    path = paths.container_info_dir() / "model-to-singularity.json"
+    if not path.is_file():
+        return None
+    loaded = _engine.load_json(path)
+    return loaded if isinstance(loaded, dict) else None
 
 
 # ----------------------------------------------------------------------------- images
 
 
 def cleanup(singularity_file_path: PathLike) -> None:
-    """Delete a Singularity image file built by :func:`build_singularity_image`."""
-    Path(singularity_file_path).unlink()
+    """Delete a Singularity image file built by :func:`build_singularity_image` (if it is there)."""
+    Path(singularity_file_path).unlink(missing_ok=True)
 
 
 def build_singularity_image(
@@ -203,7 +181,8 @@ def get_singularity_image(
 ) -> Path:
     """Download the image of ``model_or_model_group`` into the folder unless present;
     returns its file name. The entry is found with :func:`singularity_entry_for` (longest
-    ``/``-boundary prefix); the md5 is checked (a mismatch keeps nothing and raises)."""
+    ``/``-boundary prefix); the md5 is checked in the same pass (a mismatch keeps nothing
+    and raises :class:`~kipoi_containers.errors.ChecksumMismatchError`)."""
     entry = singularity_entry_for(singularity_image_dict, model_or_model_group)
     image_name = Path(f"{entry['name']}.sif")
     folder = Path(singularity_image_folder)
@@ -252,139 +231,45 @@ def upload_file(zenodo_client: Client, url: str, singularity_image_folder: PathL
     return zenodo_client.upload_file(_bucket_of(url, filename), filename, path)
 
 
-def shared_env_of(singularity_name: str) -> Optional[str]:
-    """Upstream's name rule: the shared environment an image name stands for
-    (``kipoi-docker_sharedpy3keras2tf1-slim`` → ``sharedpy3keras2tf1``) when it is one of
-    :data:`SHARED_ENVS`, else ``None``. Used only when no index is given."""
-    core = _image_core(singularity_name)
-    return core if core in SHARED_ENVS else None
+_ENGINE_UPLOAD = upload_file
 
-
-def _image_core(singularity_name: str) -> str:
-    """``kipoi-docker_sharedpy3keras2tf1-slim(.sif)`` → ``sharedpy3keras2tf1``."""
-    core = singularity_name
-    if core.endswith(".sif"):
-        core = core[: -len(".sif")]
-    if core.startswith("kipoi-docker_"):
-        core = core[len("kipoi-docker_") :]
-    if core.endswith("-slim"):
-        core = core[: -len("-slim")]
-    return core
-
-
-def _model_group_text(model_group: str) -> Tuple[str, str]:
-    return (
-        f"{model_group} singularity container",
-        f"This is a singularity container for models under {_KIPOI_MODELS}/{model_group}/",
-    )
-
-
-def _shared_env_text(shared_env: str) -> Tuple[str, str]:
-    return (
-        f"{shared_env} singularity container",
-        f"Singularity container with the conda environment {_ENVFILES}/{shared_env}.yml "
-        "shared by several kipoi model groups",
-    )
-
-
-def _group_except_text(group: str, others: List[str]) -> Tuple[str, str]:
-    """An image for all models of ``group`` but ``others`` (which have their own images)."""
-    if not others:
-        return _model_group_text(group)
-    listed = ", ".join(others)
-    return (
-        f"{group} singularity container except {listed}",
-        f"Singularity container for {group} models except {listed}, see {_KIPOI_MODELS}/{group}/",
-    )
+#: ``shared_env`` values of :func:`upload_metadata`, as upstream lists them in its error.
+_UPSTREAM_ENV_OPTIONS = "mmsplice, sharedpy3keras2tf1, sharedpy3keras2tf2, sharedpy3keras1.2"
 
 
 def upload_metadata(
     zenodo_client: Client,
     url: str,
-    model_group: Optional[str] = None,
-    shared_env: Optional[str] = None,
+    model_group: str = "",
+    shared_env: str = "",
     *,
     title: Optional[str] = None,
     description: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Replace the deposition's metadata (``url``: the deposition) with kipoi's title and
-    description for a model group or one of upstream's shared environments
-    (:data:`SHARED_ENVS`; ``mmsplice`` is MMSplice except mtsplice). ``title`` and
-    ``description``, when given, are used as they are.
+    description (texts from the engine) for a model group, or else for a shared environment,
+    by upstream's rules: a ``shared_env`` containing ``shared`` is a shared conda
+    environment, ``mmsplice`` is MMSplice except mtsplice. ``title`` and ``description``,
+    when given, are used as they are.
 
     Raises upstream's ``ValueError`` (before any request) without a group, environment or
-    title, or for a ``shared_env`` that is not one of :data:`SHARED_ENVS`."""
+    title, or for any other ``shared_env``."""
     if title is None:
         if not model_group and not shared_env:
             raise ValueError("You need to provide atlease a shared env name or a model group name")
-        if shared_env:
-            if shared_env not in SHARED_ENVS:
-                raise ValueError(
-                    f"Unknown shared env `{shared_env}`. Available options are - {', '.join(SHARED_ENVS)}"
-                )
-            if shared_env == "mmsplice":
-                title, text = _group_except_text("MMSplice", ["mtsplice"])
-            else:
-                title, text = _shared_env_text(shared_env)
+        if model_group:
+            title, text = _engine.model_group_text(model_group)
+        elif "shared" in shared_env:
+            title, text = _engine.shared_env_text(shared_env)
+        elif shared_env == "mmsplice":  # upstream's only non-"shared" environment
+            title, text = _engine.group_except_text("MMSplice", ["mtsplice"])
         else:
-            title, text = _model_group_text(str(model_group))
+            raise ValueError(f"Unknown shared env `{shared_env}`. Available options are - {_UPSTREAM_ENV_OPTIONS}")
         description = description if description is not None else text
-    data = {
-        "metadata": {
-            "title": title,
-            "upload_type": "physicalobject",
-            "description": description if description is not None else title,
-            "creators": [dict(_CREATOR)],
-            "publication_date": date.today().strftime("%Y-%m-%d"),
-            "license": "MIT",
-        }
-    }
-    return zenodo_client.put_content(url, data=data)
-
-
-def _describe(
-    singularity_dict: Mapping[str, Any], model_group: str, index: Optional[SingularityIndex]
-) -> Tuple[str, str]:
-    """Title and description of the record of ``singularity_dict``'s image.
-
-    With the index: an image whose keys span two or more top-level groups is a shared
-    environment; one serving several keys of a single group is that group's image (minus
-    the group's keys that have other images: ``MMSplice`` except ``mtsplice``); otherwise
-    the image belongs to ``model_group``. Without it: upstream's name rule."""
-    name = str(singularity_dict.get("name", ""))
-    if index is None:
-        env = shared_env_of(name)
-        if env == "mmsplice":
-            return _group_except_text("MMSplice", ["mtsplice"])
-        if env:
-            return _shared_env_text(env)
-        return _model_group_text(model_group)
-    keys = [key for key, entry in index.items() if entry.get("name") == name]
-    groups = sorted({_top_group(key) for key in keys})
-    if len(groups) >= 2:
-        return _shared_env_text(_image_core(name))
-    if len(keys) >= 2:
-        group = groups[0]
-        others = sorted(
-            key.split("/", 1)[1]
-            for key in index
-            if "/" in key and _top_group(key) == group and key not in keys
-        )
-        return _group_except_text(group, others)
-    return _model_group_text(model_group)
-
-
-def _put_metadata(
-    zenodo_client: Client,
-    deposition_id: Union[int, str],
-    singularity_dict: Mapping[str, Any],
-    model_group: str,
-    index: Optional[SingularityIndex],
-) -> None:
-    title, description = _describe(singularity_dict, model_group, index)
-    upload_metadata(
-        zenodo_client, _deposition_url(zenodo_client, deposition_id), title=title, description=description
+    metadata = _engine.deposit_metadata(
+        title, description if description is not None else title, date.today().isoformat()
     )
+    return zenodo_client.put_content(url, data={"metadata": metadata})
 
 
 def push_deposition(zenodo_client: Client, deposition_id: Union[int, str]) -> Dict[str, Any]:
@@ -393,31 +278,49 @@ def push_deposition(zenodo_client: Client, deposition_id: Union[int, str]) -> Di
     return get_deposit(zenodo_client, deposition_id)
 
 
-def _published_entry(
+def _upload_hook(zenodo_client: Client, folder: Path, filename: str) -> Optional[Callable[[str], Any]]:
+    """The replacement of :func:`upload_file`, when it was replaced (monkeypatched)."""
+    replaced = globals()["upload_file"]
+    if replaced is _ENGINE_UPLOAD:
+        return None
+    return lambda object_url: replaced(zenodo_client, object_url, folder, filename)
+
+
+def _publication(
     zenodo_client: Client,
-    response: Dict[str, Any],
-    deposition_id: Union[int, str],
-    filename: str,
-    uploaded: Optional[Dict[str, Any]],
+    singularity_dict: Mapping[str, Any],
+    singularity_image_folder: PathLike,
+    model_group: str,
+    file_to_upload: str,
+    push: bool,
+    index: Optional[SingularityIndex],
 ) -> Dict[str, Any]:
-    files = [f for f in response.get("files", []) if f.get("filename") == filename]
-    if not files:
-        raise ZenodoError(f"published deposition `{deposition_id}` has no file `{filename}`")
-    fileobj = files[0]
-    checksum = str(fileobj.get("checksum", "")).removeprefix("md5:")
-    if isinstance(uploaded, dict):
-        sent = str(uploaded.get("checksum", "")).removeprefix("md5:")
-        if sent and sent != checksum:
-            raise ChecksumMismatchError(
-                f"published `{filename}` of deposition `{deposition_id}` has md5 {checksum}, uploaded {sent}"
-            )
-    record_id = response["metadata"]["prereserve_doi"]["recid"]
+    """The keyword arguments of ``Client.publish_new`` / ``publish_version``."""
+    folder = Path(singularity_image_folder)
+    filename = file_to_upload or f"{singularity_dict['name']}.sif"
+    return {
+        "path": folder / filename,
+        "file_name": filename,
+        "model_group": model_group,
+        "name": str(singularity_dict["name"]),
+        "index": index if index is not None else _default_index(),
+        "push": push,
+        "publication_date": date.today().isoformat(),
+        "upload": _upload_hook(zenodo_client, folder, filename),
+    }
+
+
+def _result(outcome: Dict[str, Any], singularity_dict: Mapping[str, Any], deposition_id: Union[int, str]) -> Dict[str, Any]:
+    """Upstream's result dict: the published entry, or (not pushed) the input dict plus the draft id."""
+    published = outcome["published"]
+    if published is None:
+        return {**singularity_dict, "new_deposition_id": deposition_id, "file_id": ""}
     return {
         "new_deposition_id": deposition_id,
-        "file_id": fileobj["id"],
-        "url": f"{_base_of(zenodo_client)}/record/{record_id}/files/{urllib.parse.quote(filename)}?download=1",
-        "name": fileobj["filename"].replace(".sif", ""),
-        "md5": checksum,
+        "file_id": published["file_id"],
+        "url": published["url"],
+        "name": published["name"],
+        "md5": published["md5"],
     }
 
 
@@ -427,46 +330,25 @@ def update_existing_singularity_container(
     singularity_image_folder: PathLike,
     model_group: str,
     file_to_upload: str = "",
-    push: bool = False,
+    push: bool = True,
     *,
     model_group_to_singularity_dict: Optional[SingularityIndex] = None,
 ) -> Dict[str, Any]:
     """Publish ``file_to_upload`` (default ``<name>.sif``) as a new version of the record in
-    ``singularity_dict['url']``: new version, remove the file of that name, upload, metadata,
-    and with ``push`` publish. Returns upstream's dict (see module docs).
+    ``singularity_dict['url']``: new version (or the record's open draft), remove the file of
+    that name, upload, metadata, and with ``push`` publish. Returns upstream's dict: with
+    ``push``, ``{new_deposition_id, file_id, url, name, md5}`` of the published file; without,
+    ``singularity_dict`` plus ``new_deposition_id`` (str) and ``file_id: ""``.
 
-    ``model_group_to_singularity_dict`` (the index), when given, decides whether the image
-    is a shared environment (see :func:`upload_metadata`'s texts). A failure leaves the new
-    version's draft open; the next run continues from it."""
-    deposition_id = record_id_from_url(singularity_dict["url"])
-    new_deposition_id = create_new_deposition(zenodo_client, deposition_id)
-    response = get_deposit(zenodo_client, new_deposition_id)
-    bucket_url = response["links"]["bucket"]
-    filename = file_to_upload or f"{singularity_dict['name']}.sif"
-
-    for fileobj in response.get("files", []):
-        if fileobj.get("filename") == filename:
-            zenodo_client.delete_file(new_deposition_id, str(fileobj["id"]))
-
-    uploaded = upload_file(zenodo_client, bucket_url, singularity_image_folder, filename)
-    _put_metadata(zenodo_client, new_deposition_id, singularity_dict, model_group, model_group_to_singularity_dict)
-    if push:
-        response = push_deposition(zenodo_client, new_deposition_id)
-        return _published_entry(zenodo_client, response, new_deposition_id, filename, uploaded)
-    return {**singularity_dict, "new_deposition_id": new_deposition_id, "file_id": ""}
-
-
-def _discard_draft(zenodo_client: Client, deposition_id: Union[int, str], error: BaseException) -> None:
-    """Delete the draft a failed publication created; a failure to do so is logged and noted
-    on ``error`` (which the caller re-raises), never raised over it."""
-    try:
-        zenodo_client.delete_deposition(deposition_id)
-        logger.info("deleted draft deposition `%s` after the failure: %s", deposition_id, error)
-    except Exception as cleanup_error:  # noqa: BLE001 - the original error matters more
-        note = f"the draft deposition `{deposition_id}` could not be deleted: {cleanup_error}; delete it by hand"
-        logger.warning(note)
-        if hasattr(error, "add_note"):
-            error.add_note(note)
+    A failure (or Ctrl-C) after the new version's draft exists deletes that draft."""
+    outcome = zenodo_client.publish_version(
+        singularity_dict["url"],
+        **_publication(
+            zenodo_client, singularity_dict, singularity_image_folder, model_group, file_to_upload, push,
+            model_group_to_singularity_dict,
+        ),
+    )
+    return _result(outcome, singularity_dict, str(outcome["deposition_id"]))
 
 
 def push_new_singularity_image(
@@ -476,28 +358,20 @@ def push_new_singularity_image(
     model_group: str,
     file_to_upload: str = "",
     path: str = "",
-    push: bool = False,
+    push: bool = True,
     *,
     model_group_to_singularity_dict: Optional[SingularityIndex] = None,
 ) -> Dict[str, Any]:
     """Publish ``file_to_upload`` (default ``<name>.sif``) as a new Zenodo record: create,
-    upload, metadata, and with ``push`` publish. Returns upstream's dict. (``path`` is
-    accepted for compatibility and unused, as upstream.)
+    upload, metadata, and with ``push`` publish. Returns upstream's dict (as
+    :func:`update_existing_singularity_container`, ``new_deposition_id`` an int). ``path`` is
+    accepted for compatibility and unused, as upstream.
 
-    If anything fails after the draft was created, the draft is deleted before the error is
-    raised, so reruns do not pile up empty drafts."""
-    response = zenodo_client.create_deposition()
-    deposition_id = response["id"]
-    filename = file_to_upload or f"{singularity_dict['name']}.sif"
-    try:
-        bucket_url = response["links"]["bucket"]
-        uploaded = upload_file(zenodo_client, bucket_url, singularity_image_folder, filename)
-        _put_metadata(zenodo_client, deposition_id, singularity_dict, model_group, model_group_to_singularity_dict)
-        if push:
-            response = push_deposition(zenodo_client, deposition_id)
-    except BaseException as error:
-        _discard_draft(zenodo_client, deposition_id, error)
-        raise
-    if push:
-        return _published_entry(zenodo_client, response, deposition_id, filename, uploaded)
-    return {**singularity_dict, "new_deposition_id": deposition_id, "file_id": ""}
+    A failure (or Ctrl-C) after the draft was created deletes the draft."""
+    outcome = zenodo_client.publish_new(
+        **_publication(
+            zenodo_client, singularity_dict, singularity_image_folder, model_group, file_to_upload, push,
+            model_group_to_singularity_dict,
+        ),
+    )
+    return _result(outcome, singularity_dict, outcome["deposition_id"])

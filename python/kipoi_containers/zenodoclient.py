@@ -16,21 +16,27 @@ only remove failure modes:
   ``requests``' errors) or :class:`~kipoi_containers.errors.ZenodoAuthError` for 401/403,
   with the step, the status and Zenodo's own message.
 
-The typed deposition operations (``new_version``, ``publish``, …) are available too.
+The typed deposition operations (``new_version``, ``publish``, …) are available too, and
+the whole publication of a SIF (:meth:`Client.publish_new`, :meth:`Client.publish_version`):
+draft, upload, metadata, publish, read back — deleting the draft on any failure or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import _engine
 
-__all__ = ["Client", "ProgressCallback", "progress_printer"]
+__all__ = ["Client", "ProgressCallback", "StepCallback", "progress_printer"]
 
 #: ``progress(bytes_done, bytes_total)``, called while a file is transferred.
 ProgressCallback = Callable[[int, int], Any]
+#: ``on_step(event, info)`` after each completed step of a publication: ``"draft_created"``
+#: / ``"draft_deleted"`` (``{"deposition_id"}``), ``"file_uploaded"`` (``{"deposition_id",
+#: "file_name", "md5"}``), ``"published"`` (``{"record_id", "file_id", "url", "name", "md5"}``).
+StepCallback = Callable[[str, Dict[str, Any]], Any]
 
 
 def _params(params: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -181,6 +187,65 @@ class Client:
 
     def delete_deposition(self, deposition_id: Union[int, str]) -> None:
         self._engine.delete_deposition(deposition_id)
+
+    # ------------------------------------------------------------------ publishing a SIF
+    def publish_new(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        file_name: str,
+        *,
+        model_group: str,
+        name: Optional[str] = None,
+        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        push: bool = True,
+        draft_id: Union[int, str, None] = None,
+        publication_date: Optional[str] = None,
+        progress: Optional[ProgressCallback] = None,
+        upload: Optional[Callable[[str], Any]] = None,
+        on_step: Optional[StepCallback] = None,
+    ) -> Dict[str, Any]:
+        """Publish ``path`` as a new record holding it as ``file_name``.
+
+        The record's title and description follow from ``index`` (``model-to-singularity``)
+        for the SIF ``name`` (default: ``file_name``): a shared environment, a group's image
+        except some sub-models, or ``model_group``'s own. ``push=False`` leaves the draft open.
+        ``draft_id`` resumes a draft an earlier (killed) run created: nothing new is
+        created, and a file already there with the same md5 is not uploaded again.
+        ``upload(object_url)`` replaces the client's upload. A failure after the draft exists
+        (or Ctrl-C) deletes the draft.
+
+        Returns ``{"deposition_id", "md5", "published"}``; ``published`` is ``None`` without
+        ``push``, else ``{"record_id", "file_id", "url", "name", "md5"}``.
+        """
+        return self._engine.publish_new(
+            os.fspath(path), file_name, model_group=model_group, name=name, index=index, push=push,
+            draft_id=draft_id, publication_date=publication_date, progress=progress or self.progress,
+            upload=upload, on_step=on_step,
+        )
+
+    def publish_version(
+        self,
+        record: Union[int, str],
+        path: Union[str, "os.PathLike[str]"],
+        file_name: str,
+        *,
+        model_group: str,
+        name: Optional[str] = None,
+        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        push: bool = True,
+        draft_id: Union[int, str, None] = None,
+        publication_date: Optional[str] = None,
+        progress: Optional[ProgressCallback] = None,
+        upload: Optional[Callable[[str], Any]] = None,
+        on_step: Optional[StepCallback] = None,
+    ) -> Dict[str, Any]:
+        """Publish ``path`` as a new version of ``record`` (an id, or an index entry's URL):
+        only the file named ``file_name`` is replaced. Otherwise as :meth:`publish_new`."""
+        return self._engine.publish_version(
+            record, os.fspath(path), file_name, model_group=model_group, name=name, index=index,
+            push=push, draft_id=draft_id, publication_date=publication_date,
+            progress=progress or self.progress, upload=upload, on_step=on_step,
+        )
 
     def download(
         self,

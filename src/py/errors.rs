@@ -83,19 +83,56 @@ impl From<ZooError> for PyErr {
     }
 }
 
-impl From<crate::zenodo::ZenodoError> for PyErr {
-    fn from(err: crate::zenodo::ZenodoError) -> Self {
-        use crate::zenodo::ZenodoErrorKind;
+/// The exception class of a Zenodo error.
+fn zenodo_class(err: &crate::zenodo::ZenodoError) -> &'static str {
+    use crate::zenodo::ZenodoErrorKind;
+    match &err.kind {
+        ZenodoErrorKind::ChecksumMismatch { .. }
+        | ZenodoErrorKind::Local(crate::transfer::TransferError::DownloadChecksum { .. }) => {
+            "ChecksumMismatchError"
+        }
+        _ if err.is_auth() => "ZenodoAuthError",
+        _ => "ZenodoError",
+    }
+}
+
+impl From<crate::zenodo::publish::PublishError> for PyErr {
+    fn from(err: crate::zenodo::publish::PublishError) -> Self {
+        use crate::zenodo::publish::PublishErrorKind;
         let message = chain(&err);
-        let status = err.status().unwrap_or(0);
-        let class = match &err.kind {
-            ZenodoErrorKind::ChecksumMismatch { .. }
-            | ZenodoErrorKind::Local(crate::transfer::TransferError::DownloadChecksum { .. }) => {
-                "ChecksumMismatchError"
-            }
-            _ if err.is_auth() => "ZenodoAuthError",
+        let zenodo = err.zenodo();
+        let class = match err.kind.as_ref() {
+            PublishErrorKind::InvalidFileName(_) => "InvalidNameError",
+            PublishErrorKind::ChecksumMismatch { .. } => "ChecksumMismatchError",
+            PublishErrorKind::Zenodo(e) => zenodo_class(e),
+            PublishErrorKind::Local(_) => "FileIOError",
             _ => "ZenodoError",
         };
+        let status = zenodo
+            .and_then(crate::zenodo::ZenodoError::status)
+            .unwrap_or(0);
+        let step = zenodo.map_or_else(|| err.to_string(), |e| e.step.clone());
+        let draft = err.draft.remaining_draft().unwrap_or(0);
+        raise_with(
+            class,
+            message,
+            &[
+                ("status", Attr::Int(usize::from(status))),
+                ("step", Attr::Str(step)),
+                (
+                    "draft_id",
+                    Attr::Int(usize::try_from(draft).unwrap_or(usize::MAX)),
+                ),
+            ],
+        )
+    }
+}
+
+impl From<crate::zenodo::ZenodoError> for PyErr {
+    fn from(err: crate::zenodo::ZenodoError) -> Self {
+        let message = chain(&err);
+        let status = err.status().unwrap_or(0);
+        let class = zenodo_class(&err);
         raise_with(
             class,
             message,

@@ -59,5 +59,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     sif::register(m)?;
+    m.add_function(wrap_pyfunction!(zenodo::record_id_of_url, m)?)?;
+    m.add_function(wrap_pyfunction!(zenodo::record_text, m)?)?;
+    m.add_function(wrap_pyfunction!(zenodo::model_group_text, m)?)?;
+    m.add_function(wrap_pyfunction!(zenodo::shared_env_text, m)?)?;
+    m.add_function(wrap_pyfunction!(zenodo::group_except_text, m)?)?;
+    m.add_function(wrap_pyfunction!(zenodo::deposit_metadata, m)?)?;
     Ok(())
 }

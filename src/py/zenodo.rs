@@ -1,18 +1,24 @@
 //! Bindings for the Zenodo client: argument conversion, GIL release, error mapping.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyString};
+use pyo3::types::{PyDict, PyInt, PyString};
+use serde_json::{json, Value};
 
 use super::convert::{to_py, to_value};
 use super::errors::{chain, raise_with, Attr};
 use super::wait::{wait, wait_blocking};
 use crate::transfer::{self, Progress, ProgressRef, TransferError};
-use crate::zenodo::{ListQuery, ZenodoClient, ZenodoConfig};
+use crate::zenodo::metadata::{ImageRole, RecordText};
+use crate::zenodo::publish::{
+    self, PublishErrorKind, PublishOptions, PublishOutcome, PublishReport, PublishRequest,
+    PublishedEntry, UploadHook,
+};
+use crate::zenodo::{normalize_md5, record_id_from_url, ListQuery, ZenodoClient, ZenodoConfig};
 
 /// A Python callable `progress(bytes_done, bytes_total)`; exceptions it raises are logged.
 struct PyProgress(Py<PyAny>);
@@ -29,6 +35,191 @@ impl Progress for PyProgress {
 
 fn progress_ref(progress: Option<Py<PyAny>>) -> ProgressRef {
     progress.map(|p| Arc::new(PyProgress(p)) as Arc<dyn Progress>)
+}
+
+/// `on_step(event, info)`, called after each completed step of a publication; exceptions it
+/// raises are logged.
+struct PyReport(Py<PyAny>);
+
+impl PyReport {
+    fn emit(&self, event: &str, info: &Value) {
+        Python::attach(|py| {
+            let called = to_py(py, info).and_then(|info| self.0.call1(py, (event, info)));
+            if let Err(err) = called {
+                log::warn!("the on_step callback raised: {err}");
+            }
+        });
+    }
+}
+
+fn entry_json(entry: &PublishedEntry) -> Value {
+    json!({
+        "record_id": entry.record_id,
+        "file_id": entry.file_id,
+        "url": entry.url,
+        "name": entry.name,
+        "md5": entry.md5,
+    })
+}
+
+impl PublishReport for PyReport {
+    fn draft_created(&self, draft_id: u64) {
+        self.emit("draft_created", &json!({ "deposition_id": draft_id }));
+    }
+    fn file_uploaded(&self, draft_id: u64, file_name: &str, md5: Option<&str>) {
+        let info = json!({ "deposition_id": draft_id, "file_name": file_name, "md5": md5 });
+        self.emit("file_uploaded", &info);
+    }
+    fn published(&self, entry: &PublishedEntry) {
+        self.emit("published", &entry_json(entry));
+    }
+    fn draft_deleted(&self, draft_id: u64) {
+        self.emit("draft_deleted", &json!({ "deposition_id": draft_id }));
+    }
+}
+
+/// A Python `upload(object_url)` doing the upload (upstream's replaceable `upload_file`); it
+/// may return the bucket object (its `checksum` is used), an md5 string, or `None`. The
+/// exception it raises is kept, to be raised again unchanged.
+struct PyUploadHook {
+    upload: Py<PyAny>,
+    raised: Mutex<Option<PyErr>>,
+}
+
+impl UploadHook for PyUploadHook {
+    fn upload(&self, object_url: &str, _path: &Path) -> Result<Option<String>, String> {
+        Python::attach(|py| {
+            let returned = match self.upload.bind(py).call1((object_url,)) {
+                Ok(value) => value,
+                Err(err) => {
+                    let text = err.to_string();
+                    if let Ok(mut slot) = self.raised.lock() {
+                        *slot = Some(err);
+                    }
+                    return Err(text);
+                }
+            };
+            let checksum = match returned.cast::<PyDict>() {
+                Ok(dict) => dict.get_item("checksum").ok().flatten(),
+                Err(_) => Some(returned),
+            };
+            Ok(checksum
+                .and_then(|c| c.extract::<String>().ok())
+                .map(|c| normalize_md5(&c)))
+        })
+    }
+}
+
+/// `(key, SIF name)` pairs of a `model-to-singularity` mapping `{key: {"name": …, …}}`.
+fn index_pairs(index: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for item in index.call_method0("items")?.try_iter()? {
+        let (key, entry): (String, Bound<'_, PyAny>) = item?.extract()?;
+        let name: String = entry.get_item("name")?.extract()?;
+        pairs.push((key, name));
+    }
+    Ok(pairs)
+}
+
+fn outcome_json(outcome: &PublishOutcome) -> Value {
+    json!({
+        "deposition_id": outcome.deposition_id,
+        "md5": outcome.md5,
+        "published": outcome.published.as_ref().map(entry_json),
+    })
+}
+
+/// A record given as an id (`int`, digits) or as a Zenodo URL (an index entry's).
+fn record_id(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if obj.cast::<PyInt>().is_ok() {
+        return obj.extract::<u64>();
+    }
+    let text: String = obj.extract()?;
+    record_id_from_url(&text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "no Zenodo record id in `{text}` (expected …/record/<id>/files/<name>)"
+        ))
+    })
+}
+
+/// The arguments `publish_new` and `publish_version` share.
+struct PublishArgs {
+    request: PublishRequest,
+    options: PublishOptions,
+    hook: Option<Arc<PyUploadHook>>,
+}
+
+impl PublishArgs {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        path: PathBuf,
+        file_name: String,
+        model_group: &str,
+        name: Option<&str>,
+        index: Option<&Bound<'_, PyAny>>,
+        push: bool,
+        draft_id: Option<&Bound<'_, PyAny>>,
+        publication_date: Option<String>,
+        progress: Option<Py<PyAny>>,
+        upload: Option<Py<PyAny>>,
+        on_step: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let pairs = index.map(index_pairs).transpose()?.unwrap_or_default();
+        let sif_name = name.unwrap_or(&file_name);
+        let text = RecordText::for_image(
+            sif_name,
+            model_group,
+            pairs.iter().map(|(k, n)| (k.as_str(), n.as_str())),
+        );
+        let hook = upload.map(|upload| {
+            Arc::new(PyUploadHook {
+                upload,
+                raised: Mutex::new(None),
+            })
+        });
+        Ok(Self {
+            request: PublishRequest {
+                path,
+                file_name,
+                text,
+                publication_date: publication_date
+                    .unwrap_or_else(crate::zenodo::metadata::today_utc),
+                push,
+            },
+            options: PublishOptions {
+                resume_draft: draft_id.map(self::deposition_id).transpose()?,
+                progress: progress_ref(progress),
+                report: on_step.map(|f| Arc::new(PyReport(f)) as Arc<dyn PublishReport>),
+                upload_hook: hook.clone().map(|h| h as Arc<dyn UploadHook>),
+            },
+            hook,
+        })
+    }
+
+    /// The outcome as a dict, or the error; an exception the upload hook raised is raised
+    /// again as it was, with the publication's error as a note.
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        result: Result<PublishOutcome, publish::PublishError>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match result {
+            Ok(outcome) => to_py(py, &outcome_json(&outcome)),
+            Err(err) => {
+                if matches!(*err.kind, PublishErrorKind::UploadHook(_)) {
+                    let raised = self
+                        .hook
+                        .as_ref()
+                        .and_then(|h| h.raised.lock().ok().and_then(|mut r| r.take()));
+                    if let Some(raised) = raised {
+                        raised.add_note(py, chain(&err))?;
+                        return Err(raised);
+                    }
+                }
+                Err(err.into())
+            }
+        }
+    }
 }
 
 /// A deposition id given as `int` or as a string of digits (upstream passes both).
@@ -328,6 +519,91 @@ impl PyZenodoClient {
         Ok(())
     }
 
+    /// Publishes `path` as a new record named `file_name` (see `zenodo::publish`); the
+    /// record's text is decided from `index` (`model-to-singularity`) for the SIF `name`.
+    #[pyo3(signature = (
+        path, file_name, *, model_group, name=None, index=None, push=true, draft_id=None,
+        publication_date=None, progress=None, upload=None, on_step=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish_new<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        file_name: String,
+        model_group: &str,
+        name: Option<&str>,
+        index: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        draft_id: Option<&Bound<'py, PyAny>>,
+        publication_date: Option<String>,
+        progress: Option<Py<PyAny>>,
+        upload: Option<Py<PyAny>>,
+        on_step: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = PublishArgs::new(
+            path,
+            file_name,
+            model_group,
+            name,
+            index,
+            push,
+            draft_id,
+            publication_date,
+            progress,
+            upload,
+            on_step,
+        )?;
+        let result = wait(py, || async {
+            Ok::<_, PyErr>(publish::publish_new(&self.inner, &args.request, &args.options).await)
+        })?;
+        args.finish(py, result)
+    }
+
+    /// Publishes `path` as a new version of `record` (an id or an index entry's URL).
+    #[pyo3(signature = (
+        record, path, file_name, *, model_group, name=None, index=None, push=true,
+        draft_id=None, publication_date=None, progress=None, upload=None, on_step=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish_version<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'py, PyAny>,
+        path: PathBuf,
+        file_name: String,
+        model_group: &str,
+        name: Option<&str>,
+        index: Option<&Bound<'py, PyAny>>,
+        push: bool,
+        draft_id: Option<&Bound<'py, PyAny>>,
+        publication_date: Option<String>,
+        progress: Option<Py<PyAny>>,
+        upload: Option<Py<PyAny>>,
+        on_step: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let record = record_id(record)?;
+        let args = PublishArgs::new(
+            path,
+            file_name,
+            model_group,
+            name,
+            index,
+            push,
+            draft_id,
+            publication_date,
+            progress,
+            upload,
+            on_step,
+        )?;
+        let result = wait(py, || async {
+            Ok::<_, PyErr>(
+                publish::publish_version(&self.inner, record, &args.request, &args.options).await,
+            )
+        })?;
+        args.finish(py, result)
+    }
+
     /// Downloads `url` to `dest` (redirects followed), checking `md5` when given; returns
     /// the md5 of what was written.
     #[pyo3(signature = (url, dest, md5=None, progress=None))]
@@ -373,4 +649,62 @@ fn file_io_error(err: &TransferError) -> PyErr {
         .into_iter()
         .collect();
     raise_with("FileIOError", chain(err), &attrs)
+}
+
+/// The record id of a Zenodo URL (an index entry's `…/record/<id>/files/…`), or `None`.
+#[pyfunction(name = "record_id_from_url")]
+pub(crate) fn record_id_of_url(url: &str) -> Option<u64> {
+    record_id_from_url(url)
+}
+
+/// `(title, description)` of the record of the SIF `sif_name`, decided from `index`
+/// (`model-to-singularity`: shared environment, group except others, or `model_group`'s own).
+#[pyfunction]
+#[pyo3(signature = (sif_name, model_group, index=None))]
+pub(crate) fn record_text(
+    sif_name: &str,
+    model_group: &str,
+    index: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(String, String)> {
+    let pairs = index.map(index_pairs).transpose()?.unwrap_or_default();
+    let role = ImageRole::of(
+        sif_name,
+        pairs.iter().map(|(k, n)| (k.as_str(), n.as_str())),
+    );
+    let text = RecordText::for_role(&role, model_group);
+    Ok((text.title, text.description))
+}
+
+/// `(title, description)` of a model group's own record.
+#[pyfunction]
+pub(crate) fn model_group_text(group: &str) -> (String, String) {
+    let text = RecordText::model_group(group);
+    (text.title, text.description)
+}
+
+/// `(title, description)` of a shared environment's record.
+#[pyfunction]
+pub(crate) fn shared_env_text(env: &str) -> (String, String) {
+    let text = RecordText::shared_env(env);
+    (text.title, text.description)
+}
+
+/// `(title, description)` of `group`'s record when `others` have images of their own.
+#[pyfunction]
+pub(crate) fn group_except_text(group: &str, others: Vec<String>) -> (String, String) {
+    let text = RecordText::group_except(group, &others);
+    (text.title, text.description)
+}
+
+/// The deposition metadata kipoi stores (`publication_date`: today in UTC when not given).
+#[pyfunction]
+#[pyo3(signature = (title, description, publication_date=None))]
+pub(crate) fn deposit_metadata<'py>(
+    py: Python<'py>,
+    title: String,
+    description: String,
+    publication_date: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let date = publication_date.unwrap_or_else(crate::zenodo::metadata::today_utc);
+    to_py(py, &RecordText { title, description }.to_metadata(&date))
 }

@@ -180,6 +180,7 @@ class _Fault:
     drop_connection: bool
     drop_after_bytes: int | None
     corrupt: bool
+    stall: float | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -279,6 +280,7 @@ class ZenodoEmulator:
         self._next_id = 7_000_001
         self._seq = 0
         self._lock = threading.RLock()
+        self._stopping = threading.Event()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -296,6 +298,8 @@ class ZenodoEmulator:
         return f"{self.url}/api/deposit/depositions"
 
     def start(self) -> ZenodoEmulator:
+        self._stopping.clear()
+        self.storage.mkdir(parents=True, exist_ok=True)  # removed by a previous stop()
         if self._server is None:
             server = http.server.ThreadingHTTPServer((self.host, self.port), _Handler)
             server.daemon_threads = True
@@ -310,6 +314,7 @@ class ZenodoEmulator:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # ends stalled requests
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -340,6 +345,7 @@ class ZenodoEmulator:
         drop_connection: bool = False,
         drop_after_bytes: int | None = None,
         corrupt: bool = False,
+        stall: float | None = None,
     ) -> None:
         """Make the next ``times`` requests matching ``method``/``path_prefix`` (after
         letting ``after`` matching ones through) fail:
@@ -351,15 +357,19 @@ class ZenodoEmulator:
           ``drop_after_bytes`` of the body (default: half of it).
         - ``corrupt``: a bucket PUT stores the bytes with the first one flipped (so its md5
           differs from what the client sent).
+        - ``stall``: hold the request this many seconds before reading its body (a slow or
+          hung server; an upload's client blocks once the socket buffers are full), then
+          serve it normally, or with ``status`` etc. when given too. Stopping the emulator
+          ends the wait and drops the connection.
         """
         if times < 1:
             raise ValueError("times must be at least 1")
-        if status is None and not drop_connection and not corrupt:
-            raise ValueError("give a status, drop_connection or corrupt")
+        if status is None and not drop_connection and not corrupt and not stall:
+            raise ValueError("give a status, drop_connection, corrupt or stall")
         with self._lock:
             self._faults.append(
                 _Fault(status, method, path_prefix, times, after, retry_after, body, drop_connection,
-                       drop_after_bytes, corrupt)
+                       drop_after_bytes, corrupt, stall)
             )
 
     def clear_faults(self) -> None:
@@ -746,8 +756,12 @@ class ZenodoEmulator:
         path = path.rstrip("/") or "/"
         req = _Request(method, path, urllib.parse.parse_qs(split.query, keep_blank_values=True), handler.headers, handler)
         fault = None if path.startswith("/_emulator/") else self._take_fault(method, path)
+        stopped = fault is not None and fault.stall is not None and self._stopping.wait(fault.stall)
         try:
-            if fault is not None and not fault.corrupt and not (fault.drop_connection and _R_OBJECT.match(path) and method == "PUT"):
+            if stopped:
+                resp = _Response(0, drop=True)
+            elif (fault is not None and (fault.status is not None or fault.drop_connection) and not fault.corrupt
+                    and not (fault.drop_connection and _R_OBJECT.match(path) and method == "PUT")):
                 req.discard_body()
                 resp = _Response(0, drop=True) if fault.drop_connection else self._fault_response(fault)
             else:

@@ -1,0 +1,302 @@
+//! Files of a deposition: list and delete them, stream an upload (md5 in the same pass,
+//! checked against Zenodo's), and download a published file (md5 checked, nothing kept on a
+//! mismatch).
+
+use std::path::Path;
+
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use serde_json::Value;
+
+use super::client::{Answer, Call, ZenodoClient};
+use super::deposition::normalize_md5;
+use super::display_url;
+use super::error::{server_message, ZenodoError, ZenodoErrorKind};
+use crate::retry::{self, Decision, Outcome, Replay, RetryState};
+use crate::transfer::{self, ProgressRef, Sent, TransferError};
+
+/// The result of an upload: Zenodo's bucket object and what we sent.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The bucket object (`key`, `size`, `checksum: "md5:<hex>"`, …).
+    pub object: Value,
+    pub md5: String,
+    pub size: u64,
+}
+
+impl ZenodoClient {
+    /// `GET …/{id}/files` (Z8).
+    pub async fn list_files(&self, id: u64) -> Result<Vec<Value>, ZenodoError> {
+        let url = self.depositions_url(&format!("{id}/files"))?;
+        let step = format!("list the files of deposition `{id}`");
+        let call = Call {
+            step: &step,
+            method: Method::GET,
+            url: &url,
+            replay: Replay::Always,
+        };
+        self.send_for_array(&call).await
+    }
+
+    /// `DELETE …/{id}/files/{file_id}` (Z9).
+    pub async fn delete_file(&self, id: u64, file_id: &str) -> Result<(), ZenodoError> {
+        let mut url = self.depositions_url(&format!("{id}/files"))?;
+        url.path_segments_mut()
+            .map_err(|()| {
+                ZenodoError::new(
+                    "build a Zenodo URL",
+                    ZenodoErrorKind::InvalidUrl {
+                        url: self.base(),
+                        reason: "the base URL cannot have paths".into(),
+                    },
+                )
+            })?
+            .push(file_id);
+        self.delete_at(
+            &format!("delete file `{file_id}` of deposition `{id}`"),
+            &url,
+        )
+        .await
+    }
+
+    /// `PUT {bucket}/{filename}` (Z10), streamed and md5-checked (see [`Self::upload_to`]).
+    pub async fn upload_file(
+        &self,
+        bucket_url: &str,
+        filename: &str,
+        path: &Path,
+        progress: ProgressRef,
+    ) -> Result<Uploaded, ZenodoError> {
+        let mut url = self.caller_url("upload to Zenodo", bucket_url, &[])?;
+        let shown = display_url(&url);
+        url.path_segments_mut()
+            .map_err(|()| {
+                ZenodoError::new(
+                    format!("upload `{filename}`"),
+                    ZenodoErrorKind::InvalidUrl {
+                        url: shown,
+                        reason: "a bucket URL must be hierarchical".into(),
+                    },
+                )
+            })?
+            .pop_if_empty()
+            .push(filename);
+        self.upload_at(&url, path, progress).await
+    }
+
+    /// Streams `path` to `url` with `PUT` (a bucket object URL `…/api/files/<bucket>/<name>`),
+    /// hashing in the same pass, and checks the md5 Zenodo answers. On a mismatch the object
+    /// is deleted again and the call fails.
+    pub async fn upload_to(
+        &self,
+        url: &str,
+        path: &Path,
+        progress: ProgressRef,
+    ) -> Result<Uploaded, ZenodoError> {
+        let url = self.caller_url("upload to Zenodo", url, &[])?;
+        self.upload_at(&url, path, progress).await
+    }
+
+    async fn upload_at(
+        &self,
+        url: &Url,
+        path: &Path,
+        progress: ProgressRef,
+    ) -> Result<Uploaded, ZenodoError> {
+        let name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map(percent_decode)
+            .unwrap_or_default();
+        let step = format!(
+            "upload `{}` as `{name}` to `{}`",
+            path.display(),
+            display_url(url)
+        );
+        let call = Call {
+            step: &step,
+            method: Method::PUT,
+            url,
+            replay: Replay::Always,
+        };
+        log::info!("uploading `{}` to `{}`", path.display(), display_url(url));
+        let (answer, handle) = self
+            .execute(&call, || {
+                let upload = transfer::file_upload(path, progress.clone())
+                    .map_err(|e| ZenodoError::new(&step, ZenodoErrorKind::Local(e)))?;
+                let (body, len, handle) = upload.into_body();
+                let rb = self
+                    .request(Method::PUT, url)?
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .body(body);
+                Ok((rb, handle))
+            })
+            .await?;
+        if !answer.ok() {
+            return Err(Self::status_error(&call, &answer));
+        }
+        let sent: Sent = handle
+            .finish()
+            .await
+            .map_err(|e| ZenodoError::new(&step, ZenodoErrorKind::Local(e)))?;
+        let object = Self::decode(&call, &answer)?;
+        let remote = object
+            .get("checksum")
+            .and_then(Value::as_str)
+            .map(normalize_md5)
+            .ok_or_else(|| Self::shape_error(&call, "the bucket object has no `checksum`"))?;
+        if remote != sent.md5 {
+            let cleanup = match self
+                .delete_at(&format!("remove the corrupt upload `{name}`"), url)
+                .await
+            {
+                Ok(()) => "the upload was removed",
+                Err(e) => {
+                    log::warn!("{}", crate::errchain::chain(&e));
+                    "removing the upload failed too: delete it by hand"
+                }
+            };
+            return Err(ZenodoError::new(
+                step,
+                ZenodoErrorKind::ChecksumMismatch {
+                    file: name,
+                    local: sent.md5,
+                    remote,
+                    cleanup,
+                },
+            ));
+        }
+        log::info!(
+            "uploaded `{name}` ({} bytes, md5 {}) in {} attempt(s)",
+            sent.bytes,
+            sent.md5,
+            answer.attempts
+        );
+        Ok(Uploaded {
+            object,
+            md5: sent.md5,
+            size: sent.bytes,
+        })
+    }
+
+    /// Downloads `url` into `dest` (following redirects such as `/record/…` → `/records/…`),
+    /// hashing in the same pass; with `expected_md5`, a mismatch keeps nothing and fails.
+    pub async fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected_md5: Option<&str>,
+        progress: ProgressRef,
+    ) -> Result<Sent, ZenodoError> {
+        let url = self.caller_url("download from Zenodo", url, &[])?;
+        let step = format!("download `{}` to `{}`", display_url(&url), dest.display());
+        let call = Call {
+            step: &step,
+            method: Method::GET,
+            url: &url,
+            replay: Replay::Always,
+        };
+        let mut state = RetryState::new(self.config().retry.clone(), Replay::Always);
+        loop {
+            let attempt = state.start_attempt();
+            let resp = match self.request(Method::GET, &url)?.send().await {
+                Ok(r) => r,
+                Err(e) => match state.decide(Outcome::Transport(&e)) {
+                    Decision::RetryAfter(delay) => {
+                        log::warn!(
+                            "{step}: {}; retry {attempt} in {:.1}s",
+                            crate::errchain::chain(&e),
+                            delay.as_secs_f64()
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Decision::GiveUp { .. } => return Err(self.transport_error(&call, attempt, e)),
+                },
+            };
+            let status = resp.status().as_u16();
+            if !resp.status().is_success() {
+                let retry_after = retry::parse_retry_after(resp.headers());
+                let body = resp.bytes().await.unwrap_or_default();
+                let not_retried = match state.decide(Outcome::Status {
+                    status,
+                    retry_after,
+                }) {
+                    Decision::RetryAfter(delay) => {
+                        log::warn!(
+                            "{step}: Zenodo answered {status} ({}); retry {attempt} in {:.1}s",
+                            server_message(&body),
+                            delay.as_secs_f64()
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Decision::GiveUp { note } => note,
+                };
+                return Err(Self::status_error(
+                    &call,
+                    &Answer {
+                        status,
+                        body,
+                        attempts: attempt,
+                        ambiguous: false,
+                        not_retried,
+                    },
+                ));
+            }
+            match transfer::download_to(resp, dest, expected_md5, progress.clone()).await {
+                Ok(sent) => return Ok(sent),
+                Err(TransferError::Interrupted { source, path }) => {
+                    match state.decide(Outcome::Transport(&source)) {
+                        Decision::RetryAfter(delay) => {
+                            log::warn!(
+                                "{step}: interrupted ({}); retry {attempt} in {:.1}s",
+                                crate::errchain::chain(&source),
+                                delay.as_secs_f64()
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        Decision::GiveUp { .. } => {
+                            return Err(ZenodoError::new(
+                                &step,
+                                ZenodoErrorKind::Local(TransferError::Interrupted { path, source }),
+                            ))
+                        }
+                    }
+                }
+                Err(e) => return Err(ZenodoError::new(&step, ZenodoErrorKind::Local(e))),
+            }
+        }
+    }
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b.sif"), "a b.sif");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}
