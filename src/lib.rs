@@ -4,6 +4,7 @@
 //! This file is a table of contents. Logic lives in one module per concern and is plain
 //! Rust (tested by `cargo test`); `py` holds the PyO3 bindings only.
 
+pub mod config;
 pub mod docker;
 pub mod dockerfile;
 pub mod errchain;

@@ -152,6 +152,26 @@ def longest_prefix_key(keys: list[str], model: str) -> Optional[str]:
 def shared_images_of(model_to_docker: dict[str, str]) -> list[str]:
     """Images whose keys span two or more top-level model groups (sorted)."""
 
+# ---------------------------------------------------------------- defaults (src/config.rs)
+
+def config_zoo(explicit: Optional[str] = None) -> str:
+    """The zoo: ``explicit``, else ``$KIPOI_MODEL_REPO``, else ``github:kipoi/models``."""
+
+def config_test_zoo(explicit: Optional[str | PathLike[str]] = None) -> Optional[Path]:
+    """The zoo checkout model tests run against, or ``None`` (``--source=kipoi``)."""
+
+def config_container_info(explicit: Optional[str | PathLike[str]] = None) -> Path:
+    """``explicit``, else ``$KIPOI_CONTAINER_INFO``, else ``./container-info``."""
+
+def config_hash_file(explicit: Optional[str | PathLike[str]] = None) -> Path:
+    """``explicit``, else ``$KIPOI_MODEL_REPO_HASH``, else ``./kipoi-model-repo-hash``."""
+
+def config_docker_repository(explicit: Optional[str] = None) -> str:
+    """``explicit``, else ``$KIPOI_DOCKER_REPO``, else ``kipoi/kipoi-docker``."""
+
+def config_sif_folder(explicit: Optional[str | PathLike[str]] = None, fallback: str | PathLike[str] = ...) -> Path:
+    """``explicit``, else ``$SINGULARITY_PULL_FOLDER``, else ``fallback`` (default ``.``)."""
+
 # ---------------------------------------------------------------- Zenodo (src/zenodo/)
 
 from collections.abc import Callable, Mapping  # noqa: E402 (kept beside the Zenodo stubs)

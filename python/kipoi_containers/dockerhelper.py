@@ -46,18 +46,14 @@ __all__ = [
 def docker_repository(repository: Optional[str] = None) -> str:
     """The repository images are pushed to: ``repository``, ``$KIPOI_DOCKER_REPO``, or
     ``kipoi/kipoi-docker``. Index entries keep the ``kipoi/kipoi-docker:`` form."""
-    return repository or os.environ.get("KIPOI_DOCKER_REPO") or DEFAULT_REPOSITORY
+    return _engine.config_docker_repository(repository)
 
 
 def zoo_dir(explicit: Optional[PathType] = None) -> Optional[str]:
     """The zoo checkout to mount for tests: ``explicit``, else ``$KIPOI_MODEL_REPO`` when
     it names a directory, else ``None`` (upstream's ``--source=kipoi``)."""
-    if explicit is not None:
-        return os.fspath(explicit)
-    env = os.environ.get("KIPOI_MODEL_REPO")
-    if env and Path(env).is_dir():
-        return env
-    return None
+    found = _engine.config_test_zoo(explicit)
+    return os.fspath(found) if found is not None else None
 
 
 def build_docker_image(

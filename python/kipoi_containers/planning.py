@@ -19,7 +19,7 @@ PathType = Union[str, "os.PathLike[str]"]
 
 def default_zoo() -> str:
     """``$KIPOI_MODEL_REPO`` (a checkout path or ``github:OWNER/REPO``), else the real zoo."""
-    return os.environ.get("KIPOI_MODEL_REPO") or DEFAULT_ZOO
+    return _engine.config_zoo()
 
 
 def stored_hash(hash_file: Optional[PathType] = None) -> str:

@@ -39,6 +39,22 @@ pub struct PushResult {
 }
 
 impl Engine {
+    /// Tags the local `image` as `repository:tag`.
+    pub async fn tag(&self, image: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        self.docker
+            .tag_image(
+                image,
+                Some(
+                    TagImageOptionsBuilder::default()
+                        .repo(repository)
+                        .tag(tag)
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(api(format!("tagging `{image}` as `{repository}:{tag}`")))
+    }
+
     /// Pulls `reference` (`repo:tag` or `repo@sha256:…`) with `credentials`; returns the
     /// local image id. A missing image or a rejected login is an error naming it.
     pub async fn pull(
@@ -111,18 +127,7 @@ impl Engine {
         self.image_id(image).await?;
         let reference = format!("{repository}:{tag}");
         if reference != image {
-            self.docker
-                .tag_image(
-                    image,
-                    Some(
-                        TagImageOptionsBuilder::default()
-                            .repo(repository)
-                            .tag(tag)
-                            .build(),
-                    ),
-                )
-                .await
-                .map_err(api(format!("tagging `{image}` as `{reference}`")))?;
+            self.tag(image, repository, tag).await?;
         }
         let registry = registry_of(repository);
         let creds = credentials.map(|c| bollard::auth::DockerCredentials {

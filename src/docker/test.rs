@@ -263,8 +263,13 @@ impl Engine {
         opts: &TestOptions,
         concurrency: usize,
     ) -> Vec<Result<ModelTestResult, DockerError>> {
-        futures_util::stream::iter(models.iter())
+        // The futures are made up front (not in a `map` closure) so the returned future is
+        // `Send` for callers that spawn it.
+        let tests: Vec<_> = models
+            .iter()
             .map(|m| self.test_model(image, m, opts))
+            .collect();
+        futures_util::stream::iter(tests)
             .buffered(concurrency.max(1))
             .collect()
             .await

@@ -32,6 +32,12 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(names::dockerfile_for_image, m)?)?;
     m.add_function(wrap_pyfunction!(names::longest_prefix_key, m)?)?;
     m.add_function(wrap_pyfunction!(names::shared_images_of, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_zoo, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_test_zoo, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_container_info, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_docker_repository, m)?)?;
+    m.add_function(wrap_pyfunction!(names::config_sif_folder, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
     m.add_function(wrap_pyfunction!(plan::changed_paths, m)?)?;
     m.add_function(wrap_pyfunction!(plan::model_groups, m)?)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use crate::{dockerfile, index, names};
+use crate::{config, dockerfile, index, names};
 
 /// `MMSplice/mtsplice` → `mmsplice-mtsplice`.
 #[pyfunction]
@@ -76,4 +76,49 @@ pub(crate) fn shared_images_of(model_to_docker: HashMap<String, String>) -> Vec<
     .collect();
     shared.sort();
     shared
+}
+
+/// The zoo: `explicit`, else `KIPOI_MODEL_REPO`, else `github:kipoi/models`.
+#[pyfunction]
+#[pyo3(signature = (explicit=None))]
+pub(crate) fn config_zoo(explicit: Option<String>) -> String {
+    config::zoo(explicit.as_deref())
+}
+
+/// The zoo checkout model tests run against (`explicit`, else `KIPOI_MODEL_REPO` when it is
+/// a directory), or `None`.
+#[pyfunction]
+#[pyo3(signature = (explicit=None))]
+pub(crate) fn config_test_zoo(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    config::test_zoo(explicit.as_deref())
+}
+
+/// The index directory (`explicit`, else `KIPOI_CONTAINER_INFO`, else `./container-info`).
+#[pyfunction]
+#[pyo3(signature = (explicit=None))]
+pub(crate) fn config_container_info(explicit: Option<PathBuf>) -> PathBuf {
+    config::container_info(explicit.as_deref())
+}
+
+/// The stored zoo commit's file (`explicit`, else `KIPOI_MODEL_REPO_HASH`, else
+/// `./kipoi-model-repo-hash`).
+#[pyfunction]
+#[pyo3(signature = (explicit=None))]
+pub(crate) fn config_hash_file(explicit: Option<PathBuf>) -> PathBuf {
+    config::hash_file(explicit.as_deref())
+}
+
+/// Where images are pushed (`explicit`, else `KIPOI_DOCKER_REPO`, else `kipoi/kipoi-docker`).
+#[pyfunction]
+#[pyo3(signature = (explicit=None))]
+pub(crate) fn config_docker_repository(explicit: Option<String>) -> String {
+    config::docker_repository(explicit.as_deref())
+}
+
+/// Where SIFs are built and downloaded (`explicit`, else `SINGULARITY_PULL_FOLDER`, else
+/// `fallback`).
+#[pyfunction]
+#[pyo3(signature = (explicit=None, fallback=PathBuf::from(".")))]
+pub(crate) fn config_sif_folder(explicit: Option<PathBuf>, fallback: PathBuf) -> PathBuf {
+    config::sif_folder(explicit.as_deref(), &fallback)
 }

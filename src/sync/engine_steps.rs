@@ -1,2 +1,386 @@
-//! The real steps of a sync: the Docker Engine, the registry, the SIF converter and runner,
-//! Zenodo, and the zoo's write-back.
+//! The real steps of a sync: the Docker Engine (build, test, push, pull), the registry
+//! (what is already pushed), the SIF converter and runner, Zenodo (publish), and the zoo's
+//! write-back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::steps::{
+    PublishJob, PublishSteps, Recipe, Remote, Sif, SifSource, StepError, Steps, TestOutcome,
+};
+use crate::docker::{Credentials, Engine, RegistryReader, TestOptions};
+use crate::dockerfile::RenderOptions;
+use crate::index::{Index, SingularityEntry};
+use crate::zenodo::publish::{PublishOptions, PublishReport, PublishRequest, PublishedEntry};
+use crate::zenodo::metadata::RecordText;
+use crate::zenodo::ZenodoClient;
+
+/// Where the real steps build, push, test and publish.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The repository images are pushed to (`KIPOI_DOCKER_REPO`), e.g.
+    /// `127.0.0.1:5000/kipoi/kipoi-docker`; the index keeps `kipoi/kipoi-docker:` names.
+    pub registry: String,
+    /// How Dockerfiles are rendered (templates, base image).
+    pub render: RenderOptions,
+    /// Where rendered Dockerfiles are written (`dockerfiles/`).
+    pub dockerfiles_dir: PathBuf,
+    /// Where SIFs are built (`SINGULARITY_PULL_FOLDER`, else the journal directory).
+    pub work_dir: PathBuf,
+    /// The zoo checkout model tests run against (read-only, offline); `None`: upstream's
+    /// `kipoi test MODEL --source=kipoi`.
+    pub test_zoo: Option<PathBuf>,
+    /// Model tests run at once.
+    pub test_concurrency: usize,
+    /// Longest a model test may run.
+    pub test_timeout: Option<Duration>,
+}
+
+/// The real steps.
+pub struct EngineSteps {
+    engine: Engine,
+    settings: EngineSettings,
+    credentials: Option<Credentials>,
+    registry: RegistryReader,
+    zenodo: ZenodoClient,
+    /// `model-to-singularity.json` keys and SIF names at the start (record texts).
+    sif_names: Vec<(String, String)>,
+    write_back: Box<dyn WriteBack>,
+}
+
+/// Writes the index back to the zoo (GitHub or a local checkout).
+pub trait WriteBack: Send + Sync {
+    fn write<'a>(
+        &'a self,
+        changes: &'a super::IndexChanges,
+        index: &'a Index,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, StepError>> + Send + 'a>,
+    >;
+}
+
+impl EngineSteps {
+    /// Connects to the engine; credentials from `DOCKER_USERNAME`/`DOCKER_PASSWORD`, Zenodo
+    /// from `zenodo` (its base URL and token).
+    pub fn new(
+        engine: Engine,
+        settings: EngineSettings,
+        zenodo: ZenodoClient,
+        index: &Index,
+        write_back: Box<dyn WriteBack>,
+    ) -> Result<Self, StepError> {
+        let credentials = Credentials::from_env();
+        let registry =
+            RegistryReader::new(credentials.clone()).map_err(|e| StepError::from_error(&e))?;
+        std::fs::create_dir_all(&settings.work_dir).map_err(|e| {
+            StepError::new(format!(
+                "could not create the work directory `{}`: {e}",
+                settings.work_dir.display()
+            ))
+        })?;
+        let sif_names = index
+            .model_to_singularity
+            .0
+            .iter()
+            .map(|(k, e)| (k.as_str().to_owned(), e.name.as_str().to_owned()))
+            .collect();
+        Ok(Self {
+            engine,
+            settings,
+            credentials,
+            registry,
+            zenodo,
+            sif_names,
+            write_back,
+        })
+    }
+
+    /// `registry:tag` for an index name `kipoi/kipoi-docker:tag`.
+    fn registry_ref(&self, image: &str) -> (String, String) {
+        let tag = crate::names::split_image(image)
+            .1
+            .unwrap_or("latest")
+            .to_owned();
+        (self.settings.registry.clone(), tag)
+    }
+
+    fn test_options(&self) -> TestOptions {
+        TestOptions {
+            zoo_dir: self.settings.test_zoo.clone(),
+            network: false,
+            extra_args: None,
+            timeout: self.settings.test_timeout,
+        }
+    }
+}
+
+fn step_err(err: &(dyn std::error::Error + 'static)) -> StepError {
+    StepError::from_error(err)
+}
+
+impl Steps for EngineSteps {
+    fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
+        let (path, rendered) = crate::dockerfile::write_for_image(
+            &self.settings.dockerfiles_dir,
+            image,
+            unit,
+            &self.settings.render,
+        )
+        .map_err(|e| step_err(&e))?;
+        Ok(Recipe {
+            path,
+            hash: rendered.recipe_hash,
+        })
+    }
+
+    async fn remote(&self, image: &str) -> Result<Option<Remote>, StepError> {
+        let (repo, tag) = self.registry_ref(image);
+        let reference = format!("{repo}:{tag}");
+        let found = self
+            .registry
+            .image(&reference)
+            .await
+            .map_err(|e| step_err(&e))?;
+        Ok(found.map(|r| Remote {
+            reference,
+            digest: r.digest,
+            labels: r.labels,
+        }))
+    }
+
+    async fn build(
+        &self,
+        image: &str,
+        recipe: &Recipe,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), StepError> {
+        let text = tokio::fs::read_to_string(&recipe.path).await.map_err(|e| {
+            StepError::new(format!(
+                "could not read the Dockerfile `{}`: {e}",
+                recipe.path.display()
+            ))
+        })?;
+        log::info!("building `{image}` from `{}`", recipe.path.display());
+        let mut on_line = |line: &str| log::debug!("[build {image}] {line}");
+        self.engine
+            .build(image, &text, None, labels, false, &mut on_line)
+            .await
+            .map(drop)
+            .map_err(|e| step_err(&e))
+    }
+
+    async fn test_image(&self, image: &str, models: &[String]) -> TestOutcome {
+        let results = self
+            .engine
+            .test_models(
+                image,
+                models,
+                &self.test_options(),
+                self.settings.test_concurrency.max(1),
+            )
+            .await;
+        for result in results {
+            match result {
+                Ok(r) if r.passed => {}
+                Ok(r) => {
+                    return Err(StepError {
+                        message: format!(
+                            "model `{}` failed its test in `{image}` (exit code {})",
+                            r.model, r.exit_code
+                        ),
+                        log_tail: Some(tail(&r.log_tail, 12)),
+                    })
+                }
+                Err(e) => return Err(step_err(&e)),
+            }
+        }
+        log::info!("{} model(s) passed in `{image}`", models.len());
+        Ok(())
+    }
+
+    async fn push(&self, image: &str) -> Result<Remote, StepError> {
+        let (repo, tag) = self.registry_ref(image);
+        let mut on_progress = |status: &str, _detail: &str| log::debug!("[push {image}] {status}");
+        let pushed = self
+            .engine
+            .push(
+                image,
+                &repo,
+                &tag,
+                self.credentials.as_ref(),
+                &mut on_progress,
+            )
+            .await
+            .map_err(|e| step_err(&e))?;
+        let labels = self
+            .engine
+            .image_labels(image)
+            .await
+            .map_err(|e| step_err(&e))?;
+        Ok(Remote {
+            reference: pushed.reference,
+            digest: pushed.digest,
+            labels,
+        })
+    }
+
+    async fn ensure_local(&self, image: &str, digest: Option<&str>) -> Result<(), StepError> {
+        if self.engine.image_id(image).await.is_ok() {
+            return Ok(());
+        }
+        let (repo, tag) = self.registry_ref(image);
+        let source = match digest {
+            Some(d) if !d.is_empty() => format!("{repo}@{d}"),
+            _ => format!("{repo}:{tag}"),
+        };
+        self.engine
+            .pull(&source, self.credentials.as_ref())
+            .await
+            .map_err(|e| step_err(&e))?;
+        let (index_repo, index_tag) = crate::names::split_image(image);
+        self.engine
+            .tag(&source, index_repo, index_tag.unwrap_or("latest"))
+            .await
+            .map_err(|e| step_err(&e))
+    }
+
+    async fn convert(
+        &self,
+        image: &str,
+        file_name: &str,
+        source: &SifSource,
+    ) -> Result<Sif, StepError> {
+        let out = self.settings.work_dir.join(file_name);
+        let opts = crate::sif::ConvertOptions {
+            source_image: Some(source.image.clone()),
+            source_digest: Some(source.digest.clone()).filter(|d| !d.is_empty()),
+            model_group: Some(source.model_group.clone()),
+            zoo_commit: Some(source.zoo_commit.clone()),
+            ..crate::sif::ConvertOptions::default()
+        };
+        let report = crate::sif::convert_image(&self.engine, image, &out, opts)
+            .await
+            .map_err(|e| step_err(&e))?;
+        Ok(Sif {
+            path: report.path,
+            md5: report.md5,
+            size: report.size,
+        })
+    }
+
+    async fn test_sif(&self, sif: &Path, models: &[String]) -> TestOutcome {
+        let opts = crate::sif::run::RunOptions {
+            zoo: self.settings.test_zoo.clone(),
+            timeout: self.settings.test_timeout,
+            ..crate::sif::run::RunOptions::default()
+        };
+        let results = crate::sif::run::test_models(
+            sif,
+            models,
+            &opts,
+            self.settings.test_concurrency.max(1),
+        )
+        .await;
+        for result in results {
+            match result {
+                Ok(r) if r.passed => {}
+                Ok(r) => {
+                    return Err(StepError {
+                        message: format!(
+                            "model `{}` failed its test in the SIF `{}` (exit code {})",
+                            r.model,
+                            sif.display(),
+                            r.exit_code
+                        ),
+                        log_tail: Some(tail(&r.log_tail, 12)),
+                    })
+                }
+                Err(e) => return Err(step_err(&e)),
+            }
+        }
+        log::info!("{} model(s) passed in the SIF `{}`", models.len(), sif.display());
+        Ok(())
+    }
+
+    async fn publish(&self, job: PublishJob) -> Result<SingularityEntry, StepError> {
+        let text = RecordText::for_image(
+            &job.file_name,
+            &job.unit,
+            self.sif_names
+                .iter()
+                .map(|(k, n)| (k.as_str(), n.as_str())),
+        );
+        let request = PublishRequest {
+            path: job.sif.path.clone(),
+            file_name: job.file_name.clone(),
+            text,
+            publication_date: crate::zenodo::metadata::today_utc(),
+            push: true,
+        };
+        let options = PublishOptions {
+            resume_draft: job.resume_draft,
+            report: Some(Arc::new(Journaled(Arc::clone(&job.report)))),
+            ..PublishOptions::default()
+        };
+        let record = job
+            .previous
+            .as_ref()
+            .and_then(|p| crate::zenodo::record_id_from_url(p.url.as_str()));
+        let outcome = match record {
+            Some(record) => {
+                crate::zenodo::publish::publish_version(&self.zenodo, record, &request, &options)
+                    .await
+            }
+            None => crate::zenodo::publish::publish_new(&self.zenodo, &request, &options).await,
+        }
+        .map_err(|e| step_err(&e))?;
+        let published: PublishedEntry = outcome.published.ok_or_else(|| {
+            StepError::new(format!(
+                "`{}` was uploaded but not published (draft `{}`)",
+                job.file_name, outcome.deposition_id
+            ))
+        })?;
+        published.to_index_entry().map_err(|reason| {
+            StepError::new(format!(
+                "Zenodo published `{}` but its entry is not valid in the index: {reason}",
+                job.file_name
+            ))
+        })
+    }
+
+    fn discard_sif(&self, sif: &Path) {
+        if let Err(e) = std::fs::remove_file(sif) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("could not remove `{}`: {e}", sif.display());
+            }
+        }
+    }
+
+    async fn write_back(
+        &self,
+        changes: &super::IndexChanges,
+        index: &Index,
+    ) -> Result<Option<String>, StepError> {
+        self.write_back.write(changes, index).await
+    }
+}
+
+/// Forwards Zenodo's step reports to the journal.
+struct Journaled(Arc<dyn PublishSteps>);
+
+impl PublishReport for Journaled {
+    fn draft_created(&self, draft_id: u64) {
+        self.0.draft_created(draft_id);
+    }
+    fn file_uploaded(&self, draft_id: u64, _file_name: &str, md5: Option<&str>) {
+        self.0.file_uploaded(draft_id, md5);
+    }
+}
+
+/// The last `n` lines of a log.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
