@@ -75,6 +75,7 @@ impl From<ZooError> for PyErr {
             }
             ZooError::GitHub { .. }
             | ZooError::GitHubTransport { .. }
+            | ZooError::GitHubSetup { .. }
             | ZooError::GitHubShape { .. } => "GitHubError",
             ZooError::UnknownRevision { .. } => "UnknownRevisionError",
             _ => "ZooError",

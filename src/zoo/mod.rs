@@ -10,10 +10,12 @@
 //! What a model group is, is derived from the tree: a top-level folder that holds a
 //! `model.yaml` or `model-template.yaml` somewhere below it.
 
+mod client;
 mod github;
 mod local;
 
-pub use github::{GitHubZoo, TOKEN_VARS};
+pub use client::{TransportCause, DEFAULT_API, TOKEN_VARS};
+pub use github::GitHubZoo;
 pub use local::LocalZoo;
 
 use std::collections::BTreeMap;
@@ -53,7 +55,13 @@ pub enum ZooError {
         /// ": timed out: …" when the cause was a timeout.
         note: String,
         #[source]
-        source: reqwest::Error,
+        source: TransportCause,
+    },
+    #[error("the GitHub client for `{api}` could not be set up")]
+    GitHubSetup {
+        api: String,
+        #[source]
+        source: TransportCause,
     },
     #[error(transparent)]
     HttpSetup(#[from] crate::http::HttpSetupError),
