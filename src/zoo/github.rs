@@ -5,7 +5,8 @@
 //! path with its blob sha: the tree difference needs no contents and no merge base), and
 //! `GET /repos/{o}/{r}/contents/{path}?ref=` (base64, line-wrapped). A truncated recursive
 //! tree is completed by walking its subtrees. The token goes in the `Authorization`
-//! header only; 429/5xx and connection errors are retried with backoff.
+//! header only; 429/5xx and connection errors are retried with backoff. The write-back of
+//! the index files is in [`super::writeback`].
 
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
