@@ -292,6 +292,22 @@ def test_transient_failures_are_retried(gh: GitHubEmulator, bare: Path) -> None:
     assert on_branch(bare, DOCKER_PATH) == dumps(d)
 
 
+def test_stalled_answers_time_out_after_kipoi_http_timeout(gh: GitHubEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from kipoi_containers.errors import GitHubError
+
+    monkeypatch.setenv("KIPOI_HTTP_TIMEOUT", "1")
+    gh.before(lambda: time.sleep(2.5), method="GET", path_prefix=CONTENTS, times=4)
+    started = time.monotonic()
+    with pytest.raises(GitHubError) as info:
+        helper.populate_json_from_kipoi(DOCKER, REPO)
+    message = str(info.value)
+    assert "after 4 attempt(s)" in message and "timed out" in message and "KIPOI_HTTP_TIMEOUT" in message, message
+    assert f"{gh.url}{CONTENTS}?ref=master" in message, "the step names the redacted URL"
+    assert time.monotonic() - started < 20
+
+
 def test_bad_token_is_an_auth_error_naming_the_variables(gh: GitHubEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_PAT", "wrong-token-abcdef")
     with pytest.raises(GitHubAuthError) as info:

@@ -2109,19 +2109,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
-        self.send_header("X-GitHub-Api-Version-Selected", self.headers.get("X-GitHub-Api-Version") or "2022-11-28")
-        self.send_header(
-            "X-GitHub-Request-Id", hashlib.sha1(f"{time.time_ns()}{self.path}".encode()).hexdigest()[:20].upper()
-        )
-        for name, value in resp.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
+            self.send_header("X-GitHub-Api-Version-Selected", self.headers.get("X-GitHub-Api-Version") or "2022-11-28")
+            self.send_header(
+                "X-GitHub-Request-Id", hashlib.sha1(f"{time.time_ns()}{self.path}".encode()).hexdigest()[:20].upper()
+            )
+            for name, value in resp.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(resp.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (e.g. its read timeout) before the answer was written.
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
