@@ -206,7 +206,11 @@ fn describe_transport(err: &octocrab::Error) -> (TransportCause, TransportKind, 
     let mut timed_out = false;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        texts.push(e.to_string());
+        let text = e.to_string();
+        if text.contains("timed out") || text.contains("deadline has elapsed") {
+            timed_out = true;
+        }
+        texts.push(text);
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
             match io.kind() {
@@ -217,9 +221,6 @@ fn describe_transport(err: &octocrab::Error) -> (TransportCause, TransportKind, 
                 K::TimedOut => timed_out = true,
                 _ => {}
             }
-        }
-        if e.to_string().contains("timed out") || e.to_string().contains("deadline has elapsed") {
-            timed_out = true;
         }
         cur = e.source();
     }
