@@ -503,3 +503,38 @@ def sif_inspect(path: str | PathLike[str]) -> dict[str, Any]:
 
 def sif_verify(path: str | PathLike[str]) -> None:
     """Validate a SIF's header, descriptors and partition layout; raises ``SifError``."""
+
+# ---------------------------------------------------------------- zoo write-back (src/zoo/writeback.rs)
+# ``zoo``: ``OWNER/REPO``, ``github:OWNER/REPO`` or the path of a git checkout. GitHub uses
+# ``github_api_url`` (else ``$GITHUB_API_URL``, else https://api.github.com) and the token in
+# ``$GITHUB_PAT`` / ``$GITHUB_TOKEN`` (required for writes).
+
+def zoo_branch_exists(zoo: str, branch: str = "update-json", github_api_url: Optional[str] = None) -> bool:
+    """Whether ``branch`` exists in ``zoo``."""
+
+def zoo_read_json(
+    zoo: str, path: str, branch: str = "update-json", github_api_url: Optional[str] = None
+) -> Any:
+    """The JSON file ``path`` from ``branch`` when it exists, else from the default branch
+    (a local checkout: the branch checked out)."""
+
+def zoo_write_json(
+    zoo: str,
+    files: dict[str, dict[str, Any]],
+    *,
+    branch: str = "update-json",
+    open_pr: bool = True,
+    github_api_url: Optional[str] = None,
+) -> dict[str, Any]:
+    """Make each ``{path: object}`` of ``files`` hold its object on ``branch`` (created from
+    the default branch's head when missing), merging with concurrent writers' other keys
+    and committing only what changes; on GitHub with ``open_pr``, open or find the pull
+    request. Returns ``{zoo, branch, branch_created, files: [{path, outcome, commit?}],
+    pull_request: {number, url, created} | None, changed}``."""
+
+def zoo_open_pull_request(
+    zoo: str, branch: str = "update-json", github_api_url: Optional[str] = None
+) -> Optional[dict[str, Any]]:
+    """Open the pull request "Update container jsons" from ``branch`` to the default branch,
+    or return the one already open (``{number, url, created}``); ``None`` for a local zoo or
+    when ``branch`` holds nothing new."""

@@ -15,6 +15,7 @@ __all__ = [
     "UnknownRevisionError",
     "GitHubError",
     "GitHubAuthError",
+    "WriteConflictError",
     "DockerError",
     "DockerUnreachableError",
     "DockerBuildError",
@@ -65,7 +66,13 @@ class GitHubError(ZooError):
 
 
 class GitHubAuthError(GitHubError, PermissionError):
-    """GitHub rejected the token (401) or refused access (403); the token is never shown."""
+    """GitHub rejected the token (401) or refused access (403), or a write was asked for
+    without a token (``GITHUB_PAT`` / ``GITHUB_TOKEN``); the token is never shown."""
+
+
+class WriteConflictError(ZooError):
+    """An index file on the write-back branch kept changing under us: every re-read and
+    re-applied edit met another writer's newer version, until the retries ran out."""
 
 
 class DockerError(KipoiContainersError):

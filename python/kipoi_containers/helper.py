@@ -5,30 +5,52 @@ write a dict as ``json.dump(d, f, indent=4)`` would) with three differences that
 remove failure modes: the three index files are validated on read and before write
 (:class:`~kipoi_containers.errors.IndexFormatError` names the file, entry and line), writes
 are atomic (a crash never leaves a half-written file), and key order is kept.
+
+``populate_json_from_kipoi``, ``write_json_to_kipoi``, ``branch_exists`` and ``create_pr``
+keep upstream's names and arguments for the index files kept in the model zoo
+(``shared/containers/`` on a branch ``update-json``, proposed in a pull request). The zoo
+(``kipoi_model_repo``) may be ``"OWNER/REPO"``, ``"github:OWNER/REPO"``, a PyGithub
+``Repository`` (only its ``full_name`` is used: the engine makes every request itself) or
+the path of a local git checkout. GitHub is reached at ``$GITHUB_API_URL`` (default
+https://api.github.com) with the token in ``$GITHUB_PAT`` or ``$GITHUB_TOKEN`` (required for
+writes). Differences from upstream, each removing a failure mode: a write is an edit of the
+file's current content, retried on a concurrent change so both writers' keys survive; an
+already open pull request is returned instead of raising; the default branch is the
+repository's, not a hard-coded ``master``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from . import _engine
 
 FileType = Union[str, "os.PathLike[str]"]
+#: A model zoo: ``"OWNER/REPO"``, ``"github:OWNER/REPO"``, a local checkout's path, or an
+#: object with a ``full_name`` (a PyGithub ``Repository``).
+RepoType = Any
 
 #: Where upstream keeps the index files inside the model zoo repository.
 CONTAINER_PREFIX = "shared/containers"
+#: The branch the index files are written to.
+TARGET_BRANCH = "update-json"
 
 logger = logging.getLogger("kipoi_containers")
 
 __all__ = [
     "CONTAINER_PREFIX",
+    "TARGET_BRANCH",
+    "branch_exists",
+    "create_pr",
     "logger",
     "one_model_per_modelgroup",
     "populate_json",
+    "populate_json_from_kipoi",
     "total_number_of_unique_containers",
     "write_json",
+    "write_json_to_kipoi",
 ]
 
 
@@ -51,3 +73,49 @@ def one_model_per_modelgroup(all_models: Iterable[str]) -> List[str]:
 def total_number_of_unique_containers(list_of_containers: Iterable[str]) -> int:
     """How many distinct container names ``list_of_containers`` holds."""
     return _engine.total_number_of_unique_containers(list(list_of_containers))
+
+
+def _zoo(kipoi_model_repo: RepoType) -> str:
+    """The engine's name for a zoo: a PyGithub ``Repository`` by its ``full_name`` only."""
+    full_name = getattr(kipoi_model_repo, "full_name", None)
+    if isinstance(full_name, str):
+        return f"github:{full_name}"
+    return os.fspath(kipoi_model_repo)
+
+
+def branch_exists(kipoi_model_repo: RepoType) -> bool:
+    """Whether the branch ``update-json`` exists in the model zoo."""
+    return _engine.zoo_branch_exists(_zoo(kipoi_model_repo), TARGET_BRANCH)
+
+
+def populate_json_from_kipoi(json_file: FileType, kipoi_model_repo: RepoType) -> Dict[str, Any]:
+    """Read ``shared/containers/<json_file>`` of the model zoo into a dict: from branch
+    ``update-json`` when it exists, else from the default branch."""
+    path = f"{CONTAINER_PREFIX}/{os.fspath(json_file)}"
+    return _engine.zoo_read_json(_zoo(kipoi_model_repo), path, TARGET_BRANCH)
+
+
+def write_json_to_kipoi(
+    container_model_dict: Dict[str, Any], container_json: FileType, kipoi_model_repo: RepoType
+) -> bool:
+    """Make ``shared/containers/<container_json>`` on branch ``update-json`` hold
+    ``container_model_dict`` (formatted like ``json.dumps(d, indent=4)``), creating the branch
+    from the default branch's head when needed. Returns True when the branch was updated,
+    False when the file already held that content (then nothing is created or committed).
+    Keys another writer adds meanwhile are kept. No pull request is opened (see
+    :func:`create_pr`)."""
+    path = f"{CONTAINER_PREFIX}/{os.fspath(container_json)}"
+    report = _engine.zoo_write_json(
+        _zoo(kipoi_model_repo),
+        {path: container_model_dict},
+        branch=TARGET_BRANCH,
+        open_pr=False,
+    )
+    return bool(report["changed"])
+
+
+def create_pr(kipoi_model_repo: RepoType) -> Optional[Dict[str, Any]]:
+    """Open the pull request "Update container jsons" from ``update-json`` to the default
+    branch. One already open is returned (``{number, url, created: False}``) instead of
+    raising; ``None`` when there is nothing to propose or the zoo is a local checkout."""
+    return _engine.zoo_open_pull_request(_zoo(kipoi_model_repo), TARGET_BRANCH)

@@ -73,9 +73,12 @@ impl From<ZooError> for PyErr {
             ZooError::GitHub { status, .. } if *status == 401 || *status == 403 => {
                 "GitHubAuthError"
             }
+            ZooError::MissingToken { .. } => "GitHubAuthError",
             ZooError::GitHub { .. }
             | ZooError::GitHubTransport { .. }
+            | ZooError::GitHubSetup { .. }
             | ZooError::GitHubShape { .. } => "GitHubError",
+            ZooError::WriteConflict { .. } => "WriteConflictError",
             ZooError::UnknownRevision { .. } => "UnknownRevisionError",
             _ => "ZooError",
         };

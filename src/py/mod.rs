@@ -3,6 +3,7 @@
 mod convert;
 mod docker;
 mod errors;
+mod github;
 mod index;
 mod names;
 mod plan;
@@ -62,6 +63,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docker::model_test_args, m)?)?;
     m.add_function(wrap_pyfunction!(docker::registry_image, m)?)?;
     m.add_function(wrap_pyfunction!(docker::pull_image, m)?)?;
+    m.add_function(wrap_pyfunction!(github::zoo_branch_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(github::zoo_read_json, m)?)?;
+    m.add_function(wrap_pyfunction!(github::zoo_write_json, m)?)?;
+    m.add_function(wrap_pyfunction!(github::zoo_open_pull_request, m)?)?;
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     sif::register(m)?;

@@ -271,15 +271,10 @@ impl Steps for EngineSteps {
     }
 
     async fn test_sif(&self, sif: &Path, models: &[String]) -> TestOutcome {
-        let opts = crate::sif::run::RunOptions {
-            zoo: self.settings.test_zoo.clone(),
-            timeout: self.settings.test_timeout,
-            ..crate::sif::run::RunOptions::default()
-        };
         let results = crate::sif::run::test_models(
             sif,
             models,
-            &opts,
+            &self.test_options(),
             self.settings.test_concurrency.max(1),
         )
         .await;

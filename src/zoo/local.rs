@@ -52,18 +52,44 @@ impl LocalZoo {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Vec<u8>, ZooError> {
+        self.git_full(args, env, None).await
+    }
+
+    /// [`Self::git`] with extra environment variables and bytes on stdin.
+    pub(crate) async fn git_full(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>, ZooError> {
+        use tokio::io::AsyncWriteExt as _;
         let mut cmd = tokio::process::Command::new("git");
         cmd.arg("-C")
             .arg(&self.repo)
             .args(["-c", "core.quotePath=false"])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null())
+            .stdin(if input.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().await.map_err(ZooError::GitMissing)?;
+        let mut child = cmd.spawn().map_err(ZooError::GitMissing)?;
+        let stdin = child.stdin.take();
+        let feed = async move {
+            if let (Some(data), Some(mut stdin)) = (input, stdin) {
+                // A git that exits early closes its stdin: its own error says why.
+                let _ = stdin.write_all(data).await;
+            }
+        };
+        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        let out = out.map_err(ZooError::GitMissing)?;
         if out.status.success() {
             Ok(out.stdout)
         } else {

@@ -9,12 +9,28 @@
 //!
 //! What a model group is, is derived from the tree: a top-level folder that holds a
 //! `model.yaml` or `model-template.yaml` somewhere below it.
+//!
+//! The index files upstream keeps in the zoo (`shared/containers/*.json`) are written back
+//! to a branch `update-json` (see [`writeback`]): on GitHub through the contents API with
+//! compare-and-swap and a pull request, in a local checkout with git plumbing only.
 
+mod client;
+mod edit;
 mod github;
+mod github_write;
 mod local;
+mod local_write;
+pub mod writeback;
 
-pub use github::{GitHubZoo, TOKEN_VARS};
+pub use client::{TransportCause, DEFAULT_API, TOKEN_VARS};
+pub use edit::{ApplyError, EditOp, IndexEdit, NotAnObject};
+pub use github::GitHubZoo;
 pub use local::LocalZoo;
+pub use local_write::{IDENTITY_EMAIL, IDENTITY_NAME};
+pub use writeback::{
+    Change, FileOutcome, FileReport, FileUpdate, PullRequestInfo, WriteBackReport, WriteOptions,
+    CONTAINERS_DIR, PR_BODY, PR_TITLE, WRITE_BRANCH,
+};
 
 use std::collections::BTreeMap;
 
@@ -53,7 +69,50 @@ pub enum ZooError {
         /// ": timed out: …" when the cause was a timeout.
         note: String,
         #[source]
-        source: reqwest::Error,
+        source: TransportCause,
+    },
+    #[error("the GitHub client for `{api}` could not be set up")]
+    GitHubSetup {
+        api: String,
+        #[source]
+        source: TransportCause,
+    },
+    #[error(
+        "writing to {zoo} needs a GitHub token: set GITHUB_PAT or GITHUB_TOKEN (nothing was sent)"
+    )]
+    MissingToken { zoo: String },
+    #[error(
+        "`{path}` on branch `{branch}` of {zoo} kept changing while it was written; gave up after {attempts} attempts"
+    )]
+    WriteConflict {
+        zoo: String,
+        branch: String,
+        path: String,
+        attempts: u32,
+    },
+    #[error("cannot edit `{path}` at `{rev}` of {zoo}")]
+    Edit {
+        zoo: String,
+        rev: String,
+        path: String,
+        #[source]
+        source: edit::ApplyError,
+    },
+    #[error("refusing to write `{path}` to {zoo}: the edited index file is invalid")]
+    InvalidIndex {
+        zoo: String,
+        path: String,
+        #[source]
+        source: crate::index::IndexError,
+    },
+    #[error(
+        "{zoo} has branch `{branch}` checked out; writing it would leave the working tree behind: check out another branch"
+    )]
+    BranchCheckedOut { zoo: String, branch: String },
+    #[error("could not create a temporary git index")]
+    Scratch {
+        #[source]
+        source: std::io::Error,
     },
     #[error(transparent)]
     HttpSetup(#[from] crate::http::HttpSetupError),
@@ -71,6 +130,8 @@ pub enum ZooError {
     },
     #[error("invalid zoo `{0}`: expected a path to a git checkout or `github:OWNER/REPO`")]
     BadSpec(String),
+    #[error("invalid zoo repository `{0}`: expected `OWNER/REPO`, `github:OWNER/REPO` or the path of a git checkout")]
+    BadRepoSpec(String),
 }
 
 /// A model zoo source.
@@ -95,6 +156,30 @@ impl Zoo {
             Ok(Self::Local(
                 LocalZoo::open(std::path::Path::new(spec)).await?,
             ))
+        }
+    }
+
+    /// Opens a zoo named the way upstream's helpers name the model repository: `OWNER/REPO`
+    /// (a GitHub repository, unless a git checkout exists at that relative path),
+    /// `github:OWNER/REPO`, or the path of a git checkout.
+    pub async fn open_repo(spec: &str, api_url: Option<&str>) -> Result<Self, ZooError> {
+        if spec.starts_with("github:") || tokio::fs::try_exists(spec).await.unwrap_or(false) {
+            return Self::open(spec, api_url).await;
+        }
+        let is_name = |s: &str| {
+            !s.is_empty()
+                && !matches!(s, "." | "..")
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        match spec.split_once('/') {
+            Some((owner, name)) if is_name(owner) && is_name(name) => {
+                Ok(Self::GitHub(GitHubZoo::from_env(owner, name, api_url)?))
+            }
+            _ if spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR) => {
+                Err(ZooError::NotARepo(spec.to_owned()))
+            }
+            _ => Err(ZooError::BadRepoSpec(spec.to_owned())),
         }
     }
 

@@ -54,7 +54,14 @@ Cross-cutting behaviour
   ``errors`` where GitHub does.
 - Pagination: ``per_page`` (default 30, max 100) and ``page`` with a ``Link``
   header (``prev``, ``next``, ``last``, ``first``) of absolute URLs.
-- Fault injection with :meth:`GitHubEmulator.inject`.
+- Fault injection with :meth:`GitHubEmulator.inject`; injected write errors carry
+  GitHub's own bodies (contents PUT 409 "does not match", 422 "sha wasn't supplied";
+  create-ref 422 "Reference already exists"; create-pull 422 "A pull request already
+  exists").  :meth:`GitHubEmulator.before` runs an action before matching requests
+  (a concurrent writer landing between a client's read and its write).
+- Success bodies are complete GitHub shapes, parsed strictly by octocrab's models
+  (``Repository``, ``Ref``, ``Content``, ``FileUpdate``, ``PullRequest`` with
+  ``head``/``base`` users and repositories).
 
 Deviations and choices (spec items marked [U] are design choices here)
 ----------------------------------------------------------------------
@@ -636,6 +643,19 @@ class _Fault:
 
 
 @dataclasses.dataclass
+class _Hook:
+    action: Callable[[], object]
+    method: str | None
+    path_prefix: str | None
+    times: int
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path_prefix is None or path.startswith(self.path_prefix)
+
+
+@dataclasses.dataclass
 class _Bucket:
     limit: int
     remaining: int
@@ -762,6 +782,7 @@ class GitHubEmulator:
         self.token_in_url_violations: list[str] = []
         self.server_errors: list[str] = []
         self._faults: list[_Fault] = []
+        self._hooks: list[_Hook] = []
         now = int(time.time())
         self._buckets = {"auth": _Bucket(5000, 5000, now + 3600), "anon": _Bucket(60, 60, now + 3600)}
         self._state_lock = threading.RLock()
@@ -837,14 +858,45 @@ class GitHubEmulator:
     ) -> None:
         """Make the next ``times`` requests matching ``method``/``path_prefix`` fail.
 
-        502/503/504 answer a gateway HTML page; other statuses a JSON error
-        (``body`` replaces it); ``retry_after`` adds ``Retry-After``;
+        502/503/504 answer a gateway HTML page; write conflicts GitHub's own body
+        (see the module docstring); other statuses a JSON error (``body`` replaces
+        any of these); ``retry_after`` adds ``Retry-After``;
         ``drop_connection`` closes the socket without any response.
         """
         if times < 1:
             raise ValueError("times must be at least 1")
         with self._state_lock:
             self._faults.append(_Fault(status, method, path_prefix, times, retry_after, body, drop_connection))
+
+    def before(
+        self,
+        action: Callable[[], object],
+        *,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Run ``action()`` before the next ``times`` requests matching ``method``/``path_prefix``
+        are handled (and before fault injection), in the handling thread.
+
+        The action may itself call the emulator (another thread serves it), e.g. to make a
+        concurrent write land between a client's read and its write.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._state_lock:
+            self._hooks.append(_Hook(action, method, path_prefix, times))
+
+    def _take_hooks(self, method: str, path: str) -> list[Callable[[], object]]:
+        with self._state_lock:
+            due = []
+            for hook in list(self._hooks):
+                if hook.matches(method, path):
+                    hook.times -= 1
+                    if hook.times <= 0:
+                        self._hooks.remove(hook)
+                    due.append(hook.action)
+            return due
 
     def set_rate_limit(self, limit: int, remaining: int, *, anonymous: bool = False) -> None:
         """Set the core rate-limit bucket of authenticated (default) or anonymous requests."""
@@ -917,7 +969,7 @@ class GitHubEmulator:
                     return fault
         return None
 
-    def _fault_response(self, fault: _Fault) -> _Response:
+    def _fault_response(self, fault: _Fault, method: str, raw_path: str, body: bytes) -> _Response:
         if fault.drop_connection:
             return _Response(0, drop=True)
         extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
@@ -932,6 +984,8 @@ class GitHubEmulator:
                 "persists.</p></body></html>\n"
             )
             resp = _Response(fault.status, html.encode(), "text/html; charset=utf-8")
+        elif (real := self._real_write_error(fault.status, method, raw_path, body)) is not None:
+            resp = real
         else:
             if fault.status in (403, 429) and fault.retry_after is not None:
                 message = _SECONDARY_LIMIT
@@ -943,10 +997,43 @@ class GitHubEmulator:
         resp.headers += extra
         return resp
 
+    def _real_write_error(self, status: int, method: str, raw_path: str, body: bytes) -> _Response | None:
+        """The body GitHub sends for ``status`` on this write, for the write conflicts and
+        validation failures the spec lists (B.3): contents PUT 409 "does not match" and 422
+        "sha wasn't supplied", create-ref 422 "Reference already exists", create-pull 422
+        "A pull request already exists"."""
+        data = self._maybe_json(body)
+        data = data if isinstance(data, dict) else {}
+        contents = re.fullmatch(_REPO + r"/contents/(?P<path>.+)", raw_path)
+        if method == "PUT" and contents:
+            doc = f"{DOCS}/repos/contents#create-or-update-file-contents"
+            path = urllib.parse.unquote(contents["path"])
+            if status == 409:
+                return _error(409, f"{path} does not match {data.get('sha') or ''}".rstrip(), doc=doc)
+            if status == 422:
+                return _error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc=doc)
+        if method == "POST" and status == 422:
+            if re.fullmatch(_REPO + r"/git/refs", raw_path):
+                return _error(422, "Reference already exists", doc=f"{DOCS}/git/refs#create-a-reference")
+            pulls = re.fullmatch(_REPO + r"/pulls", raw_path)
+            if pulls:
+                head = str(data.get("head") or "")
+                owner = urllib.parse.unquote(pulls["owner"])
+                label = head if ":" in head else f"{owner}:{head}"
+                return _error(
+                    422,
+                    "Validation Failed",
+                    [{"resource": "PullRequest", "code": "custom", "message": f"A pull request already exists for {label}."}],
+                    doc=f"{DOCS}/pulls/pulls#create-a-pull-request",
+                )
+        return None
+
     def _respond(self, method: str, raw_path: str, query: dict[str, list[str]], headers: Any, body: bytes) -> _Response:
+        for hook in self._take_hooks(method, raw_path):
+            hook()
         fault = self._take_fault(method, raw_path)
         if fault is not None:
-            resp = self._fault_response(fault)
+            resp = self._fault_response(fault, method, raw_path, body)
             with self._state_lock:
                 resp.headers += self._buckets["auth"].headers()
             return resp
@@ -2022,19 +2109,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
-        self.send_header("X-GitHub-Api-Version-Selected", self.headers.get("X-GitHub-Api-Version") or "2022-11-28")
-        self.send_header(
-            "X-GitHub-Request-Id", hashlib.sha1(f"{time.time_ns()}{self.path}".encode()).hexdigest()[:20].upper()
-        )
-        for name, value in resp.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
+            self.send_header("X-GitHub-Api-Version-Selected", self.headers.get("X-GitHub-Api-Version") or "2022-11-28")
+            self.send_header(
+                "X-GitHub-Request-Id", hashlib.sha1(f"{time.time_ns()}{self.path}".encode()).hexdigest()[:20].upper()
+            )
+            for name, value in resp.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(resp.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (e.g. its read timeout) before the answer was written.
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

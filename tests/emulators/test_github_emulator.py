@@ -862,6 +862,83 @@ def test_inject_drop_connection(gh: GitHubEmulator) -> None:
     assert get(gh, "/repos/kipoi/models/branches").status_code == 200
 
 
+def test_injected_write_errors_carry_githubs_bodies(gh: GitHubEmulator, bare: Path, history: dict[str, Any]) -> None:
+    path = "shared/containers/model-to-docker.json"
+    prefix = f"/repos/kipoi/models/contents/{path}"
+    sha = get(gh, prefix).json()["sha"]
+    body = {"message": "m", "content": b64("{}"), "sha": sha}
+    gh.inject(409, method="PUT", path_prefix=prefix)
+    conflict = assert_error(put_file(gh, path, body), 409, f"{path} does not match {sha}")
+    assert "errors" not in conflict, "GitHub's 409 has no errors array"
+    gh.inject(422, method="PUT", path_prefix=prefix)
+    assert_error(put_file(gh, path, body), 422, 'Invalid request.\n\n"sha" wasn\'t supplied.')
+    assert git(bare, "rev-parse", "master") == history["c4"], "an injected fault writes nothing"
+
+    gh.inject(422, method="POST", path_prefix="/repos/kipoi/models/git/refs")
+    refs = requests.post(
+        f"{gh.url}/repos/kipoi/models/git/refs",
+        json={"ref": "refs/heads/new", "sha": history["c1"]},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert_error(refs, 422, "Reference already exists")
+
+    gh.inject(422, method="POST", path_prefix="/repos/kipoi/models/pulls")
+    pull = requests.post(
+        f"{gh.url}/repos/kipoi/models/pulls",
+        json={"title": "t", "head": "update-json", "base": "master"},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert assert_error(pull, 422, "Validation Failed")["errors"] == [
+        {"resource": "PullRequest", "code": "custom", "message": "A pull request already exists for kipoi:update-json."}
+    ]
+    # The successful write goes through once the faults are used up.
+    assert put_file(gh, path, body).status_code == 200
+
+
+def test_before_hook_lands_a_write_between_read_and_put(gh: GitHubEmulator, bare: Path) -> None:
+    path = "shared/containers/model-to-docker.json"
+    prefix = f"/repos/kipoi/models/contents/{path}"
+    stale = get(gh, prefix).json()["sha"]
+    seen: list[str] = []
+
+    def other_writer() -> None:
+        seen.append("hook")
+        assert put_file(gh, path, {"message": "other", "content": b64('{"Other": 1}'), "sha": stale}).status_code == 200
+
+    gh.before(other_writer, method="PUT", path_prefix=prefix)
+    late = put_file(gh, path, {"message": "late", "content": b64('{"Late": 1}'), "sha": stale})
+    assert seen == ["hook"]
+    assert_error(late, 409, f"{path} does not match {stale}")
+    assert git(bare, "log", "-1", "--format=%s", "master") == "other"
+    # Used once: the next PUT runs no hook.
+    fresh = get(gh, prefix).json()["sha"]
+    assert put_file(gh, path, {"message": "again", "content": b64("{}"), "sha": fresh}).status_code == 200
+    assert seen == ["hook"]
+
+
+def test_pull_request_head_and_base_are_complete(gh: GitHubEmulator, bare: Path) -> None:
+    """octocrab's ``PullRequest`` needs ``head``/``base`` with ``ref``, ``sha``, ``label``, and
+    the ``user`` and ``repo`` objects in full (login, id, node_id, URLs; name, url…)."""
+    resp = requests.post(
+        f"{gh.url}/repos/kipoi/models/pulls",
+        json={"title": "t", "head": "feature", "base": "master"},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert resp.status_code == 201
+    listed = get(gh, "/repos/kipoi/models/pulls", head="kipoi:feature").json()
+    for pr in (resp.json(), listed[0]):
+        assert isinstance(pr["id"], int) and pr["url"].endswith("/pulls/1") and pr["html_url"]
+        for side in ("head", "base"):
+            ref = pr[side]
+            assert {"label", "ref", "sha", "user", "repo"} <= set(ref)
+            assert {"login", "id", "node_id", "avatar_url", "url", "html_url", "type", "site_admin"} <= set(ref["user"])
+            assert ref["repo"]["full_name"] == "kipoi/models" and ref["repo"]["default_branch"] == "master"
+        assert pr["user"]["login"] == "test-user"
+
+
 # ----------------------------------------------------------------- command line
 
 

@@ -1,0 +1,455 @@
+//! Writing the index files back into the zoo: what to write, what happened.
+//!
+//! Upstream keeps `model-to-docker.json` and `model-to-singularity.json` in the zoo under
+//! `shared/containers/`; a sync commits its changes to them on a branch `update-json`
+//! (created from the default branch's head when missing, reused when present) and opens a
+//! pull request "Update container jsons" from it. This module holds the shared vocabulary;
+//! the two zoo kinds implement it:
+//!
+//! - GitHub (`github_write.rs`): contents API with the blob sha as compare-and-swap, a
+//!   conflicting write re-read and the edit re-applied, then the pull request (an already
+//!   open one is found and returned).
+//! - A local checkout (`local_write.rs`): git plumbing on a temporary index, `update-ref`
+//!   with the old value as compare-and-swap; the checkout's working tree, index and `HEAD`
+//!   are never touched. There is no pull request.
+//!
+//! Each file is given as a [`Change`] to apply to its current content (never a blind
+//! overwrite), and is committed only when the result differs from what is there.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::edit::{apply_to_text, Applied, IndexEdit};
+use super::{Zoo, ZooError};
+use crate::retry::RetryPolicy;
+
+/// The branch the index files are written to (upstream's name).
+pub const WRITE_BRANCH: &str = "update-json";
+/// Where upstream keeps the index files in the zoo.
+pub const CONTAINERS_DIR: &str = "shared/containers";
+/// The title of the pull request (upstream's).
+pub const PR_TITLE: &str = "Update container jsons";
+/// The body of the pull request (upstream's).
+pub const PR_BODY: &str = "Automatic pr created from kipoi-containers";
+
+/// How a file's content should change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Apply this edit to whatever the file holds (re-applied after a conflict).
+    Edit(IndexEdit),
+    /// Make the file hold this object: the edit is the difference between the content
+    /// first read and this object, so keys someone else adds meanwhile survive (upstream's
+    /// `write_json_to_kipoi(dict, …)` with a merge instead of a clobber).
+    Converge(Map<String, Value>),
+}
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileUpdate {
+    /// Path in the zoo, e.g. `shared/containers/model-to-docker.json`.
+    pub path: String,
+    pub change: Change,
+}
+
+impl FileUpdate {
+    /// Apply `edit` to `path`.
+    #[must_use]
+    pub fn edit(path: impl Into<String>, edit: IndexEdit) -> Self {
+        Self {
+            path: path.into(),
+            change: Change::Edit(edit),
+        }
+    }
+
+    /// Make `path` hold `target` (merging with concurrent writers' other keys).
+    #[must_use]
+    pub fn converge(path: impl Into<String>, target: Map<String, Value>) -> Self {
+        Self {
+            path: path.into(),
+            change: Change::Converge(target),
+        }
+    }
+
+    /// `shared/containers/<file_name>`.
+    #[must_use]
+    pub fn index_path(file_name: &str) -> String {
+        format!("{CONTAINERS_DIR}/{file_name}")
+    }
+
+    /// The commit message (upstream's: `Updating <file name>`).
+    #[must_use]
+    pub fn message(&self) -> String {
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
+        format!("Updating {name}")
+    }
+}
+
+/// How to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOptions {
+    /// The branch to commit to.
+    pub branch: String,
+    /// Open (or find) a pull request from `branch` to the default branch when the branch
+    /// holds commits the default branch does not (GitHub only).
+    pub open_pr: bool,
+    /// How often, and with what pauses, a conflicting write is re-read and retried.
+    pub conflict_retry: RetryPolicy,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            branch: WRITE_BRANCH.to_owned(),
+            open_pr: true,
+            conflict_retry: RetryPolicy {
+                max_retries: 5,
+                initial_backoff: std::time::Duration::from_millis(200),
+                max_backoff: std::time::Duration::from_secs(5),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// The edit changed nothing: no commit.
+    Unchanged,
+    /// Committed on the branch. `commit` is `None` only when the answer to our write was
+    /// lost and a re-read showed our content in place.
+    Written { commit: Option<String> },
+}
+
+/// One file's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    #[serde(flatten)]
+    pub outcome: FileOutcome,
+}
+
+/// The pull request that proposes the branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequestInfo {
+    pub number: u64,
+    pub url: String,
+    /// `false`: it was already open and is reused.
+    pub created: bool,
+}
+
+/// What a write-back did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteBackReport {
+    pub zoo: String,
+    pub branch: String,
+    /// The branch did not exist and was created by this write-back.
+    pub branch_created: bool,
+    pub files: Vec<FileReport>,
+    pub pull_request: Option<PullRequestInfo>,
+}
+
+impl WriteBackReport {
+    /// Whether any file was committed.
+    #[must_use]
+    pub fn changed(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| matches!(f.outcome, FileOutcome::Written { .. }))
+    }
+
+    /// One line for logs and summaries.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let written: Vec<String> = self
+            .files
+            .iter()
+            .filter_map(|f| match &f.outcome {
+                FileOutcome::Written { commit: Some(c) } => {
+                    Some(format!("`{}` ({})", f.path, c.get(..12).unwrap_or(c)))
+                }
+                FileOutcome::Written { commit: None } => Some(format!("`{}`", f.path)),
+                FileOutcome::Unchanged => None,
+            })
+            .collect();
+        let mut out = if written.is_empty() {
+            format!("{}: nothing to write on `{}`", self.zoo, self.branch)
+        } else {
+            format!(
+                "{}: wrote {} on `{}`",
+                self.zoo,
+                written.join(", "),
+                self.branch
+            )
+        };
+        if let Some(pr) = &self.pull_request {
+            out.push_str(&format!(
+                "; pull request #{} {} ({})",
+                pr.number,
+                if pr.created { "opened" } else { "already open" },
+                pr.url
+            ));
+        }
+        out
+    }
+}
+
+/// The edit a file gets, fixed at its first read.
+pub(super) struct PendingEdit<'a> {
+    change: &'a Change,
+    fixed: Option<IndexEdit>,
+}
+
+impl<'a> PendingEdit<'a> {
+    pub(super) fn new(change: &'a Change) -> Self {
+        Self {
+            change,
+            fixed: None,
+        }
+    }
+
+    /// Applies the edit to `current` (the file's text; `None`: absent) and checks the
+    /// result: an index file (recognised by name) must keep its shape.
+    pub(super) fn apply(
+        &mut self,
+        zoo: &str,
+        rev: &str,
+        path: &str,
+        current: Option<&str>,
+    ) -> Result<Applied, ZooError> {
+        let edit_failed = |source| ZooError::Edit {
+            zoo: zoo.to_owned(),
+            rev: rev.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
+        if self.fixed.is_none() {
+            let edit = match self.change {
+                Change::Edit(edit) => edit.clone(),
+                Change::Converge(target) => {
+                    let base = match current {
+                        Some(text) => match serde_json::from_str::<Value>(text) {
+                            Ok(Value::Object(map)) => map,
+                            // Not an object: `apply` below reports it.
+                            Ok(_) => Map::new(),
+                            Err(e) => return Err(edit_failed(super::edit::ApplyError::Json(e))),
+                        },
+                        None => Map::new(),
+                    };
+                    IndexEdit::diff(&base, target)
+                }
+            };
+            self.fixed = Some(edit);
+        }
+        let edit = self.fixed.get_or_insert_with(IndexEdit::new);
+        let (applied, value) = apply_to_text(edit, current).map_err(edit_failed)?;
+        if let Applied::Changed(_) = applied {
+            validate_index(zoo, path, &value)?;
+        }
+        Ok(applied)
+    }
+}
+
+/// An index file (by name) must have its shape before it is written.
+fn validate_index(zoo: &str, path: &str, value: &Value) -> Result<(), ZooError> {
+    use crate::index::{
+        validate_value, DockerToModel, IndexKind, ModelToDocker, ModelToSingularity,
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let checked = match IndexKind::from_file_name(std::path::Path::new(name)) {
+        Some(IndexKind::ModelToDocker) => validate_value::<ModelToDocker>(name, value),
+        Some(IndexKind::DockerToModel) => validate_value::<DockerToModel>(name, value),
+        Some(IndexKind::ModelToSingularity) => validate_value::<ModelToSingularity>(name, value),
+        None => Ok(()),
+    };
+    checked.map_err(|source| ZooError::InvalidIndex {
+        zoo: zoo.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Checks the branch name and every path before anything is read or sent.
+pub(super) fn validate_request(files: &[FileUpdate], opts: &WriteOptions) -> Result<(), ZooError> {
+    crate::names::validate_revision(&opts.branch)?;
+    for file in files {
+        super::github::validate_path(&file.path, &opts.branch)?;
+    }
+    Ok(())
+}
+
+impl Zoo {
+    /// Writes `files` to `opts.branch` (created from the default branch's head when
+    /// missing) and, on GitHub, proposes it in a pull request. Each file is committed only
+    /// when its change alters it.
+    ///
+    /// GitHub needs a token (`GITHUB_PAT` or `GITHUB_TOKEN`): without one this fails before
+    /// any request.
+    pub async fn write_back(
+        &self,
+        files: &[FileUpdate],
+        opts: &WriteOptions,
+    ) -> Result<WriteBackReport, ZooError> {
+        validate_request(files, opts)?;
+        let report = match self {
+            Self::GitHub(z) => z.write_back(files, opts).await?,
+            Self::Local(z) => z.write_back(files, opts).await?,
+        };
+        log::info!("{}", report.summary());
+        Ok(report)
+    }
+
+    /// Whether `branch` exists.
+    pub async fn branch_exists(&self, branch: &str) -> Result<bool, ZooError> {
+        crate::names::validate_revision(branch)?;
+        match self {
+            Self::GitHub(z) => Ok(z.branch_head(branch).await?.is_some()),
+            Self::Local(z) => Ok(z.branch_head(branch).await?.is_some()),
+        }
+    }
+
+    /// The bytes of `path` on `branch` when that branch exists, else on the default branch
+    /// (a local checkout: the branch checked out); `None` when the file is absent there.
+    /// Returns the branch read, too.
+    pub async fn read_preferring_branch(
+        &self,
+        branch: &str,
+        path: &str,
+    ) -> Result<(String, Option<Vec<u8>>), ZooError> {
+        crate::names::validate_revision(branch)?;
+        match self {
+            Self::GitHub(z) => {
+                let rev = if z.branch_head(branch).await?.is_some() {
+                    branch.to_owned()
+                } else {
+                    z.default_branch().await?
+                };
+                let step = format!("reading `{path}` on `{rev}` of {}", z.describe());
+                let found = z.get_content(&step, &rev, path).await?;
+                Ok((rev, found.map(|(_, bytes)| bytes)))
+            }
+            Self::Local(z) => {
+                super::github::validate_path(path, branch)?;
+                let (rev, commit) = match z.branch_head(branch).await? {
+                    Some(sha) => (branch.to_owned(), sha),
+                    None => z.base_branch().await?,
+                };
+                Ok((rev, z.blob_at(&commit, path).await?.map(|(_, _, b)| b)))
+            }
+        }
+    }
+
+    /// Opens (or finds the open) pull request from `branch` to the default branch. `None`
+    /// for a local zoo, and when the branch holds nothing the default branch lacks.
+    pub async fn open_pull_request(
+        &self,
+        branch: &str,
+    ) -> Result<Option<PullRequestInfo>, ZooError> {
+        crate::names::validate_revision(branch)?;
+        match self {
+            Self::GitHub(z) => z.open_pull_request(branch).await,
+            Self::Local(z) => {
+                log::info!(
+                    "{}: a local zoo has no pull requests; branch `{branch}` holds the changes",
+                    z.describe()
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn converge_is_fixed_at_the_first_read_and_merges_later() {
+        let target = json!({"A": "a2", "B": "b", "N": "new"});
+        let Value::Object(target) = target else {
+            unreachable!()
+        };
+        let change = Change::Converge(target);
+        let mut pending = PendingEdit::new(&change);
+        let first = pending
+            .apply("z", "r", "x.json", Some(r#"{"A": "a", "B": "b"}"#))
+            .unwrap();
+        assert!(matches!(first, Applied::Changed(_)));
+        // Someone added T and we re-read: T survives, our keys are set.
+        let again = pending
+            .apply(
+                "z",
+                "r",
+                "x.json",
+                Some(r#"{"A": "a", "B": "b", "T": "t"}"#),
+            )
+            .unwrap();
+        assert_eq!(
+            again,
+            Applied::Changed(crate::pyjson::to_string_indent4(
+                &json!({"A": "a2", "B": "b", "T": "t", "N": "new"})
+            ))
+        );
+    }
+
+    #[test]
+    fn an_invalid_index_is_refused_before_writing() {
+        let edit = IndexEdit::new().set("Basset", json!(42));
+        let change = Change::Edit(edit);
+        let mut pending = PendingEdit::new(&change);
+        let err = pending
+            .apply(
+                "z",
+                "r",
+                "shared/containers/model-to-docker.json",
+                Some(r#"{"Basset": "kipoi/kipoi-docker:sharedpy3keras2tf2"}"#),
+            )
+            .unwrap_err();
+        assert!(matches!(err, ZooError::InvalidIndex { .. }), "{err:?}");
+        let text = crate::errchain::chain(&err);
+        assert!(
+            text.contains("model-to-docker.json") && text.contains("Basset"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn messages_and_summary() {
+        let f = FileUpdate::edit(
+            FileUpdate::index_path("model-to-docker.json"),
+            IndexEdit::new(),
+        );
+        assert_eq!(f.path, "shared/containers/model-to-docker.json");
+        assert_eq!(f.message(), "Updating model-to-docker.json");
+        let mut report = WriteBackReport {
+            zoo: "github:kipoi/models".into(),
+            branch: WRITE_BRANCH.into(),
+            branch_created: false,
+            files: vec![FileReport {
+                path: f.path.clone(),
+                outcome: FileOutcome::Unchanged,
+            }],
+            pull_request: None,
+        };
+        assert!(!report.changed());
+        assert_eq!(
+            report.summary(),
+            "github:kipoi/models: nothing to write on `update-json`"
+        );
+        report.files[0].outcome = FileOutcome::Written {
+            commit: Some("0123456789abcdef0123".into()),
+        };
+        report.pull_request = Some(PullRequestInfo {
+            number: 7,
+            url: "https://github.com/kipoi/models/pull/7".into(),
+            created: false,
+        });
+        assert!(report.changed());
+        assert_eq!(
+            report.summary(),
+            "github:kipoi/models: wrote `shared/containers/model-to-docker.json` (0123456789ab) on `update-json`; pull request #7 already open (https://github.com/kipoi/models/pull/7)"
+        );
+    }
+}
