@@ -107,7 +107,7 @@ impl Engine {
 }
 
 /// Keeps the last [`TAIL_LINES`] lines of a log.
-fn push_tail(tail: &mut Vec<String>, line: &str) {
+pub(crate) fn push_tail(tail: &mut Vec<String>, line: &str) {
     tail.push(line.to_owned());
     if tail.len() > TAIL_LINES {
         tail.remove(0);
@@ -115,7 +115,7 @@ fn push_tail(tail: &mut Vec<String>, line: &str) {
 }
 
 /// Drops terminal escape sequences (`ESC [ … letter`) the builder puts around stderr.
-fn strip_ansi(line: &str) -> String {
+pub(crate) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

@@ -68,6 +68,41 @@ pub enum SifError {
     #[error("the conversion of `{image}` was cancelled")]
     Cancelled { image: String },
 
+    /// Neither apptainer/singularity nor the tools of the fallback runner are available.
+    #[error("cannot run `{}`: {problem}", sif.display())]
+    NoRunner { sif: PathBuf, problem: String },
+
+    /// The SIF's partition could not be mounted (squashfuse failed).
+    #[error("could not mount `{}` on `{}` with squashfuse (exit code {exit_code}): {stderr}", sif.display(), mountpoint.display())]
+    Mount {
+        sif: PathBuf,
+        mountpoint: PathBuf,
+        exit_code: i32,
+        stderr: String,
+    },
+
+    /// A program (the runner, squashfuse) could not be started.
+    #[error("could not start `{program}` to run `{}`", sif.display())]
+    Spawn {
+        sif: PathBuf,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The command to run inside the SIF is empty or not usable.
+    #[error("cannot run in `{}`: {problem}", sif.display())]
+    BadCommand { sif: PathBuf, problem: String },
+
+    /// `kipoi test` failed (or could not be started) for a model in a SIF.
+    #[error("model `{model}` failed its test in `{}` (exit code {exit_code})\n--- last log lines ---\n{tail}", sif.display())]
+    ModelTest {
+        model: String,
+        sif: PathBuf,
+        exit_code: i64,
+        tail: String,
+    },
+
     /// The blocking conversion task panicked or was aborted.
     #[error("the conversion of `{image}` stopped unexpectedly")]
     Task {

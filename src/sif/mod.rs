@@ -5,7 +5,8 @@
 //! references into the spooled archive ([`layers`]) → what apptainer adds to every
 //! rootfs ([`apptainer`]) → a squashfs partition written straight into the SIF
 //! ([`squashfs`]) → the SIF header and descriptors ([`write`]). [`read`] parses and
-//! verifies a SIF (ours or one made by Singularity/apptainer).
+//! verifies a SIF (ours or one made by Singularity/apptainer); [`run`] runs commands and
+//! model tests inside one, with apptainer or without it (squashfuse + bwrap).
 //!
 //! # On-disk layout of a SIF written here (the v2 layout of apptainer ≥ 1.0)
 //!
@@ -46,6 +47,7 @@ pub mod archive;
 pub mod convert;
 pub mod layers;
 pub mod read;
+pub mod run;
 pub mod squashfs;
 pub mod tree;
 pub mod write;
@@ -57,6 +59,7 @@ pub use convert::{convert_archive, convert_image, ConvertOptions, ConvertReport}
 
 pub use error::SifError;
 pub use read::{verify, Descriptor, Sif, SifInspection};
+pub use run::{run, test_model, test_models, Bind, Output, RunOptions, RunOutput, RunnerKind};
 pub use write::SifBuilder;
 
 /// The project's shared test data (`../shared` beside the clone; a worktree under

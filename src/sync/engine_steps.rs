@@ -13,8 +13,8 @@ use super::steps::{
 use crate::docker::{Credentials, Engine, RegistryReader, TestOptions};
 use crate::dockerfile::RenderOptions;
 use crate::index::{Index, SingularityEntry};
-use crate::zenodo::publish::{PublishOptions, PublishReport, PublishRequest, PublishedEntry};
 use crate::zenodo::metadata::RecordText;
+use crate::zenodo::publish::{PublishOptions, PublishReport, PublishRequest, PublishedEntry};
 use crate::zenodo::ZenodoClient;
 
 /// Where the real steps build, push, test and publish.
@@ -295,7 +295,11 @@ impl Steps for EngineSteps {
                 Err(e) => return Err(step_err(&e)),
             }
         }
-        log::info!("{} model(s) passed in the SIF `{}`", models.len(), sif.display());
+        log::info!(
+            "{} model(s) passed in the SIF `{}`",
+            models.len(),
+            sif.display()
+        );
         Ok(())
     }
 
@@ -303,9 +307,7 @@ impl Steps for EngineSteps {
         let text = RecordText::for_image(
             &job.file_name,
             &job.unit,
-            self.sif_names
-                .iter()
-                .map(|(k, n)| (k.as_str(), n.as_str())),
+            self.sif_names.iter().map(|(k, n)| (k.as_str(), n.as_str())),
         );
         let request = PublishRequest {
             path: job.sif.path.clone(),
