@@ -16,10 +16,13 @@ from .errors import (
     IndexFormatError,
     IndexIOError,
     KipoiContainersError,
+    MissingSecretsError,
+    SyncError,
     UnknownRevisionError,
+    WriteConflictError,
     ZooError,
 )
-from .planning import Action, Plan, Skipped, plan
+from .planning import Action, Plan, Skipped, SyncReport, plan, sync, sync_async
 
 #: The package logger; engine (Rust) log records are forwarded to it and its children.
 logger = logging.getLogger("kipoi_containers")
@@ -32,11 +35,17 @@ __all__ = [
     "IndexFormatError",
     "IndexIOError",
     "KipoiContainersError",
+    "MissingSecretsError",
+    "SyncError",
+    "WriteConflictError",
     "Plan",
     "Skipped",
+    "SyncReport",
     "UnknownRevisionError",
     "ZooError",
     "__version__",
     "logger",
     "plan",
+    "sync",
+    "sync_async",
 ]

@@ -538,3 +538,93 @@ def zoo_open_pull_request(
     """Open the pull request "Update container jsons" from ``branch`` to the default branch,
     or return the one already open (``{number, url, created}``); ``None`` for a local zoo or
     when ``branch`` holds nothing new."""
+
+# ---------------------------------------------------------------- the sync (src/sync/)
+
+@final
+class SyncReport:
+    """What a sync did: one row per unit, the index, the zoo's write-back, the hash."""
+
+    @property
+    def failed(self) -> int:
+        """Units that failed."""
+    @property
+    def hash_moved(self) -> bool:
+        """``kipoi-model-repo-hash`` now holds the zoo commit synced to."""
+    @property
+    def index_written(self) -> bool: ...
+    @property
+    def write_back(self) -> Optional[str]:
+        """What the zoo received (branch, commits, pull request), in words."""
+    @property
+    def to(self) -> str: ...
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """unit, action, result (``ok``/``failed``), detail, image, digest, sif_md5, seconds, error, log_tail."""
+    def to_table(self) -> str:
+        """The table headed ``Sync summary``."""
+    def to_dict(self) -> dict[str, Any]: ...
+
+def sync(
+    *,
+    zoo: Optional[str] = None,
+    from_commit: Optional[str] = None,
+    to: Optional[str] = None,
+    container_info: Optional[str | PathLike[str]] = None,
+    hash_file: Optional[str | PathLike[str]] = None,
+    registry: Optional[str] = None,
+    base_image: Optional[str] = None,
+    templates: Optional[str | PathLike[str]] = None,
+    zenodo_url: Optional[str] = None,
+    github_api_url: Optional[str] = None,
+    only: Optional[list[str]] = None,
+    push: bool = True,
+    concurrency: Optional[int] = None,
+    journal: Optional[str | PathLike[str]] = None,
+    restart: bool = False,
+    dockerfiles_dir: Optional[str | PathLike[str]] = None,
+    test_zoo: Optional[str | PathLike[str]] = None,
+    docker_host: Optional[str] = None,
+    test_timeout: Optional[float] = None,
+) -> SyncReport:
+    """Sync the containers with the zoo: build, test, push, convert, publish, write back,
+    move the hash (only when everything succeeded). Crash-safe: re-run to resume."""
+
+async def sync_async(
+    *,
+    zoo: Optional[str] = None,
+    from_commit: Optional[str] = None,
+    to: Optional[str] = None,
+    container_info: Optional[str | PathLike[str]] = None,
+    hash_file: Optional[str | PathLike[str]] = None,
+    registry: Optional[str] = None,
+    base_image: Optional[str] = None,
+    templates: Optional[str | PathLike[str]] = None,
+    zenodo_url: Optional[str] = None,
+    github_api_url: Optional[str] = None,
+    only: Optional[list[str]] = None,
+    push: bool = True,
+    concurrency: Optional[int] = None,
+    journal: Optional[str | PathLike[str]] = None,
+    restart: bool = False,
+    dockerfiles_dir: Optional[str | PathLike[str]] = None,
+    test_zoo: Optional[str | PathLike[str]] = None,
+    docker_host: Optional[str] = None,
+    test_timeout: Optional[float] = None,
+) -> SyncReport:
+    """Awaitable :func:`sync`."""
+
+def sync_plan(
+    *,
+    zoo: Optional[str] = None,
+    from_commit: Optional[str] = None,
+    to: Optional[str] = None,
+    container_info: Optional[str | PathLike[str]] = None,
+    hash_file: Optional[str | PathLike[str]] = None,
+    github_api_url: Optional[str] = None,
+    only: Optional[list[str]] = None,
+) -> Plan:
+    """The plan of a sync (touches nothing), defaults from the environment."""
+
+def stored_hash(hash_file: Optional[str | PathLike[str]] = None) -> str:
+    """The zoo commit in ``kipoi-model-repo-hash`` (``$KIPOI_MODEL_REPO_HASH``)."""

@@ -30,6 +30,8 @@ __all__ = [
     "FileIOError",
     "SifError",
     "InvalidNameError",
+    "SyncError",
+    "MissingSecretsError",
 ]
 
 
@@ -143,3 +145,13 @@ class SifError(KipoiContainersError, ValueError):
 class InvalidNameError(KipoiContainersError, ValueError):
     """A name that becomes a path segment (e.g. a file name to upload to Zenodo) is not one
     safe path segment (``../x.sif``, ``a/b``, empty, ...); nothing was sent."""
+
+
+class SyncError(KipoiContainersError):
+    """A sync could not run (a bad journal, a failed write-back, ...); a failing model group
+    is not one: it is a row of the ``Sync summary``."""
+
+
+class MissingSecretsError(SyncError, ValueError):
+    """The sync needs credentials that are not in the environment; nothing was done. The
+    message names the variables."""

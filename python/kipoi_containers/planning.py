@@ -1,15 +1,20 @@
-"""The sync plan from Python: ``kipoi_containers.plan(...)``."""
+"""The sync from Python: ``kipoi_containers.plan(...)``, ``sync(...)`` and ``sync_async(...)``.
+
+Defaults come from the engine (``src/config.rs``): the zoo from ``$KIPOI_MODEL_REPO``
+(else ``github:kipoi/models``), the index from ``$KIPOI_CONTAINER_INFO`` (else
+``./container-info``), the stored commit from ``$KIPOI_MODEL_REPO_HASH`` (else
+``./kipoi-model-repo-hash``).
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, List, Optional, Union
 
 from . import _engine
-from ._engine import Action, Plan, Skipped
-from .paths import container_info_dir, model_repo_hash_file
+from ._engine import Action, Plan, Skipped, SyncReport
 
-__all__ = ["Action", "Plan", "Skipped", "DEFAULT_ZOO", "default_zoo", "plan", "stored_hash"]
+__all__ = ["DEFAULT_ZOO", "Action", "Plan", "Skipped", "SyncReport", "default_zoo", "plan", "stored_hash", "sync", "sync_async"]
 
 #: The real model zoo.
 DEFAULT_ZOO = "github:kipoi/models"
@@ -24,17 +29,7 @@ def default_zoo() -> str:
 
 def stored_hash(hash_file: Optional[PathType] = None) -> str:
     """The zoo commit the index reflects (``kipoi-model-repo-hash``)."""
-    path = model_repo_hash_file(hash_file)
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        raise FileNotFoundError(
-            f"cannot read the stored zoo commit from `{path}`: {exc.strerror}; "
-            "run from a kipoi_containers checkout or pass --from"
-        ) from exc
-    if not value:
-        raise ValueError(f"`{path}` is empty; it must hold the zoo commit the index reflects")
-    return value
+    return _engine.stored_hash(hash_file)
 
 
 def plan(
@@ -44,18 +39,32 @@ def plan(
     container_info: Optional[PathType] = None,
     hash_file: Optional[PathType] = None,
     github_api_url: Optional[str] = None,
+    only: Optional[List[str]] = None,
 ) -> Plan:
     """Plan a sync: what changed in ``zoo`` between ``from_commit`` (default: the stored
     ``kipoi-model-repo-hash``) and ``to`` (default: the branch head), and what to do.
 
-    Touches nothing. ``zoo`` is a local git checkout or ``github:OWNER/REPO`` (default:
-    ``$KIPOI_MODEL_REPO``, else ``github:kipoi/models``; token from ``GITHUB_PAT`` or
-    ``GITHUB_TOKEN``, API base from ``GITHUB_API_URL``).
+    Touches nothing. ``zoo`` is a local git checkout or ``github:OWNER/REPO`` (token from
+    ``GITHUB_PAT`` or ``GITHUB_TOKEN``, API base from ``GITHUB_API_URL``).
     """
-    return _engine.plan(
-        zoo or default_zoo(),
-        from_commit or stored_hash(hash_file),
-        os.fspath(container_info_dir(container_info)),
+    return _engine.sync_plan(
+        zoo=zoo,
+        from_commit=from_commit,
         to=to,
+        container_info=container_info,
+        hash_file=hash_file,
         github_api_url=github_api_url,
+        only=only,
     )
+
+
+def sync(**options: Any) -> SyncReport:
+    """Run a sync (see ``python -m kipoi_containers.updateoradd --help``; the keyword
+    arguments are its options: ``zoo``, ``from_commit``, ``to``, ``registry``, ``only``,
+    ``push``, ``concurrency``, ``journal``, ``restart``, ...). Returns its report."""
+    return _engine.sync(**options)
+
+
+async def sync_async(**options: Any) -> SyncReport:
+    """Awaitable :func:`sync`, for notebooks: ``report = await sync_async(zoo=...)``."""
+    return await _engine.sync_async(**options)

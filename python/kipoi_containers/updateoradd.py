@@ -1,14 +1,20 @@
 """``python -m kipoi_containers.updateoradd``: sync the containers with the model zoo.
 
-Finds which model groups changed since the zoo commit in ``kipoi-model-repo-hash`` and
-decides what to do for each (rebuild and retest its image, retest it in its shared image,
-add a new group, drop a deleted one). ``--dry-run`` prints that plan, with reasons, and
-touches nothing.
+Finds which model groups changed since the zoo commit in ``kipoi-model-repo-hash``; for each,
+rebuilds, tests and pushes its Docker images (or adds a new group, trying the shared images
+first), converts the slim image to a SIF, tests and publishes it on Zenodo, rewrites the
+index files, writes them to branch ``update-json`` of the zoo (a pull request on GitHub) and
+only then moves the hash. Every completed step is journaled (``--journal``): a killed run,
+re-run, resumes where it stopped. ``--dry-run`` prints the plan and touches nothing.
 
 Examples::
 
     python -m kipoi_containers.updateoradd --dry-run --zoo /path/to/models
-    python -m kipoi_containers.updateoradd --dry-run --zoo github:kipoi/models --json
+    python -m kipoi_containers.updateoradd --zoo github:kipoi/models
+    python -m kipoi_containers.updateoradd --zoo /path/to/models --only DeepMEL --no-push
+
+Exit status: 0 when everything succeeded or there was nothing to do, 1 when a model group
+failed (or the sync could not run), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
+from . import _engine
 from .errors import KipoiContainersError
 from .helper import logger
-from .planning import default_zoo, plan
 
 # Upstream's constants, with upstream's values (computed from the working directory at
 # import time, as upstream's suites expect: ``populate_json(DOCKER_TO_MODEL_JSON)`` reads
@@ -44,58 +50,60 @@ __all__ = [
     "RELEASE_WORKFLOW",
     "TEST_IMAGES_WORKFLOW",
     "WORKFLOW_PREFIX",
+    "ModelSyncer",
     "build_parser",
     "main",
 ]
+
+
+class ModelSyncer:
+    """Upstream's entry point: ``ModelSyncer(github_obj).sync()``.
+
+    ``github_obj`` (upstream's logged-in PyGithub ``Github``) is accepted and not used for
+    requests: the engine reads the token from ``GITHUB_PAT``/``GITHUB_TOKEN`` and the zoo from
+    ``zoo`` (default ``$KIPOI_MODEL_REPO``, else ``github:kipoi/models``). Keyword arguments
+    are those of :func:`kipoi_containers._engine.sync`.
+    """
+
+    def __init__(self, github_obj: Any = None, **options: Any) -> None:
+        self.github_obj = github_obj
+        self.options = options
+        self.report: Optional[_engine.SyncReport] = None
+
+    def sync(self) -> _engine.SyncReport:
+        """Run the sync; returns its report (``report.to_table()`` is the summary)."""
+        self.report = _engine.sync(**self.options)
+        return self.report
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kipoi_containers.updateoradd",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Secrets come from the environment only: DOCKER_USERNAME/DOCKER_PASSWORD, "
+        "ZENODO_ACCESS_TOKEN, GITHUB_PAT or GITHUB_TOKEN.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the plan (what changed and what a sync would do) and touch nothing",
-    )
-    parser.add_argument(
-        "--zoo",
-        default=None,
-        help="model zoo: a local git checkout or github:OWNER/REPO "
-        "(default: $KIPOI_MODEL_REPO, else github:kipoi/models)",
-    )
-    parser.add_argument(
-        "--from",
-        dest="from_commit",
-        default=None,
-        metavar="SHA",
-        help="zoo commit the index reflects (default: the content of kipoi-model-repo-hash)",
-    )
-    parser.add_argument(
-        "--to", default=None, metavar="REV", help="zoo revision to sync to (default: the branch head)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "--container-info",
-        default=None,
-        metavar="DIR",
-        help="directory with the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)",
-    )
-    parser.add_argument(
-        "--hash-file",
-        default=None,
-        metavar="FILE",
-        help="the kipoi-model-repo-hash file (default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)",
-    )
-    parser.add_argument(
-        "--github-api-url",
-        default=None,
-        metavar="URL",
-        help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add = parser.add_argument
+    add("--zoo", help="model zoo: a local git checkout or github:OWNER/REPO (default: $KIPOI_MODEL_REPO, else github:kipoi/models)")
+    add("--from", dest="from_commit", metavar="SHA", help="zoo commit the index reflects (default: the content of kipoi-model-repo-hash)")
+    add("--to", metavar="REV", help="zoo revision to sync to (default: the default branch's head)")
+    add("--container-info", metavar="DIR", help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)")
+    add("--hash-file", metavar="FILE", help="kipoi-model-repo-hash (default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)")
+    add("--registry", metavar="REPO", help="where images are pushed (default: $KIPOI_DOCKER_REPO, else kipoi/kipoi-docker); index entries keep kipoi/kipoi-docker:")
+    add("--base-image", metavar="IMAGE", help="base of own images (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)")
+    add("--templates", metavar="DIR", help="a directory with Dockerfile.template and Dockerfile-slim.template (default: the packaged ones)")
+    add("--zenodo-url", metavar="URL", help="Zenodo (default: $ZENODO_URL, else https://zenodo.org)")
+    add("--github-api-url", metavar="URL", help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)")
+    add("--only", metavar="GROUP", action="append", default=[], help="only this model group or key (repeatable); the hash does not move")
+    add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
+    add("--concurrency", metavar="N", type=int, help="units, and model tests within one, run at once (default: the number of cores)")
+    add("--journal", metavar="DIR", help="where completed steps are recorded for a re-run (default: ./.kipoi-sync)")
+    add("--restart", action="store_true", help="discard the journal first")
+    add("--test-zoo", metavar="DIR", help="zoo checkout model tests run against (default: the synced commit of a local zoo, else --source=kipoi)")
+    add("--dry-run", action="store_true", help="print the plan (what changed and what a sync would do) and touch nothing")
+    add("--json", action="store_true", help="print the plan or the summary as JSON")
+    add("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
@@ -109,31 +117,44 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
     _configure_logging(args.verbose)
+    common = {
+        "zoo": args.zoo,
+        "from_commit": args.from_commit,
+        "to": args.to,
+        "container_info": args.container_info,
+        "hash_file": args.hash_file,
+        "github_api_url": args.github_api_url,
+        "only": args.only,
+    }
     try:
-        the_plan = plan(
-            zoo=args.zoo,
-            from_commit=args.from_commit,
-            to=args.to,
-            container_info=args.container_info,
-            hash_file=args.hash_file,
-            github_api_url=args.github_api_url,
+        if args.dry_run:
+            the_plan = _engine.sync_plan(**common)
+            print(json.dumps(the_plan.to_dict(), indent=2) if args.json else the_plan.to_table(), end="\n" if args.json else "")
+            return 0
+        report = _engine.sync(
+            **common,
+            registry=args.registry,
+            base_image=args.base_image,
+            templates=args.templates,
+            zenodo_url=args.zenodo_url,
+            push=not args.no_push,
+            concurrency=args.concurrency,
+            journal=args.journal,
+            restart=args.restart,
+            test_zoo=args.test_zoo,
         )
+    except KeyboardInterrupt:
+        print("interrupted: completed steps are journaled; run again to resume", file=sys.stderr)
+        return 130
     except (KipoiContainersError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(the_plan.to_dict(), indent=2))
-    else:
-        print(the_plan.to_table(), end="")
-    if not args.dry_run and not the_plan.is_empty():
-        print(
-            "error: executing the plan (build, test, push, publish) is not available in this "
-            "version; run with --dry-run to see the plan",
-            file=sys.stderr,
-        )
-        return 2
-    return 0
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_table(), end="\n" if args.json else "")
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -176,3 +176,18 @@ impl From<crate::sif::SifError> for PyErr {
         raise("SifError", chain(&err))
     }
 }
+
+impl From<crate::sync::SyncError> for PyErr {
+    fn from(err: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match err {
+            SyncError::Zoo(e) => e.into(),
+            SyncError::Index(e) => e.into(),
+            SyncError::Docker(e) => e.into(),
+            SyncError::Zenodo(e) => e.into(),
+            SyncError::MissingSecrets(_) => raise("MissingSecretsError", chain(&err)),
+            SyncError::ReadHash { .. } | SyncError::Write(_) => raise("IndexIOError", chain(&err)),
+            _ => raise("SyncError", chain(&err)),
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod index;
 mod names;
 mod plan;
 mod sif;
+mod sync;
 mod wait;
 mod zenodo;
 
@@ -70,6 +71,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     sif::register(m)?;
+    m.add_class::<sync::PySyncReport>()?;
+    m.add_function(wrap_pyfunction!(sync::sync, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::sync_async, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::sync_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::stored_hash, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::record_id_of_url, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::record_text, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::model_group_text, m)?)?;

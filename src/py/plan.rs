@@ -54,6 +54,12 @@ pub(crate) struct PyPlan {
     inner: planner::Plan,
 }
 
+impl From<planner::Plan> for PyPlan {
+    fn from(inner: planner::Plan) -> Self {
+        Self { inner }
+    }
+}
+
 #[pymethods]
 impl PyPlan {
     #[getter]

@@ -74,12 +74,14 @@ impl EngineSteps {
         let credentials = Credentials::from_env();
         let registry =
             RegistryReader::new(credentials.clone()).map_err(|e| StepError::from_error(&e))?;
-        std::fs::create_dir_all(&settings.work_dir).map_err(|e| {
-            StepError::new(format!(
-                "could not create the work directory `{}`: {e}",
-                settings.work_dir.display()
-            ))
-        })?;
+        for dir in [&settings.work_dir, &settings.dockerfiles_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StepError::new(format!(
+                    "could not create the directory `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         let sif_names = index
             .model_to_singularity
             .0
@@ -380,4 +382,66 @@ impl PublishReport for Journaled {
 fn tail(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The write-back of a sync: the zoo's `model-to-docker.json` and `model-to-singularity.json`
+/// receive the changed keys (applied to what the zoo holds, so concurrent edits of other keys
+/// survive), on branch `update-json`, with a pull request on GitHub.
+pub struct ZooWriteBack {
+    pub zoo: Arc<crate::zoo::Zoo>,
+}
+
+impl WriteBack for ZooWriteBack {
+    fn write<'a>(
+        &'a self,
+        changes: &'a super::IndexChanges,
+        _index: &'a Index,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<String>, StepError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            use crate::zoo::{FileUpdate, IndexEdit, WriteOptions};
+            let mut m2d = IndexEdit::new();
+            for (key, image) in &changes.model_to_docker {
+                m2d = match image {
+                    Some(image) => m2d.set(key, serde_json::Value::String(image.clone())),
+                    None => m2d.remove(key),
+                };
+            }
+            let mut m2s = IndexEdit::new();
+            for (key, entry) in &changes.model_to_singularity {
+                m2s = match entry {
+                    Some(entry) => {
+                        let value = serde_json::to_value(entry).map_err(|e| {
+                            StepError::new(format!("cannot write the entry of `{key}`: {e}"))
+                        })?;
+                        m2s.set(key, value)
+                    }
+                    None => m2s.remove(key),
+                };
+            }
+            let mut files = Vec::new();
+            if !m2d.is_empty() {
+                files.push(FileUpdate::edit(
+                    FileUpdate::index_path(crate::index::MODEL_TO_DOCKER),
+                    m2d,
+                ));
+            }
+            if !m2s.is_empty() {
+                files.push(FileUpdate::edit(
+                    FileUpdate::index_path(crate::index::MODEL_TO_SINGULARITY),
+                    m2s,
+                ));
+            }
+            if files.is_empty() {
+                return Ok(None);
+            }
+            let report = self
+                .zoo
+                .write_back(&files, &WriteOptions::default())
+                .await
+                .map_err(|e| step_err(&e))?;
+            Ok(Some(report.summary()))
+        })
+    }
 }

@@ -90,6 +90,166 @@ pub enum SyncError {
     WriteBack(StepError),
     #[error(transparent)]
     Write(#[from] crate::fsutil::AtomicWriteError),
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
+    #[error(transparent)]
+    Zenodo(#[from] crate::zenodo::ZenodoError),
+    #[error("could not set up the sync: {0}")]
+    Setup(StepError),
+}
+
+/// A sync as the CLI and Python call it: every field optional, defaults from the
+/// environment ([`crate::config`]).
+#[derive(Debug, Clone, Default)]
+pub struct SyncArgs {
+    pub zoo: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub container_info: Option<PathBuf>,
+    pub hash_file: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub base_image: Option<String>,
+    /// A directory with `Dockerfile.template` and `Dockerfile-slim.template`.
+    pub templates: Option<PathBuf>,
+    pub zenodo_url: Option<String>,
+    pub github_api_url: Option<String>,
+    pub only: Vec<String>,
+    pub no_push: bool,
+    pub concurrency: Option<usize>,
+    pub journal: Option<PathBuf>,
+    pub restart: bool,
+    /// Where rendered Dockerfiles go (default `./dockerfiles`).
+    pub dockerfiles_dir: Option<PathBuf>,
+    /// The zoo checkout model tests run against (default: the synced commit of a local zoo,
+    /// else `KIPOI_MODEL_REPO` naming a directory, else `--source=kipoi`).
+    pub test_zoo: Option<PathBuf>,
+    pub docker_host: Option<String>,
+    /// Longest a model test may run, in seconds.
+    pub test_timeout: Option<std::time::Duration>,
+}
+
+impl SyncArgs {
+    /// The options, defaults resolved.
+    #[must_use]
+    pub fn options(&self) -> SyncOptions {
+        SyncOptions {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            container_info: crate::config::container_info(self.container_info.as_deref()),
+            hash_file: crate::config::hash_file(self.hash_file.as_deref()),
+            only: self.only.clone(),
+            push: !self.no_push,
+            concurrency: self.concurrency.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            }),
+            journal_dir: self
+                .journal
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_JOURNAL)),
+            restart: self.restart,
+        }
+    }
+
+    /// Opens the zoo these arguments name.
+    pub async fn open_zoo(&self) -> Result<Zoo, SyncError> {
+        Ok(Zoo::open(
+            &crate::config::zoo(self.zoo.as_deref()),
+            self.github_api_url.as_deref(),
+        )
+        .await?)
+    }
+}
+
+/// Plans a sync from arguments (touches nothing).
+pub async fn plan_configured(args: &SyncArgs) -> Result<Plan, SyncError> {
+    let opts = args.options();
+    let zoo = args.open_zoo().await?;
+    let index = Index::load(&opts.container_info)?;
+    Ok(plan(&opts, &zoo, &index).await?.0)
+}
+
+/// Runs a sync from arguments with the real steps (Docker Engine, registry, SIF, Zenodo,
+/// the zoo's write-back).
+pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
+    let opts = args.options();
+    let zoo = Arc::new(args.open_zoo().await?);
+    let index = Index::load(&opts.container_info)?;
+    let (plan, tree) = plan(&opts, &zoo, &index).await?;
+    let missing = missing_secrets(&plan, opts.push, matches!(*zoo, Zoo::GitHub(_)));
+    if !missing.is_empty() {
+        return Err(SyncError::MissingSecrets(missing));
+    }
+    if plan.actions.is_empty() {
+        return nothing_to_do(&opts, &plan);
+    }
+    let test_zoo = match (&*zoo, &args.test_zoo) {
+        (_, Some(dir)) => Some(dir.clone()),
+        (Zoo::Local(local), None) => {
+            let dir = opts.journal_dir.join(format!("zoo-{}", short(&plan.to)));
+            if !dir.is_dir() {
+                local.export(&plan.to, &dir).await?;
+            }
+            Some(dir)
+        }
+        (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
+    };
+    let engine = crate::docker::Engine::connect(args.docker_host.as_deref()).await?;
+    let zenodo = crate::zenodo::ZenodoClient::new(crate::zenodo::ZenodoConfig::from_env(
+        args.zenodo_url.as_deref(),
+        None,
+    )?)?;
+    let settings = engine_steps::EngineSettings {
+        registry: crate::config::docker_repository(args.registry.as_deref()),
+        render: crate::dockerfile::RenderOptions {
+            template_dir: args.templates.clone(),
+            base_image: crate::config::base_image(args.base_image.as_deref()),
+            ..crate::dockerfile::RenderOptions::default()
+        },
+        dockerfiles_dir: args
+            .dockerfiles_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("dockerfiles")),
+        work_dir: crate::config::sif_folder(None, &opts.journal_dir.join("sif")),
+        test_zoo,
+        test_concurrency: opts.concurrency,
+        test_timeout: args.test_timeout,
+    };
+    let steps = engine_steps::EngineSteps::new(
+        engine,
+        settings,
+        zenodo,
+        &index,
+        Box::new(engine_steps::ZooWriteBack {
+            zoo: Arc::clone(&zoo),
+        }),
+    )
+    .map_err(SyncError::Setup)?;
+    execute(&opts, &plan, &tree, index, &steps).await
+}
+
+/// The report of a sync with nothing to build, test or remove: the hash moves to the zoo's
+/// head (nothing to wait for), unless only part of the plan was asked for.
+fn nothing_to_do(opts: &SyncOptions, plan: &Plan) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport {
+        zoo: plan.zoo.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        rows: Vec::new(),
+        index_written: false,
+        write_back: None,
+        hash_moved: false,
+        hash_note: None,
+        journal: None,
+    };
+    if plan.from == plan.to {
+        report.hash_note = Some("already at the zoo's head".into());
+    } else if opts.only.is_empty() && opts.push {
+        crate::fsutil::write_atomic(&opts.hash_file, format!("{}\n", plan.to).as_bytes())?;
+        report.hash_moved = true;
+    } else {
+        report.hash_note = Some("--only/--no-push: the hash moves only with a full sync".into());
+    }
+    Ok(report)
 }
 
 /// A secret a sync may need, and when.

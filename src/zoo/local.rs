@@ -150,6 +150,27 @@ impl LocalZoo {
         Ok(tree)
     }
 
+    /// Writes the files of `commit` into the directory `dest` (created; made read-only
+    /// afterwards is up to the caller): a checkout of exactly that commit for model tests,
+    /// without touching the repository's working tree or index.
+    pub async fn export(&self, commit: &str, dest: &Path) -> Result<(), ZooError> {
+        let sha = self.resolve(Some(commit)).await?;
+        let archive = self.git(&["archive", "--format=tar", &sha]).await?;
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dest)?;
+            let mut tar = tar::Archive::new(archive.as_slice());
+            tar.set_preserve_permissions(true);
+            tar.unpack(&dest)
+        })
+        .await
+        .map_err(|e| ZooError::GitMissing(std::io::Error::other(e)))?
+        .map_err(|source| ZooError::Export {
+            commit: sha,
+            source,
+        })
+    }
+
     /// The bytes of `path` at `commit`.
     pub async fn read_file(&self, commit: &str, path: &str) -> Result<Vec<u8>, ZooError> {
         let sha = self.resolve(Some(commit)).await?;

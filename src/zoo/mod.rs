@@ -47,6 +47,12 @@ pub enum ZooError {
     },
     #[error("could not run `git`; install it (Debian package `git`)")]
     GitMissing(#[source] std::io::Error),
+    #[error("could not write the files of commit `{commit}` into a directory for the tests")]
+    Export {
+        commit: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{0}` is not a git repository; pass a zoo checkout or `github:OWNER/REPO`")]
     NotARepo(String),
     #[error("unknown revision `{rev}` in {zoo}")]
