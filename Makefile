@@ -48,9 +48,8 @@ test-python: ## pytest against the installed package (under CI=true a missing re
 test: setup lint test-rust install lint-python test-python ## Everything CI runs: set-up, lint, Rust tests, build+install, stub check, pytest
 
 .PHONY: run-local
-run-local: install ## The main job on the embedded local default (local zoo, bundled index, no credentials)
-	@base=$$($(PY) scripts/local_zoo.py .local/zoo) && \
-	$(PY) -m kipoi_containers.updateoradd --dry-run --zoo .local/zoo --from $$base
+run-local: install ## The main job for real on the local stack: demo zoo, registry, Zenodo emulator; no credentials, no Internet
+	$(PY) scripts/demo.py --workdir .local/demo
 
 .PHONY: bench
 bench: install ## Run the benchmarks (print figures)
