@@ -473,6 +473,10 @@ def pull_image(
 ) -> str:
     """Pull ``reference`` (``repo:tag`` or ``repo@sha256:…``); returns the local image id."""
 
+def ensure_image(image: str, repository: Optional[str] = None, docker_host: Optional[str] = None) -> str:
+    """Make the index image ``image`` present locally (pulled from ``repository``, default
+    ``$KIPOI_DOCKER_REPO``, when it is not); returns its id."""
+
 def model_test_args(model: str) -> list[str]:
     """Extra ``kipoi test`` arguments for ``model`` from the per-model table."""
 

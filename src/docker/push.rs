@@ -55,6 +55,30 @@ impl Engine {
             .map_err(api(format!("tagging `{image}` as `{repository}:{tag}`")))
     }
 
+    /// Makes the index image `image` (`kipoi/kipoi-docker:tag`) present locally: nothing
+    /// when it is; else pulled from `repository` (where images are pushed, e.g.
+    /// `127.0.0.1:5000/kipoi/kipoi-docker`) by `digest` when given, else by tag, and tagged
+    /// with the index name.
+    pub async fn ensure_local(
+        &self,
+        image: &str,
+        repository: &str,
+        digest: Option<&str>,
+        credentials: Option<&Credentials>,
+    ) -> Result<(), DockerError> {
+        if self.image_id(image).await.is_ok() {
+            return Ok(());
+        }
+        let (index_repo, index_tag) = crate::names::split_image(image);
+        let index_tag = index_tag.unwrap_or("latest");
+        let source = match digest {
+            Some(d) if !d.is_empty() => format!("{repository}@{d}"),
+            _ => format!("{repository}:{index_tag}"),
+        };
+        self.pull(&source, credentials).await?;
+        self.tag(&source, index_repo, index_tag).await
+    }
+
     /// Pulls `reference` (`repo:tag` or `repo@sha256:…`) with `credentials`; returns the
     /// local image id. A missing image or a rejected login is an error naming it.
     pub async fn pull(

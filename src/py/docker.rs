@@ -499,6 +499,27 @@ pub(crate) fn pull_image(
     })
 }
 
+/// Makes the index image `image` present locally, pulling it from `repository` (default
+/// `$KIPOI_DOCKER_REPO`, else `kipoi/kipoi-docker`) when it is not; returns its id.
+#[pyfunction]
+#[pyo3(signature = (image, repository=None, docker_host=None))]
+pub(crate) fn ensure_image(
+    py: Python<'_>,
+    image: String,
+    repository: Option<String>,
+    docker_host: Option<String>,
+) -> PyResult<String> {
+    let repository = crate::config::docker_repository(repository.as_deref());
+    let creds = Credentials::from_env();
+    wait(py, || async move {
+        let engine = Engine::connect(docker_host.as_deref()).await?;
+        engine
+            .ensure_local(&image, &repository, None, creds.as_ref())
+            .await?;
+        Ok::<_, PyErr>(engine.image_id(&image).await?)
+    })
+}
+
 /// The per-model extra `kipoi test` arguments (from `test-containers/model-test-args.json`).
 #[pyfunction]
 pub(crate) fn model_test_args(model: &str) -> Vec<String> {

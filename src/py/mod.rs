@@ -64,6 +64,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(docker::model_test_args, m)?)?;
     m.add_function(wrap_pyfunction!(docker::registry_image, m)?)?;
     m.add_function(wrap_pyfunction!(docker::pull_image, m)?)?;
+    m.add_function(wrap_pyfunction!(docker::ensure_image, m)?)?;
     m.add_function(wrap_pyfunction!(github::zoo_branch_exists, m)?)?;
     m.add_function(wrap_pyfunction!(github::zoo_read_json, m)?)?;
     m.add_function(wrap_pyfunction!(github::zoo_write_json, m)?)?;

@@ -229,21 +229,13 @@ impl Steps for EngineSteps {
     }
 
     async fn ensure_local(&self, image: &str, digest: Option<&str>) -> Result<(), StepError> {
-        if self.engine.image_id(image).await.is_ok() {
-            return Ok(());
-        }
-        let (repo, tag) = self.registry_ref(image);
-        let source = match digest {
-            Some(d) if !d.is_empty() => format!("{repo}@{d}"),
-            _ => format!("{repo}:{tag}"),
-        };
         self.engine
-            .pull(&source, self.credentials.as_ref())
-            .await
-            .map_err(|e| step_err(&e))?;
-        let (index_repo, index_tag) = crate::names::split_image(image);
-        self.engine
-            .tag(&source, index_repo, index_tag.unwrap_or("latest"))
+            .ensure_local(
+                image,
+                &self.settings.registry,
+                digest,
+                self.credentials.as_ref(),
+            )
             .await
             .map_err(|e| step_err(&e))
     }
