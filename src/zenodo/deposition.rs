@@ -111,6 +111,10 @@ impl Deposition {
     pub fn latest_draft_id(&self) -> Option<u64> {
         self.link("latest_draft").and_then(id_from_link)
     }
+    /// The latest published version of this record (`links.latest`, published depositions).
+    pub fn latest_id(&self) -> Option<u64> {
+        self.link("latest").and_then(id_from_link)
+    }
     /// `metadata.prereserve_doi.recid`, the record id the published files live under.
     pub fn record_id(&self) -> Option<u64> {
         self.0

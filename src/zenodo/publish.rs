@@ -406,7 +406,10 @@ pub async fn publish_version<A: DepositApi>(
 ) -> Result<PublishOutcome, PublishError> {
     let run = Run::new(api, request, options, Target::NewVersion { record_id })?;
     match run.resume().await? {
-        Resumed::Nothing => run.start(Start::NewVersionOf(record_id)).await,
+        Resumed::Nothing => match run.latest_holds_the_file(record_id).await? {
+            Some(outcome) => Ok(outcome),
+            None => run.start(Start::NewVersionOf(record_id)).await,
+        },
         Resumed::Draft { id, dep } => run.fill(id, Some(dep), true).await,
         Resumed::Published(dep) => run.after_published(dep).await,
     }
@@ -513,6 +516,48 @@ impl<'a, A: DepositApi> Run<'a, A> {
         }
         log::info!("resuming draft deposition `{id}`");
         Ok(Resumed::Draft { id, dep })
+    }
+
+    /// The latest published version of `record`, when it already holds the local file's
+    /// bytes under its name (another run, or one whose journal was lost, published exactly
+    /// this SIF): then that is the outcome, and no second version is made.
+    async fn latest_holds_the_file(
+        &self,
+        record: u64,
+    ) -> Result<Option<PublishOutcome>, PublishError> {
+        let fail = |e: ZenodoError| self.error(e.into(), DraftFate::NoDraft);
+        let dep = self.api.get_deposition(record).await.map_err(fail)?;
+        let latest = match dep.latest_id() {
+            Some(id) if id != record => self.api.get_deposition(id).await.map_err(fail)?,
+            _ => dep,
+        };
+        let (Some(id), Some(file)) = (latest.id(), self.file_in(&latest)) else {
+            return Ok(None);
+        };
+        if !latest.is_published() {
+            return Ok(None);
+        }
+        let local = local_md5(&self.request.path)
+            .await
+            .map_err(|e| self.error(e.into(), DraftFate::NoDraft))?;
+        if local != file.checksum {
+            return Ok(None);
+        }
+        log::info!(
+            "the latest version `{id}` of record `{record}` already holds `{}` with these bytes: nothing to publish",
+            self.request.file_name
+        );
+        let entry = self
+            .entry_of(&latest, id, Some(&local))
+            .map_err(|k| self.error(k, DraftFate::NoDraft))?;
+        if let Some(report) = self.report() {
+            report.published(&entry);
+        }
+        Ok(Some(PublishOutcome {
+            deposition_id: id,
+            md5: Some(entry.md5.clone()),
+            published: Some(entry),
+        }))
     }
 
     /// A resumed draft that the earlier run published: done when it holds the local file's
