@@ -406,10 +406,13 @@ pub async fn publish_version<A: DepositApi>(
 ) -> Result<PublishOutcome, PublishError> {
     let run = Run::new(api, request, options, Target::NewVersion { record_id })?;
     match run.resume().await? {
-        Resumed::Nothing => match run.latest_holds_the_file(record_id).await? {
+        // Only a publication can be satisfied by what is published; a draft for review
+        // (`push: false`) is always opened.
+        Resumed::Nothing if request.push => match run.latest_holds_the_file(record_id).await? {
             Some(outcome) => Ok(outcome),
             None => run.start(Start::NewVersionOf(record_id)).await,
         },
+        Resumed::Nothing => run.start(Start::NewVersionOf(record_id)).await,
         Resumed::Draft { id, dep } => run.fill(id, Some(dep), true).await,
         Resumed::Published(dep) => run.after_published(dep).await,
     }
