@@ -94,8 +94,12 @@ pub enum Outcome<'a> {
         status: u16,
         retry_after: Option<Duration>,
     },
-    /// No (complete) answer: the transport failed.
+    /// No (complete) answer: the transport failed (reqwest's error tells how).
     Transport(&'a reqwest::Error),
+    /// No (complete) answer from a client that is not reqwest: `sent` is false when nothing
+    /// reached the server (the connection was refused), true when the server may have acted
+    /// (a timeout, a connection dropped mid-request). Both are transient.
+    NoAnswer { sent: bool },
 }
 
 /// What to do after a failed attempt.
@@ -169,6 +173,13 @@ impl RetryState {
                     Replay::UnprocessedOnly => err.is_connect(),
                 };
                 (allowed, None, !err.is_connect())
+            }
+            Outcome::NoAnswer { sent } => {
+                let allowed = match self.replay {
+                    Replay::Always => true,
+                    Replay::UnprocessedOnly => !sent,
+                };
+                (allowed, None, sent)
             }
         };
         if !allowed {
@@ -324,6 +335,30 @@ mod tests {
             assert_eq!(matches!(d, Decision::RetryAfter(_)), *retried, "{name}");
             assert_eq!(s.ambiguous(), *ambiguous, "{name}");
         }
+    }
+
+    #[test]
+    fn no_answer_outcomes() {
+        let mut s = RetryState::new(policy(), Replay::UnprocessedOnly);
+        s.start_attempt();
+        assert!(matches!(
+            s.decide(Outcome::NoAnswer { sent: false }),
+            Decision::RetryAfter(_)
+        ));
+        assert!(!s.ambiguous());
+        s.start_attempt();
+        assert_eq!(
+            s.decide(Outcome::NoAnswer { sent: true }),
+            Decision::GiveUp { note: None },
+            "a create that may have been processed is not repeated"
+        );
+        let mut s = RetryState::new(policy(), Replay::Always);
+        s.start_attempt();
+        assert!(matches!(
+            s.decide(Outcome::NoAnswer { sent: true }),
+            Decision::RetryAfter(_)
+        ));
+        assert!(s.ambiguous());
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //!
 //! octocrab's own retry layer is not compiled in (the `retry` feature is off), so every
 //! repetition is decided here by a [`RetryState`]. A transport failure is reported to it in
-//! the terms it knows: a refused connection (nothing was sent) as a 503, any other failure
-//! (a timeout, a dropped connection: the server may have acted) as a 502.
+//! the terms it knows: `Outcome::NoAnswer` with whether anything was sent (a refused
+//! connection: no; a timeout, a dropped connection: the server may have acted).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -349,15 +349,10 @@ impl GitHubClient {
                     let (cause, kind, timed_out) = describe_transport(&err);
                     let decision = match kind {
                         TransportKind::Fatal => Decision::GiveUp { note: None },
-                        // The retry state's words for "nothing was sent" and "maybe acted on".
-                        TransportKind::NotSent => retry.decide(Outcome::Status {
-                            status: 503,
-                            retry_after: None,
-                        }),
-                        TransportKind::MaybeProcessed => retry.decide(Outcome::Status {
-                            status: 502,
-                            retry_after: None,
-                        }),
+                        TransportKind::NotSent => retry.decide(Outcome::NoAnswer { sent: false }),
+                        TransportKind::MaybeProcessed => {
+                            retry.decide(Outcome::NoAnswer { sent: true })
+                        }
                     };
                     if let Decision::RetryAfter(wait) = decision {
                         log::warn!(
