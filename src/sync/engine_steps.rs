@@ -48,6 +48,7 @@ pub struct EngineSteps {
     /// `model-to-singularity.json` keys and SIF names at the start (record texts).
     sif_names: Vec<(String, String)>,
     write_back: Box<dyn WriteBack>,
+    progress: super::progress::Progress,
 }
 
 /// Writes the index back to the zoo (GitHub or a local checkout).
@@ -96,6 +97,7 @@ impl EngineSteps {
             zenodo,
             sif_names,
             write_back,
+            progress: super::progress::Progress::for_stderr(),
         })
     }
 
@@ -165,7 +167,13 @@ impl Steps for EngineSteps {
             ))
         })?;
         log::info!("building `{image}` from `{}`", recipe.path.display());
-        let mut on_line = |line: &str| log::debug!("[build {image}] {line}");
+        let bar = self.progress.spinner(&format!("building `{image}`"));
+        let mut on_line = |line: &str| {
+            if line.starts_with("Step ") {
+                bar.set_message(line);
+            }
+            log::debug!("[build {image}] {line}");
+        };
         self.engine
             .build(image, &text, None, labels, false, &mut on_line)
             .await
@@ -174,6 +182,9 @@ impl Steps for EngineSteps {
     }
 
     async fn test_image(&self, image: &str, models: &[String]) -> TestOutcome {
+        let _bar = self
+            .progress
+            .spinner(&format!("testing {} model(s) in `{image}`", models.len()));
         let results = self
             .engine
             .test_models(
@@ -247,6 +258,9 @@ impl Steps for EngineSteps {
         source: &SifSource,
     ) -> Result<Sif, StepError> {
         let out = self.settings.work_dir.join(file_name);
+        let _bar = self
+            .progress
+            .spinner(&format!("converting `{image}` to `{file_name}`"));
         let opts = crate::sif::ConvertOptions {
             source_image: Some(source.image.clone()),
             source_digest: Some(source.digest.clone()).filter(|d| !d.is_empty()),
@@ -265,6 +279,11 @@ impl Steps for EngineSteps {
     }
 
     async fn test_sif(&self, sif: &Path, models: &[String]) -> TestOutcome {
+        let _bar = self.progress.spinner(&format!(
+            "testing {} model(s) in the SIF `{}`",
+            models.len(),
+            sif.display()
+        ));
         let results = crate::sif::run::test_models(
             sif,
             models,
@@ -310,8 +329,12 @@ impl Steps for EngineSteps {
             publication_date: crate::zenodo::metadata::today_utc(),
             push: true,
         };
+        let bar = self
+            .progress
+            .bytes(&format!("uploading `{}`", job.file_name));
         let options = PublishOptions {
             resume_draft: job.resume_draft,
+            progress: bar.as_transfer_progress(),
             report: Some(Arc::new(Journaled(Arc::clone(&job.report)))),
             ..PublishOptions::default()
         };

@@ -23,6 +23,7 @@
 pub mod apply;
 pub mod engine_steps;
 pub mod journal;
+pub mod progress;
 pub mod steps;
 pub mod summary;
 #[cfg(test)]
