@@ -105,7 +105,7 @@ pub fn apply(index: &mut Index, changes: &[Change]) -> Result<IndexChanges, Appl
                     }
                 }
             }
-            Change::NotPublished => {}
+            Change::NotPublished | Change::ImageOnly { .. } => {}
         }
     }
     Ok(diff(&before, index))

@@ -34,6 +34,7 @@ impl SummaryRow {
                     Change::OwnImage { image, .. }
                     | Change::Shared { image, .. }
                     | Change::Retested { image, .. } => Some(image.clone()),
+                    Change::ImageOnly { image } => Some(image.clone()),
                     Change::Removed { .. } | Change::NotPublished => out.action.image.clone(),
                 };
                 ("ok".to_owned(), None, None, image)

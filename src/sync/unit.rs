@@ -43,6 +43,8 @@ pub enum Change {
     },
     /// Built and tested, but `--no-push`: nothing was published, the index is unchanged.
     NotPublished,
+    /// An image outside the index (the base) was rebuilt and pushed.
+    ImageOnly { image: String },
 }
 
 /// How a unit ended.
@@ -150,29 +152,80 @@ async fn update_image<S: Steps>(
         .ok_or_else(|| StepError::new(format!("`{}` has no image in the index", action.unit)))?;
     let keys = keys_of(ctx, &image, &action.unit);
     let previous = current_entry(ctx.index, &keys);
-    own_image(ctx, journal, action, &image, keys, previous, out).await
+    let job = group_job(ctx, action, image, keys, previous);
+    own_image(ctx, journal, job, out).await
 }
 
-/// Builds, tests, pushes, converts, tests and publishes the unit's own image.
-async fn own_image<S: Steps>(
+/// The sync's job for a group's own image: identified by the zoo content of the group.
+fn group_job<S: Steps>(
     ctx: &UnitContext<'_, S>,
-    journal: &Arc<Journal>,
     action: &Action,
-    image: &str,
+    image: String,
     keys: Vec<String>,
     previous: Option<SingularityEntry>,
+) -> ImageJob {
+    ImageJob {
+        unit: action.unit.clone(),
+        action: action.kind.as_str().to_owned(),
+        image,
+        with_slim: true,
+        identity: (CONTENT_LABEL, ctx.tree.content_hash(&action.unit)),
+        test_models: action.models.clone(),
+        keys,
+        models: action.models.clone(),
+        previous,
+    }
+}
+
+/// What building and publishing one image takes: the sync's own image of a group, or one
+/// image of a release.
+pub(crate) struct ImageJob {
+    /// The group (sync) or the image (release): the journal's unit, the model-group label
+    /// and the record's text.
+    pub unit: String,
+    /// `update-image`, `add-group`, `release`.
+    pub action: String,
+    /// The index name of the full image.
+    pub image: String,
+    /// Also build its `-slim`, convert that to a SIF and publish it (the base image: no).
+    pub with_slim: bool,
+    /// What the image is built from besides its recipe, as `(label, value)`: the zoo content
+    /// hash of the group (sync), or the digests of its parent images (release). An image in
+    /// the registry with the same recipes and this label is not rebuilt.
+    pub identity: (&'static str, String),
+    /// Models tested in the images and the SIF.
+    pub test_models: Vec<String>,
+    /// The index keys the image serves, and the models that run in it (for the index).
+    pub keys: Vec<String>,
+    pub models: Vec<String>,
+    /// The SIF entry the image has now: a new version of its record; `None`: a new record.
+    pub previous: Option<SingularityEntry>,
+}
+
+/// Builds, tests, pushes, converts, tests and publishes one image.
+pub(crate) async fn own_image<S: Steps>(
+    ctx: &UnitContext<'_, S>,
+    journal: &Arc<Journal>,
+    job: ImageJob,
     out: &mut UnitOutcome,
 ) -> Result<Change, StepError> {
     let steps = ctx.steps;
+    let image = job.image.as_str();
     let slim = crate::names::slim_image(image);
-    let full_recipe = steps.render(&action.unit, image)?;
-    let slim_recipe = steps.render(&action.unit, &slim)?;
-    let content = ctx.tree.content_hash(&action.unit);
+    let full_recipe = steps.render(&job.unit, image)?;
+    let slim_recipe = if job.with_slim {
+        Some(steps.render(&job.unit, &slim)?)
+    } else {
+        None
+    };
+    let (identity_label, identity) = (job.identity.0, job.identity.1.clone());
+    let mut recipes = vec![full_recipe.hash.clone()];
+    recipes.extend(slim_recipe.iter().map(|r| r.hash.clone()));
     let key = UnitKey {
-        unit: action.unit.clone(),
-        action: action.kind.as_str().to_owned(),
-        content: content.clone(),
-        recipes: vec![full_recipe.hash.clone(), slim_recipe.hash.clone()],
+        unit: job.unit.clone(),
+        action: job.action.clone(),
+        content: identity.clone(),
+        recipes,
     };
     let record = |change: &dyn Fn(&mut UnitRecord)| {
         journal
@@ -182,46 +235,63 @@ async fn own_image<S: Steps>(
     let mut rec = journal.get(&key);
 
     // 1. Images: pushed (journal), already in the registry from the same inputs, or built now.
-    if rec.full.is_none() || rec.slim.is_none() {
-        let remote_full = steps.remote(image).await?;
-        let remote_slim = steps.remote(&slim).await?;
+    if rec.full.is_none() || (job.with_slim && rec.slim.is_none()) {
         let same = |r: &Option<Remote>, recipe: &str| {
             r.as_ref().is_some_and(|r| {
-                r.labels.get(CONTENT_LABEL).map(String::as_str) == Some(content.as_str())
+                r.labels.get(identity_label).map(String::as_str) == Some(identity.as_str())
                     && r.labels.get(RECIPE_LABEL).map(String::as_str) == Some(recipe)
             })
         };
-        if same(&remote_full, &full_recipe.hash) && same(&remote_slim, &slim_recipe.hash) {
-            let (f, s) = (
-                remote_full.unwrap_or_else(empty_remote),
-                remote_slim.unwrap_or_else(empty_remote),
-            );
-            out.notes
-                .push(format!("image unchanged ({})", short(&s.digest)));
+        let remote_full = steps.remote(image).await?;
+        let remote_slim = match &slim_recipe {
+            Some(_) => steps.remote(&slim).await?,
+            None => None,
+        };
+        let unchanged = same(&remote_full, &full_recipe.hash)
+            && slim_recipe
+                .as_ref()
+                .is_none_or(|r| same(&remote_slim, &r.hash));
+        if unchanged {
+            let f = remote_full.unwrap_or_else(empty_remote);
+            let s = remote_slim;
+            out.notes.push(format!(
+                "image unchanged ({})",
+                short(&s.as_ref().unwrap_or(&f).digest)
+            ));
             rec = record(&|r: &mut UnitRecord| {
                 r.full = Some(pushed(&f));
-                r.slim = Some(pushed(&s));
+                r.slim = s.as_ref().map(pushed);
             })?;
         } else {
             let labels = HashMap::from([
-                (MODEL_GROUP_LABEL.to_owned(), action.unit.clone()),
+                (MODEL_GROUP_LABEL.to_owned(), job.unit.clone()),
                 (ZOO_COMMIT_LABEL.to_owned(), ctx.zoo_commit.to_owned()),
-                (CONTENT_LABEL.to_owned(), content.clone()),
+                (identity_label.to_owned(), identity.clone()),
             ]);
             steps.build(image, &full_recipe, &labels).await?;
-            steps.test_image(image, &action.models).await?;
-            steps.build(&slim, &slim_recipe, &labels).await?;
-            steps.test_image(&slim, &action.models).await?;
+            if !job.test_models.is_empty() {
+                steps.test_image(image, &job.test_models).await?;
+            }
+            if let Some(slim_recipe) = &slim_recipe {
+                steps.build(&slim, slim_recipe, &labels).await?;
+                steps.test_image(&slim, &job.test_models).await?;
+            }
             if !ctx.push {
                 out.notes.push("built and tested (--no-push)".into());
                 return Ok(Change::NotPublished);
             }
             let f = steps.push(image).await?;
-            let s = steps.push(&slim).await?;
-            out.notes.push(format!("rebuilt ({})", short(&s.digest)));
+            let s = match &slim_recipe {
+                Some(_) => Some(steps.push(&slim).await?),
+                None => None,
+            };
+            out.notes.push(format!(
+                "rebuilt ({})",
+                short(&s.as_ref().unwrap_or(&f).digest)
+            ));
             rec = record(&|r: &mut UnitRecord| {
                 r.full = Some(pushed(&f));
-                r.slim = Some(pushed(&s));
+                r.slim = s.as_ref().map(pushed);
             })?;
         }
     } else {
@@ -230,11 +300,17 @@ async fn own_image<S: Steps>(
     if !ctx.push {
         return Ok(Change::NotPublished);
     }
-    let slim_digest = rec
-        .slim
-        .as_ref()
-        .map(|p| p.digest.clone())
-        .unwrap_or_default();
+    let Some(slim_pushed) = rec.slim.clone().filter(|_| job.with_slim) else {
+        out.digest = rec.full.as_ref().map(|p| p.digest.clone());
+        record(&|r: &mut UnitRecord| {
+            r.image = Some(job.image.clone());
+            r.done = true;
+        })?;
+        return Ok(Change::ImageOnly {
+            image: job.image.clone(),
+        });
+    };
+    let slim_digest = slim_pushed.digest;
     out.digest = Some(slim_digest.clone());
 
     // 2. The SIF: converted, tested, published (or unchanged).
@@ -250,7 +326,7 @@ async fn own_image<S: Steps>(
             let source = SifSource {
                 image: slim.clone(),
                 digest: slim_digest.clone(),
-                model_group: action.unit.clone(),
+                model_group: job.unit.clone(),
                 zoo_commit: ctx.zoo_commit.to_owned(),
             };
             let sif: Sif = steps.convert(&slim, &file_name, &source).await?;
@@ -263,10 +339,11 @@ async fn own_image<S: Steps>(
             }
             out.sif_md5 = Some(sif.md5.clone());
             if !rec.sif_tested {
-                steps.test_sif(&sif.path, &action.models).await?;
+                steps.test_sif(&sif.path, &job.test_models).await?;
                 rec = record(&|r: &mut UnitRecord| r.sif_tested = true)?;
             }
-            let unchanged = previous
+            let unchanged = job
+                .previous
                 .as_ref()
                 .filter(|p| p.md5.as_str().eq_ignore_ascii_case(&sif.md5));
             let entry = if let Some(entry) = unchanged {
@@ -281,8 +358,8 @@ async fn own_image<S: Steps>(
                     .publish(PublishJob {
                         sif: sif.clone(),
                         file_name,
-                        unit: action.unit.clone(),
-                        previous: previous.clone(),
+                        unit: job.unit.clone(),
+                        previous: job.previous.clone(),
                         resume_draft: rec.draft,
                         report,
                     })
@@ -298,13 +375,13 @@ async fn own_image<S: Steps>(
     };
     out.sif_md5 = Some(sif_entry.md5.as_str().to_owned());
     record(&|r: &mut UnitRecord| {
-        r.image = Some(image.to_owned());
+        r.image = Some(job.image.clone());
         r.done = true;
     })?;
     Ok(Change::OwnImage {
-        keys,
-        image: image.to_owned(),
-        models: action.models.clone(),
+        keys: job.keys,
+        image: job.image,
+        models: job.models,
         sif: sif_entry,
     })
 }
@@ -370,16 +447,8 @@ async fn add_group<S: Steps>(
     }
     let image = crate::names::image_for_group(&action.unit);
     out.notes.push(format!("own image `{image}`"));
-    own_image(
-        ctx,
-        journal,
-        action,
-        &image,
-        vec![action.unit.clone()],
-        None,
-        out,
-    )
-    .await
+    let job = group_job(ctx, action, image, vec![action.unit.clone()], None);
+    own_image(ctx, journal, job, out).await
 }
 
 async fn retest_shared<S: Steps>(
