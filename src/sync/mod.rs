@@ -24,6 +24,7 @@ pub mod apply;
 pub mod engine_steps;
 pub mod journal;
 pub mod progress;
+pub mod release;
 pub mod steps;
 pub mod summary;
 #[cfg(test)]
@@ -97,6 +98,8 @@ pub enum SyncError {
     Zenodo(#[from] crate::zenodo::ZenodoError),
     #[error("could not set up the sync: {0}")]
     Setup(StepError),
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
 }
 
 /// A sync as the CLI and Python call it: every field optional, defaults from the
@@ -226,6 +229,53 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
     )
     .map_err(SyncError::Setup)?;
     execute(&opts, &plan, &tree, index, &steps).await
+}
+
+/// Applies the result fragments of a sharded release (`dir/*.json`) to the index, in a
+/// deterministic order, and writes the index back to the zoo (compare-and-swap) — the last
+/// job of a release run as GitHub Actions matrix jobs. A failed shard's images keep their
+/// entries.
+pub async fn merge_results(
+    args: &SyncArgs,
+    dir: &std::path::Path,
+) -> Result<SyncReport, SyncError> {
+    let opts = args.options();
+    let fragments = release::read_fragments(dir)?;
+    let (changes, rows) = release::merged_changes(fragments);
+    let index = Index::load(&opts.container_info)?;
+    let mut updated = index.clone();
+    let index_changes = apply::apply(&mut updated, &changes)?;
+    let failed = rows.iter().filter(|r| r.result != "ok").count();
+    let mut report = SyncReport {
+        zoo: "release".into(),
+        from: String::new(),
+        to: String::new(),
+        rows,
+        index_written: false,
+        write_back: None,
+        hash_moved: false,
+        hash_note: Some("a release does not move the zoo commit".into()),
+        journal: None,
+    };
+    if failed > 0 {
+        log::warn!("{failed} image(s) of the release failed: their entries are kept");
+    }
+    if !index_changes.is_empty() {
+        updated.save(&opts.container_info)?;
+        report.index_written = true;
+        if opts.push
+            && (!index_changes.model_to_docker.is_empty()
+                || !index_changes.model_to_singularity.is_empty())
+        {
+            let zoo = Arc::new(args.open_zoo().await?);
+            let write_back = engine_steps::ZooWriteBack { zoo };
+            report.write_back =
+                engine_steps::WriteBack::write(&write_back, &index_changes, &updated)
+                    .await
+                    .map_err(SyncError::WriteBack)?;
+        }
+    }
+    Ok(report)
 }
 
 /// The report of a sync with nothing to build, test or remove: the hash moves to the zoo's

@@ -61,7 +61,7 @@ pub struct UnitOutcome {
 }
 
 /// What every unit of one sync shares.
-pub(crate) struct UnitContext<'a, S: Steps> {
+pub struct UnitContext<'a, S: Steps> {
     pub steps: &'a S,
     pub index: &'a Index,
     pub tree: &'a crate::layout::Tree,
@@ -179,7 +179,7 @@ fn group_job<S: Steps>(
 
 /// What building and publishing one image takes: the sync's own image of a group, or one
 /// image of a release.
-pub(crate) struct ImageJob {
+pub struct ImageJob {
     /// The group (sync) or the image (release): the journal's unit, the model-group label
     /// and the record's text.
     pub unit: String,
@@ -203,7 +203,7 @@ pub(crate) struct ImageJob {
 }
 
 /// Builds, tests, pushes, converts, tests and publishes one image.
-pub(crate) async fn own_image<S: Steps>(
+pub async fn own_image<S: Steps>(
     ctx: &UnitContext<'_, S>,
     journal: &Arc<Journal>,
     job: ImageJob,
