@@ -28,6 +28,8 @@ __all__ = [
     "ChecksumMismatchError",
     "FileIOError",
     "SifError",
+    "SifTestError",
+    "DownloadError",
 ]
 
 
@@ -127,3 +129,25 @@ class FileIOError(KipoiContainersError, OSError):
 class SifError(KipoiContainersError, ValueError):
     """A SIF could not be read, verified or written, or an image could not be converted to
     one; the message names the file, image or layer entry and the problem."""
+
+
+class SifTestError(SifError):
+    """``kipoi test`` failed for a model inside a SIF; the message has kipoi's log tail.
+
+    A ``ValueError`` (through :class:`SifError`), as upstream's ``test_singularity_image``
+    raised; not a :class:`DockerError`, since no Docker is involved. ``model``, ``sif``,
+    ``exit_code`` (-1 when killed for its time limit) and ``log_tail`` describe the failure.
+    """
+
+    model: str = ""
+    sif: str = ""
+    exit_code: int = 0
+    log_tail: str = ""
+
+
+class DownloadError(KipoiContainersError, OSError):
+    """A download failed: the server answered with an error (``status``, with its own
+    words in the message) or the connection kept failing (the bytes received are kept in
+    ``<file>.part`` and the next download resumes from there)."""
+
+    status: int = 0
