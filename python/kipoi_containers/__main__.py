@@ -186,14 +186,16 @@ def sif_main(argv: List[str]) -> int:
     """``sif inspect|verify|run|convert``."""
     parser = _sif_parser()
     command: Optional[List[str]] = None
-    if argv[:1] == ["run"] and "--" in argv:
+    if "--" in argv:  # everything after the first `--` is the command of `run`
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     if args.action == "run":
-        command = command if command is not None else [w for w in args.command if w != "--"]
+        command = [*args.command, *(command or [])]
         if not command:
             _subparser(parser, "run").error("give the command after `--`: sif run FILE -- CMD [ARG ...]")
+    elif command is not None:
+        _subparser(parser, args.action).error(f"unexpected arguments after `--`: {' '.join(command)}")
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
