@@ -580,6 +580,15 @@ fn open_partial(dest: &Path) -> Result<Opened, TransferError> {
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| write_err(e.into()))?;
         if dest.exists() {
+            // Nothing to resume in an empty `.part` (made just now by this call).
+            let ours = file
+                .metadata()
+                .ok()
+                .filter(|m| m.len() == 0)
+                .map(|m| m.ino());
+            if ours.is_some() && ours == std::fs::metadata(&path).ok().map(|m| m.ino()) {
+                let _ = std::fs::remove_file(&path);
+            }
             return Ok(Opened::Present);
         }
         // The holder of the lock before us may have renamed or removed this inode.
@@ -1294,6 +1303,26 @@ mod tests {
                 .is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"),
             "{seen:?}"
         );
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_existing_file_is_kept_and_no_part_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        std::fs::write(&dest, b"hello world").unwrap();
+        let got = download_resumable(
+            &http(),
+            "http://127.0.0.1:9/never",
+            &dest,
+            None,
+            &fast_retries(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(got.already_present);
+        assert_eq!(got.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
     }
 

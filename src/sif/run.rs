@@ -381,8 +381,16 @@ struct Session {
 }
 
 impl Session {
+    /// Cleans up and waits for it. The cleanup runs as a tracked task of its own, so it
+    /// finishes even when this future is dropped half-way (Ctrl-C while unmounting).
     async fn close(&mut self) {
-        cleanup(self.child.take(), self.group.take(), self.mount.take()).await;
+        let (child, group, mount) = (self.child.take(), self.group.take(), self.mount.take());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        crate::runtime::spawn_cleanup(async move {
+            cleanup(child, group, mount).await;
+            let _ = done.send(());
+        });
+        let _ = finished.await;
     }
 }
 
