@@ -453,9 +453,10 @@ pub async fn run(sif: &Path, command: &[String], opts: &RunOptions) -> Result<Ru
     let sif_owned = sif.to_path_buf();
     let inspection = tokio::task::spawn_blocking(move || SifInspection::open(&sif_owned))
         .await
-        .map_err(|source| SifError::Task {
-            image: sif.display().to_string(),
-            source,
+        .map_err(|join| SifError::Io {
+            path: sif.to_path_buf(),
+            step: "read",
+            source: std::io::Error::other(join),
         })??;
     log::info!(
         "running `{}` in `{}` with {}",
