@@ -1307,6 +1307,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_downloads_of_one_file_download_it_once() {
+        let (data, md5) = payload();
+        let srv = server::start(data.clone(), true, 0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        let (client, policy) = (http(), fast_retries());
+        let (a, b) = tokio::join!(
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            (a.md5.as_str(), b.md5.as_str()),
+            (md5.as_str(), md5.as_str())
+        );
+        assert_eq!(
+            u8::from(a.already_present) + u8::from(b.already_present),
+            1,
+            "{a:?} {b:?}"
+        );
+        assert_eq!(srv.ranges_seen.lock().unwrap().len(), 1);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_existing_file_is_kept_and_no_part_is_left() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
