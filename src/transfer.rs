@@ -532,7 +532,8 @@ pub struct Downloaded {
     pub resumed_from: u64,
     /// Requests sent with a `Range` header.
     pub range_requests: u32,
-    /// `dest` appeared while this call waited for another process downloading it.
+    /// `dest` was there already (or appeared while this call waited for another download
+    /// of it): it is kept as it is, nothing was downloaded.
     pub already_present: bool,
 }
 
@@ -783,7 +784,7 @@ pub async fn download_resumable(
                     path: dest.to_path_buf(),
                     source,
                 })??;
-            log::info!("`{}` was completed by another download", dest.display());
+            log::info!("`{}` is already there: kept as it is", dest.display());
             return Ok(Downloaded {
                 md5,
                 bytes,
@@ -934,7 +935,10 @@ pub async fn download_resumable(
             // budget counts interruptions in a row without progress.
             let e = e.without_url();
             if partial.len > before {
+                // Progress: a flaky connection gets a fresh retry budget.
                 stalls = 0;
+                state = RetryState::new(policy.clone(), Replay::Always);
+                state.start_attempt();
             }
             stalls += 1;
             if stalls > policy.max_retries {
