@@ -1,35 +1,43 @@
 """Docker image -> SIF: the native converter against what apptainer does, side by side.
 
-Prints wall time and peak RSS of
-  (a) ours: the release example `sif_convert` (Engine export spooled, flattened, squashfs, SIF),
-  (b) `docker save` + extract the layers + `mksquashfs -comp gzip` (apptainer's way),
-  (c) `mksquashfs -comp gzip` alone on the already-extracted rootfs,
-and the ratios ours/(b) and ours/(c). Targets: ours <= 1.0x (c), peak RSS <= 256 MiB.
+Prints wall time, peak RSS and output size of
+  (a) ours: the release example `sif_convert` (Engine export spooled, flattened, squashfs,
+      SIF), at the engine's default gzip level (6) unless `--level` says otherwise;
+  (b) `docker save` + extract the layers + `mksquashfs -comp gzip` (apptainer's way);
+  (c) `mksquashfs -comp gzip` alone on the already-extracted rootfs;
+then the ratios ours/(b) and ours/(c) against the targets: ours <= 1.0x (c), peak RSS
+<= 256 MiB.
 
-    python bench/sif_convert.py [--no-build] [IMAGE]
-        IMAGE defaults to the real-kipoi base image (scripts/base-image.sh); --no-build uses the
-        example binary already in target/release.
+    python bench/sif_convert.py [--no-build] [--level N ...] [IMAGE]
+
+IMAGE defaults to the real-kipoi base image (scripts/base-image.sh). `--no-build` uses the
+example binary already in target/release; `--level` (repeatable) runs ours once per gzip
+level, side by side. Needs `/usr/bin/time`, `mksquashfs`, `tar`, the docker CLI.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+TARGET_RATIO = 1.0
+TARGET_RSS_MIB = 256
 
 
-def run(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+def run(cmd: List[str]) -> Tuple[float, float, subprocess.CompletedProcess]:
     """Runs cmd through /usr/bin/time -v; returns (wall seconds, peak RSS MiB, result)."""
     t0 = time.monotonic()
-    res = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, **kw)
+    res = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.monotonic() - t0
     if res.returncode != 0:
         sys.exit(f"{cmd[0]} failed:\n{res.stderr[-3000:]}")
@@ -41,35 +49,47 @@ def run(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--no-build"]
-    image = args[0] if args else subprocess.run(
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image", nargs="?", help="image to convert (default: the kipoi base image)")
+    parser.add_argument("--no-build", action="store_true", help="use the example binary already built")
+    parser.add_argument("--level", type=int, action="append", default=[], help="gzip level for ours (repeatable)")
+    args = parser.parse_args()
+    image = args.image or subprocess.run(
         ["bash", str(ROOT / "scripts/base-image.sh")], check=True, capture_output=True, text=True
     ).stdout.strip().splitlines()[-1]
-    if "--no-build" not in sys.argv:
+    if not args.no_build:
         subprocess.run(["cargo", "build", "-q", "--release", "--example", "sif_convert"], cwd=ROOT, check=True)
     ours_bin = ROOT / "target/release/examples/sif_convert"
     work = Path(tempfile.mkdtemp(prefix="sif-bench-", dir=os.environ.get("TMPDIR", "/var/tmp")))
     try:
-        # (a) ours, from the Engine.
-        wall_a, rss_a, res = run([str(ours_bin), image, str(work / "ours.sif")])
-        report = json.loads(res.stdout.strip().splitlines()[-1])
+        # (a) ours, from the Engine, once per level.
+        ours = []
+        for level in args.level or [None]:
+            extra = ["--level", str(level)] if level is not None else []
+            wall, rss, res = run([str(ours_bin), image, str(work / "ours.sif"), *extra])
+            report = json.loads(res.stdout.strip().splitlines()[-1])
+            ours.append((level, wall, rss, report))
+            (work / "ours.sif").unlink()
 
-        # (b) docker save + extract layers in order + mksquashfs (apptainer's pipeline).
+        # (b) docker save + extract the layers in order + mksquashfs (apptainer's pipeline).
         t0 = time.monotonic()
         rss_b = 0.0
-        w, r, _ = run(["docker", "save", "-o", str(work / "save.tar"), image])
+        _, r, _ = run(["docker", "save", "-o", str(work / "save.tar"), image])
         rss_b = max(rss_b, r)
         save = work / "save"
         save.mkdir()
-        w, r, _ = run(["tar", "-xf", str(work / "save.tar"), "-C", str(save)])
+        _, r, _ = run(["tar", "-xf", str(work / "save.tar"), "-C", str(save)])
         rss_b = max(rss_b, r)
+        (work / "save.tar").unlink()
         manifest = json.loads((save / "manifest.json").read_text())[0]
         rootfs = work / "rootfs"
         rootfs.mkdir()
         for layer in manifest["Layers"]:
-            w, r, _ = run(["tar", "-xf", str(save / layer), "-C", str(rootfs)])
+            _, r, _ = run(["tar", "-xf", str(save / layer), "-C", str(rootfs)])
             rss_b = max(rss_b, r)
+        shutil.rmtree(save)
         t_extract = time.monotonic() - t0
+        # (c) mksquashfs alone, as apptainer calls it.
         wall_c, rss_c, _ = run(
             ["mksquashfs", str(rootfs), str(work / "ref.sqfs"), "-noappend", "-comp", "gzip", "-quiet", "-no-progress"]
         )
@@ -77,18 +97,26 @@ def main() -> None:
         rss_b = max(rss_b, rss_c)
         ref_size = (work / "ref.sqfs").stat().st_size
 
-        mib = 1 << 20
+        report = ours[0][3]
         print(f"image: {image}")
-        print(f"rootfs: {report['data_bytes'] / mib:.0f} MiB of file data, {report['inodes']} inodes")
-        print(f"{'':44}{'wall s':>8}{'peak RSS MiB':>14}{'output MiB':>12}")
-        print(f"{'(a) ours (export+flatten+squashfs+SIF)':44}{wall_a:8.1f}{rss_a:14.0f}{report['size'] / mib:12.1f}")
-        print(f"{'(b) docker save + extract + mksquashfs':44}{wall_b:8.1f}{rss_b:14.0f}{ref_size / mib:12.1f}")
-        print(f"{'(c) mksquashfs -comp gzip on the rootfs':44}{wall_c:8.1f}{rss_c:14.0f}{ref_size / mib:12.1f}")
-        print(f"ours/(b) = {wall_a / wall_b:.2f}x   ours/(c) = {wall_a / wall_c:.2f}x   (target <= 1.0x (c))")
-        print(f"peak RSS ours = {rss_a:.0f} MiB (target <= 256 MiB); size ours/mksquashfs = {report['size'] / ref_size:.2f}")
+        print(f"rootfs: {report['data_bytes'] / MIB:.0f} MiB of file data, {report['inodes']} inodes; {os.cpu_count()} CPUs")
+        print(f"{'':46}{'wall s':>8}{'peak RSS MiB':>14}{'output MiB':>12}")
+        for level, wall, rss, rep in ours:
+            name = f"(a) ours, gzip level {level if level is not None else '6 (default)'}"
+            print(f"{name:46}{wall:8.1f}{rss:14.0f}{rep['size'] / MIB:12.1f}")
+        print(f"{'(b) docker save + extract + mksquashfs':46}{wall_b:8.1f}{rss_b:14.0f}{ref_size / MIB:12.1f}")
+        print(f"{'(c) mksquashfs -comp gzip on the rootfs':46}{wall_c:8.1f}{rss_c:14.0f}{ref_size / MIB:12.1f}")
+        for level, wall, rss, rep in ours:
+            ratio_c = wall / wall_c
+            verdict = "ok" if ratio_c <= TARGET_RATIO and rss <= TARGET_RSS_MIB else "MISSED"
+            print(
+                f"ours{'' if level is None else f' (level {level})'}: ours/(b) = {wall / wall_b:.2f}x   "
+                f"ours/(c) = {ratio_c:.2f}x (target <= {TARGET_RATIO:.1f}x)   "
+                f"peak RSS {rss:.0f} MiB (target <= {TARGET_RSS_MIB})   "
+                f"size ours/mksquashfs = {rep['size'] / ref_size:.3f}   [{verdict}]"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _ = resource  # RSS comes from /usr/bin/time -v per child
 
 
 if __name__ == "__main__":

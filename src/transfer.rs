@@ -24,6 +24,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -469,6 +470,558 @@ fn write_from_channel(
     Ok(Sent { md5, bytes })
 }
 
+// ------------------------------------------------------------------------------------------
+// Resumable downloads
+//
+//  socket ──▶ batch to 1 MiB ──▶ bounded channel ──▶ md5.update + append ──▶ `<dest>.part`
+//                                                    (blocking thread)        │ complete, md5 ok
+//                                                                             ▼
+//                                                                 fsync, rename over `<dest>`
+//
+// The bytes received so far live in `<dest>.part` (locked with `flock` while a download
+// writes it). A dropped connection is retried with `Range: bytes=<len>-` (and `If-Range`, so
+// a changed file restarts instead of being spliced); a later call resumes a `.part` an
+// earlier one left, hashing the bytes already there once. A server that ignores `Range`
+// (answers 200) restarts the file cleanly. The md5 is computed while writing; a mismatch
+// removes the `.part` and keeps nothing.
+
+/// Why a resumable download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("`{url}` is not a valid download URL")]
+    BadUrl { url: String },
+    #[error("could not set up the HTTP client to download `{url}`")]
+    Setup {
+        url: String,
+        #[source]
+        source: crate::http::HttpSetupError,
+    },
+    /// The server answered with an error status (the message has its own words).
+    #[error("downloading `{url}` failed: the server answered {status}{detail}")]
+    Status {
+        url: String,
+        status: u16,
+        /// `: <the server's message>`, or empty.
+        detail: String,
+    },
+    /// The connection failed (or kept failing); what arrived is kept for the next call.
+    #[error(
+        "downloading `{url}` failed after {attempts} attempt(s); the {kept} bytes received are \
+         kept in `{}` and the next download resumes from there",
+        part.display()
+    )]
+    Transport {
+        url: String,
+        attempts: u32,
+        kept: u64,
+        part: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error(transparent)]
+    Local(#[from] TransferError),
+}
+
+/// What a resumable download did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// md5 of the file (lower-case hex).
+    pub md5: String,
+    pub bytes: u64,
+    /// Bytes already in the `.part` file (an earlier interrupted download) at the start.
+    pub resumed_from: u64,
+    /// Requests sent with a `Range` header.
+    pub range_requests: u32,
+    /// `dest` was there already (or appeared while this call waited for another download
+    /// of it): it is kept as it is, nothing was downloaded.
+    pub already_present: bool,
+}
+
+/// The partial file a download of `dest` writes: `<dest>.part`, beside it.
+#[must_use]
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map_or_else(|| "download".into(), std::ffi::OsStr::to_os_string);
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// The `.part` file being written: locked, its length and the md5 of its bytes so far.
+struct Partial {
+    file: std::fs::File,
+    path: PathBuf,
+    len: u64,
+    hasher: Md5,
+}
+
+enum Opened {
+    Partial(Partial),
+    /// Another process completed `dest` while we waited for its lock.
+    Present,
+}
+
+/// Opens (or creates) and locks `<dest>.part`, then hashes what it holds. Blocking.
+fn open_partial(dest: &Path) -> Result<Opened, TransferError> {
+    use std::io::Seek as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let path = partial_path(dest);
+    let write_err = |source| TransferError::Write {
+        path: path.clone(),
+        source,
+    };
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(write_err)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| write_err(e.into()))?;
+        if dest.exists() {
+            // Nothing to resume in an empty `.part` (made just now by this call).
+            let ours = file
+                .metadata()
+                .ok()
+                .filter(|m| m.len() == 0)
+                .map(|m| m.ino());
+            if ours.is_some() && ours == std::fs::metadata(&path).ok().map(|m| m.ino()) {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Ok(Opened::Present);
+        }
+        // The holder of the lock before us may have renamed or removed this inode.
+        let ours = file.metadata().map_err(write_err)?.ino();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.ino() == ours => {}
+            _ => continue,
+        }
+        let mut hasher = Md5::new();
+        let mut reader = &file;
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let mut len = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf).map_err(|source| {
+                TransferError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            len += n as u64;
+        }
+        let mut file = file;
+        file.seek(std::io::SeekFrom::End(0)).map_err(write_err)?;
+        return Ok(Opened::Partial(Partial {
+            file,
+            path,
+            len,
+            hasher,
+        }));
+    }
+}
+
+impl Partial {
+    /// On giving up: an empty `.part` is removed (there is nothing to resume).
+    fn give_up(&self) {
+        if self.len == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Empties the file: the download starts again from byte 0. Blocking.
+    fn reset(&mut self) -> Result<(), TransferError> {
+        use std::io::Seek as _;
+        let write_err = |source| TransferError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.set_len(0).map_err(write_err)?;
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(write_err)?;
+        self.len = 0;
+        self.hasher = Md5::new();
+        Ok(())
+    }
+}
+
+/// Runs blocking work on the `.part` file off the runtime's threads.
+async fn on_partial<T: Send + 'static>(
+    mut partial: Partial,
+    work: impl FnOnce(&mut Partial) -> Result<T, TransferError> + Send + 'static,
+) -> Result<(Partial, T), TransferError> {
+    let path = partial.path.clone();
+    tokio::task::spawn_blocking(move || work(&mut partial).map(|t| (partial, t)))
+        .await
+        .map_err(|source| TransferError::Worker { path, source })?
+}
+
+/// Appends the body `stream` to `partial`, hashing it; returns the partial and the error
+/// that interrupted the stream, if any (a local write failure is an `Err`). Progress is
+/// reported as bytes of the whole file out of `total`.
+async fn append_stream<S>(
+    stream: S,
+    partial: Partial,
+    total: u64,
+    progress: &ProgressRef,
+) -> Result<(Partial, Option<reqwest::Error>), TransferError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let path = partial.path.clone();
+    let partial_len = partial.len;
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut partial = partial;
+        while let Some(chunk) = rx.blocking_recv() {
+            std::io::Write::write_all(&mut partial.file, &chunk).map_err(|source| {
+                TransferError::Write {
+                    path: partial.path.clone(),
+                    source,
+                }
+            })?;
+            partial.hasher.update(&chunk);
+            partial.len += chunk.len() as u64;
+        }
+        Ok::<_, TransferError>(partial)
+    });
+    let mut stream = std::pin::pin!(stream);
+    let mut pending = bytes::BytesMut::new();
+    let mut interrupted = None;
+    let mut done = partial_len;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                done += chunk.len() as u64;
+                pending.extend_from_slice(&chunk);
+                if pending.len() >= CHUNK_SIZE && tx.send(pending.split().freeze()).await.is_err() {
+                    break; // the writer failed: its error is returned below
+                }
+                if let Some(p) = progress {
+                    p.report(done, total.max(done));
+                }
+            }
+            Err(e) => {
+                interrupted = Some(e);
+                break;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx.send(pending.split().freeze()).await;
+    }
+    drop(tx);
+    let partial = writer
+        .await
+        .map_err(|source| TransferError::Worker { path, source })??;
+    Ok((partial, interrupted))
+}
+
+/// `start` of a `Content-Range: bytes start-end/total` header, and `total` when known.
+fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)> {
+    let value = headers.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, total.trim().parse().ok()))
+}
+
+/// A validator for `If-Range`: a strong `ETag`, else `Last-Modified`.
+fn validator(headers: &reqwest::header::HeaderMap) -> Option<reqwest::header::HeaderValue> {
+    headers
+        .get(reqwest::header::ETAG)
+        .filter(|v| !v.as_bytes().starts_with(b"W/"))
+        .or_else(|| headers.get(reqwest::header::LAST_MODIFIED))
+        .cloned()
+}
+
+/// Downloads `url` to `dest` through `<dest>.part`: resumes what an earlier call left
+/// there, retries a broken connection from where it stopped (HTTP `Range`), hashes while
+/// writing, and renames the finished file over `dest` atomically. With `expected_md5`, a
+/// mismatch removes the `.part` and keeps nothing (if the mismatch may come from stale bytes
+/// of an earlier call, the download is first repeated once from the start).
+///
+/// Dropping the future keeps the `.part` for the next call.
+pub async fn download_resumable(
+    http: &crate::http::HttpClient,
+    url: &str,
+    dest: &Path,
+    expected_md5: Option<&str>,
+    policy: &crate::retry::RetryPolicy,
+    progress: ProgressRef,
+) -> Result<Downloaded, DownloadError> {
+    use crate::retry::{Decision, Outcome, Replay, RetryState};
+    let shown = crate::redact::RedactedUrl::redact_str(url);
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| DownloadError::BadUrl { url: shown.clone() })?;
+    let client = http.client().map_err(|source| DownloadError::Setup {
+        url: shown.clone(),
+        source,
+    })?;
+    let expected = expected_md5.map(|m| m.trim().trim_start_matches("md5:").to_ascii_lowercase());
+    let dest_owned = dest.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || open_partial(&dest_owned))
+        .await
+        .map_err(|source| TransferError::Worker {
+            path: dest.to_path_buf(),
+            source,
+        })??;
+    let mut partial = match opened {
+        Opened::Partial(p) => p,
+        Opened::Present => {
+            let path = dest.to_path_buf();
+            let (md5, bytes) = tokio::task::spawn_blocking(move || md5_file(&path))
+                .await
+                .map_err(|source| TransferError::Worker {
+                    path: dest.to_path_buf(),
+                    source,
+                })??;
+            log::info!("`{}` is already there: kept as it is", dest.display());
+            return Ok(Downloaded {
+                md5,
+                bytes,
+                resumed_from: 0,
+                range_requests: 0,
+                already_present: true,
+            });
+        }
+    };
+    let resumed_from = partial.len;
+    let mut stale_possible = resumed_from > 0;
+    if resumed_from > 0 {
+        log::info!(
+            "resuming the download of `{shown}` at byte {resumed_from} (`{}`)",
+            partial.path.display()
+        );
+    }
+    let mut range_requests = 0u32;
+    let mut if_range = None;
+    let mut state = RetryState::new(policy.clone(), Replay::Always);
+    let mut stalls = 0u32;
+    loop {
+        let attempt = state.start_attempt();
+        let mut request = client.get(parsed.clone());
+        let asked_from = partial.len;
+        if asked_from > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={asked_from}-"));
+            if let Some(v) = &if_range {
+                request = request.header(reqwest::header::IF_RANGE, v);
+            }
+            range_requests += 1;
+        }
+        let retry_or = |state: &mut RetryState, outcome: Outcome<'_>| -> Option<Duration> {
+            match state.decide(outcome) {
+                Decision::RetryAfter(wait) => Some(wait),
+                Decision::GiveUp { .. } => None,
+            }
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = e.without_url();
+                match retry_or(&mut state, Outcome::Transport(&e)) {
+                    Some(wait) => {
+                        log::warn!(
+                            "downloading `{shown}`: {}; retry {attempt} in {:.1}s",
+                            crate::errchain::chain(&e),
+                            wait.as_secs_f64()
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => {
+                        partial.give_up();
+                        return Err(DownloadError::Transport {
+                            url: shown,
+                            attempts: attempt,
+                            kept: partial.len,
+                            part: partial.path.clone(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let mut total = response.content_length();
+        match status {
+            206 if asked_from > 0 => match content_range(response.headers()) {
+                Some((start, whole)) if start == asked_from => {
+                    total = whole.or(total.map(|n| n + asked_from));
+                }
+                _ => {
+                    log::info!("`{shown}` answered an unexpected range: downloading it again from the start");
+                    (partial, ()) = on_partial(partial, Partial::reset).await?;
+                    continue;
+                }
+            },
+            200 => {
+                if asked_from > 0 {
+                    log::info!(
+                        "`{shown}` sent the whole file instead of the range from byte {asked_from} \
+                         (no Range support, or it changed): starting again from 0"
+                    );
+                    (partial, ()) = on_partial(partial, Partial::reset).await?;
+                    stale_possible = false;
+                }
+            }
+            416 if asked_from > 0 => {
+                log::info!(
+                    "`{shown}` refused the range from byte {asked_from}: starting again from 0"
+                );
+                (partial, ()) = on_partial(partial, Partial::reset).await?;
+                stale_possible = false;
+                continue;
+            }
+            _ => {
+                let retry_after = crate::retry::parse_retry_after(response.headers());
+                let reason = response
+                    .status()
+                    .canonical_reason()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
+                let body = response.text().await.unwrap_or_default();
+                let said: String = body.trim().chars().take(300).collect();
+                let detail = if said.is_empty() {
+                    reason
+                } else {
+                    format!("{reason}: {said}")
+                };
+                match retry_or(
+                    &mut state,
+                    Outcome::Status {
+                        status,
+                        retry_after,
+                    },
+                ) {
+                    Some(wait) => {
+                        log::warn!(
+                            "downloading `{shown}`: the server answered {status}{detail}; retry {attempt} in {:.1}s",
+                            wait.as_secs_f64()
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => {
+                        partial.give_up();
+                        return Err(DownloadError::Status {
+                            url: shown,
+                            status,
+                            detail,
+                        });
+                    }
+                }
+            }
+        }
+        if if_range.is_none() {
+            if_range = validator(response.headers());
+        }
+        let before = partial.len;
+        let body_total = total.unwrap_or(0);
+        let (back, interrupted) =
+            append_stream(response.bytes_stream(), partial, body_total, &progress).await?;
+        partial = back;
+        if let Some(e) = interrupted {
+            // A body cut off mid-way is always worth resuming (reqwest reports it as a
+            // decode error, which the generic transport rule does not repeat); the retry
+            // budget counts interruptions in a row without progress.
+            let e = e.without_url();
+            if partial.len > before {
+                // Progress: a flaky connection gets a fresh retry budget.
+                stalls = 0;
+                state = RetryState::new(policy.clone(), Replay::Always);
+                state.start_attempt();
+            }
+            stalls += 1;
+            if stalls > policy.max_retries {
+                partial.give_up();
+                return Err(DownloadError::Transport {
+                    url: shown,
+                    attempts: attempt,
+                    kept: partial.len,
+                    part: partial.path.clone(),
+                    source: e,
+                });
+            }
+            let wait = policy.delay(stalls, None);
+            log::warn!(
+                "downloading `{shown}` stopped at byte {} ({}); resuming in {:.1}s",
+                partial.len,
+                crate::errchain::chain(&e),
+                wait.as_secs_f64()
+            );
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let md5 = format!("{:x}", partial.hasher.clone().finalize());
+        if let Some(expected) = &expected {
+            if *expected != md5 {
+                if stale_possible {
+                    log::warn!(
+                        "`{}` resumed from an earlier download does not match md5 {expected}: \
+                         downloading it again from the start",
+                        dest.display()
+                    );
+                    (partial, ()) = on_partial(partial, Partial::reset).await?;
+                    stale_possible = false;
+                    state = RetryState::new(policy.clone(), Replay::Always);
+                    continue;
+                }
+                let path = partial.path.clone();
+                drop(partial);
+                let _ = std::fs::remove_file(&path);
+                return Err(TransferError::DownloadChecksum {
+                    path: dest.to_path_buf(),
+                    expected: expected.clone(),
+                    actual: md5,
+                }
+                .into());
+            }
+        }
+        let bytes = partial.len;
+        let target = dest.to_path_buf();
+        on_partial(partial, move |p| {
+            let write_err = |source| TransferError::Write {
+                path: target.clone(),
+                source,
+            };
+            p.file.sync_all().map_err(write_err)?;
+            std::fs::rename(&p.path, &target).map_err(write_err)?;
+            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        log::info!(
+            "downloaded `{shown}` to `{}` ({bytes} bytes, md5 {md5}{})",
+            dest.display(),
+            if resumed_from > 0 || range_requests > 0 {
+                format!(", {range_requests} range request(s)")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(Downloaded {
+            md5,
+            bytes,
+            resumed_from,
+            range_requests,
+            already_present: false,
+        });
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -623,5 +1176,299 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, TransferError::Write { .. }), "{err:?}");
+    }
+
+    /// A one-file HTTP server for resumable downloads: honours `Range: bytes=N-` unless
+    /// `ranges` is off, and cuts the first `drops` responses after half of what they send.
+    mod server {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        pub(super) struct Server {
+            pub(super) url: String,
+            /// The `Range` header of each request (`None`: none sent).
+            pub(super) ranges_seen: Arc<Mutex<Vec<Option<String>>>>,
+        }
+
+        pub(super) async fn start(data: Vec<u8>, ranges: bool, drops: usize) -> Server {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/x.sif", listener.local_addr().unwrap());
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let seen2 = Arc::clone(&seen);
+            let data = Arc::new(data);
+            let served = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut sock, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (data, seen, served) =
+                        (Arc::clone(&data), Arc::clone(&seen2), Arc::clone(&served));
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut b = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if sock.read(&mut b).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(b[0]);
+                        }
+                        let head = String::from_utf8_lossy(&head).to_string();
+                        let range = head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("range").then(|| v.trim().to_owned())
+                        });
+                        seen.lock().unwrap().push(range.clone());
+                        let from = range
+                            .as_deref()
+                            .filter(|_| ranges)
+                            .and_then(|r| r.strip_prefix("bytes="))
+                            .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+                        let (status, body, extra) = match from {
+                            Some(f) if f >= data.len() => {
+                                ("416 Range Not Satisfiable", &data[..0], String::new())
+                            }
+                            Some(f) => (
+                                "206 Partial Content",
+                                &data[f..],
+                                format!(
+                                    "Content-Range: bytes {f}-{}/{}\r\n",
+                                    data.len() - 1,
+                                    data.len()
+                                ),
+                            ),
+                            None => ("200 OK", &data[..], String::new()),
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: \"v1\"\r\n{extra}Connection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = sock.write_all(reply.as_bytes()).await;
+                        let cut = served.fetch_add(1, Ordering::SeqCst) < drops;
+                        let send = if cut { &body[..body.len() / 2] } else { body };
+                        let _ = sock.write_all(send).await;
+                        let _ = sock.shutdown().await;
+                    });
+                }
+            });
+            Server {
+                url,
+                ranges_seen: seen,
+            }
+        }
+    }
+
+    fn fast_retries() -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            max_retries: 2,
+            initial_backoff: std::time::Duration::from_millis(10),
+            ..crate::retry::RetryPolicy::default()
+        }
+    }
+
+    fn http() -> crate::http::HttpClient {
+        crate::http::HttpClient::new(crate::http::HttpSettings {
+            user_agent: "t".into(),
+            connect_timeout: std::time::Duration::from_secs(5),
+            read_timeout: std::time::Duration::from_secs(5),
+            follow_redirects: true,
+        })
+        .unwrap()
+    }
+
+    fn payload() -> (Vec<u8>, String) {
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 3 + 1234))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let md5 = format!("{:x}", Md5::digest(&data));
+        (data, md5)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_connection_resumes_with_a_range_request() {
+        let (data, md5) = payload();
+        let srv = server::start(data.clone(), true, 1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
+            .await
+            .unwrap();
+        assert_eq!(got.md5, md5);
+        assert_eq!(got.bytes, data.len() as u64);
+        assert_eq!(got.range_requests, 1);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        let seen = srv.ranges_seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], None);
+        assert!(
+            seen[1]
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+            "{seen:?}"
+        );
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_downloads_of_one_file_download_it_once() {
+        let (data, md5) = payload();
+        let srv = server::start(data.clone(), true, 0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        let (client, policy) = (http(), fast_retries());
+        let (a, b) = tokio::join!(
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            (a.md5.as_str(), b.md5.as_str()),
+            (md5.as_str(), md5.as_str())
+        );
+        assert_eq!(
+            u8::from(a.already_present) + u8::from(b.already_present),
+            1,
+            "{a:?} {b:?}"
+        );
+        assert_eq!(srv.ranges_seen.lock().unwrap().len(), 1);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_existing_file_is_kept_and_no_part_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        std::fs::write(&dest, b"hello world").unwrap();
+        let got = download_resumable(
+            &http(),
+            "http://127.0.0.1:9/never",
+            &dest,
+            None,
+            &fast_retries(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(got.already_present);
+        assert_eq!(got.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_without_range_support_restarts_cleanly() {
+        let (data, md5) = payload();
+        let srv = server::start(data.clone(), false, 1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
+            .await
+            .unwrap();
+        assert_eq!(got.md5, md5);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_left_by_an_earlier_call_is_resumed() {
+        let (data, md5) = payload();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        // The earlier call gave up after the connection broke, keeping what arrived.
+        let srv = server::start(data.clone(), true, usize::MAX).await;
+        let no_retries = crate::retry::RetryPolicy {
+            max_retries: 0,
+            ..fast_retries()
+        };
+        let err = download_resumable(&http(), &srv.url, &dest, Some(&md5), &no_retries, None)
+            .await
+            .unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(matches!(err, DownloadError::Transport { .. }), "{text}");
+        assert!(text.contains("x.sif.part"), "{text}");
+        let kept = std::fs::metadata(partial_path(&dest)).unwrap().len();
+        assert!(kept > 0 && kept < data.len() as u64, "{kept}");
+        assert!(!dest.exists());
+        let srv = server::start(data.clone(), true, 0).await;
+        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
+            .await
+            .unwrap();
+        assert_eq!(got.resumed_from, kept);
+        assert_eq!(got.md5, md5);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(
+            srv.ranges_seen.lock().unwrap()[0],
+            Some(format!("bytes={kept}-"))
+        );
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checksum_mismatch_keeps_nothing_even_after_resuming() {
+        let (data, md5) = payload();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        // Stale bytes from "an earlier download" of another file: retried once from 0.
+        std::fs::write(partial_path(&dest), b"stale bytes").unwrap();
+        let srv = server::start(data.clone(), true, 0).await;
+        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
+            .await
+            .unwrap();
+        assert_eq!(got.md5, md5);
+        std::fs::remove_file(&dest).unwrap();
+        let wrong = "0".repeat(32);
+        let err = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&wrong),
+            &fast_retries(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DownloadError::Local(TransferError::DownloadChecksum { .. })
+            ),
+            "{err:?}"
+        );
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_error_status_names_the_url_without_its_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut b = [0u8; 1024];
+                let _ = s.read(&mut b);
+                let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nno record");
+            }
+        });
+        let url = format!("http://{addr}/x.sif?token=SECRET");
+        let err = download_resumable(
+            &http(),
+            &url,
+            &dir.path().join("x.sif"),
+            None,
+            &fast_retries(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(text.contains("404 Not Found: no record"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
     }
 }

@@ -278,7 +278,9 @@ def test_cleanup_only_touches_our_objects(shared_image: str) -> None:
 def test_test_containers_suites_run_against_local_images(shared_image: str, tiny_zoo: TinyZoo, tiny_index: Path) -> None:
     common = [f"--kipoi-zoo={tiny_zoo.path}", f"--kipoi-container-info={tiny_index}", "-q", "-p", "no:cacheprovider"]
     run = lambda *a: subprocess.run([sys.executable, "-m", "pytest", *a, *common], cwd=REPO, capture_output=True, text=True)  # noqa: E731
-    out = run("test-containers/test_models_from_command_line.py", "--model=TinyMulti/a,TinyLinear")
+    # The Docker test of that suite only (its -slim and SIF tests: tests/test_sif.py).
+    docker_only = ["-k", "test_model_runs_in_its_image"]
+    out = run("test-containers/test_models_from_command_line.py", "--model=TinyMulti/a,TinyLinear", *docker_only)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
     out = run("test-containers/test_containers_from_command_line.py", f"--image={shared_image}")
@@ -286,5 +288,5 @@ def test_test_containers_suites_run_against_local_images(shared_image: str, tiny
     assert "2 passed" in out.stdout  # shared image: one model per group (TinyLinear, TinyMulti/a)
     out = run("test-containers/test_containers_from_command_line.py", f"--image={shared_image}", "--modelgroup=TinyMulti")
     assert "3 passed" in out.stdout, out.stdout
-    out = run("test-containers/test_models_from_command_line.py", "--model=TinyBroken", f"--image={shared_image}")
+    out = run("test-containers/test_models_from_command_line.py", "--model=TinyBroken", f"--image={shared_image}", *docker_only)
     assert out.returncode == 1 and "TinyBroken: deliberately broken model" in out.stdout

@@ -83,19 +83,31 @@ def test_upstream_conftest_defining_the_same_options_still_runs(suite: pytest.Py
     assert "already added" not in result.stderr.str()
 
 
-def test_singularity_fixture_says_not_yet(suite: pytest.Pytester) -> None:
+def test_singularity_fixture_takes_upstreams_keywords(suite: pytest.Pytester) -> None:
     suite.makepyfile(
         test_x=textwrap.dedent(
             """
             import pytest
+            from kipoi_containers.errors import SifError
 
-            def test_sif(test_singularity_image):
-                with pytest.raises(NotImplementedError, match="Singularity"):
-                    test_singularity_image("Basset")
+            def test_sif(test_singularity_image, tmp_path):
+                # upstream's keyword form reaches the SIF runner, which names the missing file
+                with pytest.raises(SifError, match="nope.sif"):
+                    test_singularity_image(
+                        singularity_image_folder=str(tmp_path), singularity_image_name="nope.sif", model="Basset"
+                    )
+                with pytest.raises(SifError, match="other.sif"):
+                    test_singularity_image("Basset", tmp_path / "other.sif")
+                with pytest.raises(TypeError):
+                    test_singularity_image("Basset", "a.sif", singularity_image_name="b.sif")
+
+            def test_model_without_a_sif_in_the_index(test_singularity_image):
+                with pytest.raises(KeyError):
+                    test_singularity_image("NoSuchGroup/model")
             """
         )
     )
-    suite.runpytest_subprocess().assert_outcomes(passed=1)
+    suite.runpytest_subprocess().assert_outcomes(passed=2)
 
 
 def test_unknown_image_is_a_usage_error(suite: pytest.Pytester) -> None:

@@ -2,7 +2,7 @@
 
 from os import PathLike
 from pathlib import Path
-from typing import Any, Optional, final
+from typing import Any, Optional, Sequence, final
 
 __version__: str
 
@@ -503,7 +503,10 @@ def sif_convert(
     ``partition_offset``, ``uuid``, ``source_digest``, ``seconds``, ...). Raises ``SifError``."""
 
 def sif_inspect(path: str | PathLike[str]) -> dict[str, Any]:
-    """Header, objects, deffile and labels (source image, digest, model group, zoo commit) of a SIF."""
+    """Header (``uuid``, ``arch``, ``ctime``, ``size``, descriptor and data extents), the
+    descriptor table (``objects``: dicts with ``id``, ``type``, ``name``, ``offset``,
+    ``size``, ``group``, ``link``, and ``fstype``/``parttype``/``arch`` for partitions),
+    ``deffile`` and ``labels`` (source image, digest, model group, zoo commit) of a SIF."""
 
 def sif_verify(path: str | PathLike[str]) -> None:
     """Validate a SIF's header, descriptors and partition layout; raises ``SifError``."""
@@ -632,3 +635,50 @@ def sync_plan(
 
 def stored_hash(hash_file: Optional[str | PathLike[str]] = None) -> str:
     """The zoo commit in ``kipoi-model-repo-hash`` (``$KIPOI_MODEL_REPO_HASH``)."""
+
+def sif_run(
+    path: str | PathLike[str],
+    command: Sequence[str],
+    binds: Optional[Sequence[tuple[str | PathLike[str], str]]] = None,
+    isolate_network: bool = False,
+    workdir: Optional[str] = None,
+    env: Optional[Sequence[tuple[str, str]]] = None,
+    timeout: Optional[float] = None,
+    capture: bool = True,
+    runner: Optional[str] = None,
+) -> dict[str, Any]:
+    """Run ``command`` inside the SIF: with apptainer/singularity when on PATH, else
+    squashfuse + bwrap (``runner``, or ``$KIPOI_SIF_RUNNER``, forces one). ``binds`` are
+    read-only ``(host path, path inside)`` pairs. Always unmounted afterwards, also on
+    Ctrl-C. Returns ``exit_code`` (-1 when killed for ``timeout``), ``timed_out``, ``tail``
+    (the last output lines when ``capture``), ``runner``, ``seconds``."""
+
+def sif_test_model(
+    path: str | PathLike[str],
+    model: str,
+    zoo_dir: Optional[str | PathLike[str]] = None,
+    extra_args: Optional[Sequence[str]] = None,
+    timeout: Optional[float] = None,
+    check: bool = False,
+    network: bool = False,
+    runner: Optional[str] = None,
+) -> ModelTestResult:
+    """``kipoi test MODEL`` inside the SIF: ``--source=dir`` against ``zoo_dir`` (bound
+    read-only, no network unless ``network``), else upstream's ``--source=kipoi``. A failed
+    test raises ``SifTestError`` with ``check``, else is a result with ``passed=False``."""
+
+def sif_test_models(
+    path: str | PathLike[str],
+    models: Sequence[str],
+    zoo_dir: Optional[str | PathLike[str]] = None,
+    concurrency: Optional[int] = None,
+    timeout: Optional[float] = None,
+    network: bool = False,
+) -> list[ModelTestResult]:
+    """Test several models in the SIF, at most ``concurrency`` at a time; input order."""
+
+def sif_download(url: str, dest: str | PathLike[str], md5: Optional[str] = None) -> dict[str, Any]:
+    """Download ``url`` to ``dest`` through ``<dest>.part``: resumes a partial file, retries
+    a broken connection with HTTP Range, checks ``md5`` while writing (a mismatch keeps
+    nothing: ``ChecksumMismatchError``), renames atomically. Returns ``md5``, ``bytes``,
+    ``resumed_from``, ``range_requests``, ``already_present``."""

@@ -32,6 +32,8 @@ __all__ = [
     "InvalidNameError",
     "SyncError",
     "MissingSecretsError",
+    "SifTestError",
+    "DownloadError",
 ]
 
 
@@ -155,3 +157,25 @@ class SyncError(KipoiContainersError):
 class MissingSecretsError(SyncError, ValueError):
     """The sync needs credentials that are not in the environment; nothing was done. The
     message names the variables."""
+
+
+class SifTestError(SifError):
+    """``kipoi test`` failed for a model inside a SIF; the message has kipoi's log tail.
+
+    A ``ValueError`` (through :class:`SifError`), as upstream's ``test_singularity_image``
+    raised; not a :class:`DockerError`, since no Docker is involved. ``model``, ``sif``,
+    ``exit_code`` (-1 when killed for its time limit) and ``log_tail`` describe the failure.
+    """
+
+    model: str = ""
+    sif: str = ""
+    exit_code: int = 0
+    log_tail: str = ""
+
+
+class DownloadError(KipoiContainersError, OSError):
+    """A download failed: the server answered with an error (``status``, with its own
+    words in the message) or the connection kept failing (the bytes received are kept in
+    ``<file>.part`` and the next download resumes from there)."""
+
+    status: int = 0

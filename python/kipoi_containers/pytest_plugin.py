@@ -13,8 +13,10 @@ Fixtures:
 - ``test_docker_image``: a callable ``(model, image=None) -> ModelTestResult`` that runs
   ``kipoi test`` for ``model`` in ``image`` (default: the model's image in the index) and
   raises ``ModelTestError`` on failure;
-- ``test_singularity_image``: the same for SIF images (not available yet: raises
-  ``NotImplementedError``);
+- ``test_singularity_image``: a callable ``(model, image=None)`` doing the same inside a
+  SIF (``image``: its path; default: the model's SIF from the index, downloaded into
+  ``$SINGULARITY_PULL_FOLDER``), raising ``SifTestError``; upstream's keywords
+  ``singularity_image_folder=``, ``singularity_image_name=``, ``model=`` work too;
 - ``kipoi_index``: the loaded :class:`kipoi_containers.Index`;
 - ``requested_models`` / ``requested_images`` / ``requested_modelgroups``: the flattened options.
 
@@ -30,7 +32,8 @@ The engine is imported lazily: this module is loaded in every pytest run.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Optional
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Union
 
 import pytest
 
@@ -199,12 +202,36 @@ def _one_of(name: str, value: Optional[str], alias: str, alias_value: Optional[s
 
 
 @pytest.fixture
-def test_singularity_image() -> Callable[..., Any]:
-    """Runs a model in its SIF image: not available until the SIF conversion lands."""
+def test_singularity_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
+    """``run(model, image=None)``: ``kipoi test`` of ``model`` inside a SIF (apptainer or
+    singularity when on PATH, else squashfuse + bwrap); raises ``SifTestError`` with kipoi's
+    output on failure. ``image`` is the SIF's path; by default the model's SIF in the index
+    (``model-to-singularity.json``), downloaded into ``$SINGULARITY_PULL_FOLDER`` (else the
+    current directory) unless there. Upstream's keyword form
+    ``run(singularity_image_folder=..., singularity_image_name=..., model=...)`` works too."""
+    from kipoi_containers.sif import get_singularity_image, pull_folder
+    from kipoi_containers.sif import test_singularity_image as run_test
 
-    def run(model: str, image: Optional[str] = None) -> Any:
-        raise NotImplementedError("testing SIF images arrives with the Singularity conversion")
+    def run(
+        model: Optional[str] = None,
+        image: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        singularity_image_folder: Optional[Union[str, "os.PathLike[str]"]] = None,
+        singularity_image_name: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> Any:
+        if model is None:
+            raise TypeError("missing the `model` argument")
+        folder: Union[str, "os.PathLike[str]"]
+        name: Union[str, "os.PathLike[str]"]
+        if image is not None:
+            if singularity_image_name is not None:
+                raise TypeError("pass `image` or `singularity_image_name`, not both")
+            folder, name = Path(image).parent, Path(image).name
+        elif singularity_image_name is not None:
+            folder, name = pull_folder(singularity_image_folder), singularity_image_name
+        else:
+            folder = pull_folder(singularity_image_folder)
+            name = get_singularity_image(folder, _index(pytestconfig), model)
+        return run_test(folder, name, model, zoo=_zoo(pytestconfig))
 
     return run
-
-

@@ -26,6 +26,7 @@ pub(crate) fn raise_with(class_name: &str, message: String, attrs: &[(&str, Attr
                 match value {
                     Attr::Str(s) => instance.setattr(*name, s)?,
                     Attr::Int(i) => instance.setattr(*name, i)?,
+                    Attr::Signed(i) => instance.setattr(*name, i)?,
                 }
             }
             Ok(PyErr::from_value(instance))
@@ -41,6 +42,7 @@ pub(crate) fn raise_with(class_name: &str, message: String, attrs: &[(&str, Attr
 pub(crate) enum Attr {
     Str(String),
     Int(usize),
+    Signed(i64),
 }
 
 pub(crate) fn raise(class_name: &str, message: String) -> PyErr {
@@ -173,7 +175,44 @@ impl From<DockerfileError> for PyErr {
 
 impl From<crate::sif::SifError> for PyErr {
     fn from(err: crate::sif::SifError) -> Self {
-        raise("SifError", chain(&err))
+        let message = chain(&err);
+        match err {
+            crate::sif::SifError::ModelTest {
+                model,
+                sif,
+                exit_code,
+                tail,
+            } => raise_with(
+                "SifTestError",
+                message,
+                &[
+                    ("model", Attr::Str(model)),
+                    ("sif", Attr::Str(sif.display().to_string())),
+                    ("exit_code", Attr::Signed(exit_code)),
+                    ("log_tail", Attr::Str(tail)),
+                ],
+            ),
+            _ => raise("SifError", message),
+        }
+    }
+}
+
+impl From<crate::transfer::DownloadError> for PyErr {
+    fn from(err: crate::transfer::DownloadError) -> Self {
+        use crate::transfer::{DownloadError, TransferError};
+        let message = chain(&err);
+        match &err {
+            DownloadError::Local(TransferError::DownloadChecksum { .. }) => {
+                raise("ChecksumMismatchError", message)
+            }
+            DownloadError::Local(_) => raise("FileIOError", message),
+            DownloadError::Status { status, .. } => raise_with(
+                "DownloadError",
+                message,
+                &[("status", Attr::Int(usize::from(*status)))],
+            ),
+            _ => raise("DownloadError", message),
+        }
     }
 }
 

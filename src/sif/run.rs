@@ -381,8 +381,16 @@ struct Session {
 }
 
 impl Session {
+    /// Cleans up and waits for it. The cleanup runs as a tracked task of its own, so it
+    /// finishes even when this future is dropped half-way (Ctrl-C while unmounting).
     async fn close(&mut self) {
-        cleanup(self.child.take(), self.group.take(), self.mount.take()).await;
+        let (child, group, mount) = (self.child.take(), self.group.take(), self.mount.take());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        crate::runtime::spawn_cleanup(async move {
+            cleanup(child, group, mount).await;
+            let _ = done.send(());
+        });
+        let _ = finished.await;
     }
 }
 
@@ -445,9 +453,10 @@ pub async fn run(sif: &Path, command: &[String], opts: &RunOptions) -> Result<Ru
     let sif_owned = sif.to_path_buf();
     let inspection = tokio::task::spawn_blocking(move || SifInspection::open(&sif_owned))
         .await
-        .map_err(|source| SifError::Task {
-            image: sif.display().to_string(),
-            source,
+        .map_err(|join| SifError::Io {
+            path: sif.to_path_buf(),
+            step: "read",
+            source: std::io::Error::other(join),
         })??;
     log::info!(
         "running `{}` in `{}` with {}",
