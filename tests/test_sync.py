@@ -183,6 +183,44 @@ def test_a_second_sync_with_no_zoo_change_does_nothing(stack: Stack) -> None:
     assert read_index(stack.container_info) == stack.history["full"]
 
 
+def test_replaying_a_synced_range_rebuilds_and_uploads_nothing(stack: Stack) -> None:
+    """The hash file was not kept (a lost commit of it): the same change is synced again.
+    The registry holds images built from the same content and recipes, and their SIFs convert
+    to the bytes the index has: nothing is built, pushed or uploaded."""
+    pushes, deps = stack.manifest_pushes(), len(stack.zenodo.depositions())
+    stack.hash_file.write_text(stack.base + "\n")
+    result = stack.sync()
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert result.stdout.count("image unchanged") == 3, result.stdout
+    assert result.stdout.count("SIF unchanged: not uploaded") == 3, result.stdout
+    assert stack.manifest_pushes() == pushes
+    assert len(stack.zenodo.depositions()) == deps
+    assert read_index(stack.container_info) == stack.history["full"]
+    assert stack.hash() == stack.head
+
+
+def test_update_all_singularity_of_an_unchanged_image_uploads_nothing(stack: Stack, tmp_path: Path) -> None:
+    """Upstream's `update_all_singularity`: the SIF converted again from the same image has the
+    same md5 as the index entry, so nothing is uploaded and the entry stays."""
+    deps = len(stack.zenodo.depositions())
+    env = stack.env(
+        KIPOI_MODEL_REPO=str(stack.zoo.path),
+        KIPOI_DOCKER_REPO=stack.registry_repo,
+        ZENODO_URL=stack.zenodo.url,
+        SINGULARITY_PULL_FOLDER=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kipoi_containers.update_all_singularity_images", f"{REPO_PREFIX}:tinysub-slim"],
+        cwd=stack.root, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "No need to update the existing singularity container for TinySub" in result.stdout, result.stdout
+    assert len(stack.zenodo.depositions()) == deps
+    assert list(tmp_path.iterdir()) == [], "the converted SIF is removed"
+    on_branch = json.loads(stack.zoo.git("show", "update-json:shared/containers/model-to-singularity.json"))
+    assert on_branch == stack.history["full"]["model-to-singularity.json"]
+
+
 def test_one_changed_group_killed_at_its_first_upload_resumes_without_duplicates(stack: Stack) -> None:
     stack.zoo.touch("TinyLinear/model.yaml")
     changed = stack.zoo.commit("touch TinyLinear")

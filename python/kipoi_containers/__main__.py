@@ -241,6 +241,10 @@ def sif_main(argv: List[str]) -> int:
 
 #: The commands, one line each: name -> Command(summary, ``argv -> exit code``).
 COMMANDS: Dict[str, Command] = {
+    "updateoradd": Command(
+        "sync with the model zoo: build, test, push, convert, publish, write back (also `python -m kipoi_containers.updateoradd`)",
+        "kipoi_containers.updateoradd:main",
+    ),
     "sif": Command("inspect, verify, run and convert Singularity images (SIF) without apptainer", sif_main),
 }
 

@@ -134,10 +134,9 @@ def get_singularity_image(
 
 
 def pull_folder(folder: Optional[PathType] = None) -> Path:
-    """``folder``, else ``$SINGULARITY_PULL_FOLDER``, else the current directory."""
-    if folder is not None:
-        return Path(folder)
-    return Path(os.environ.get(PULL_FOLDER_ENV) or ".")
+    """``folder``, else ``$SINGULARITY_PULL_FOLDER``, else the current directory (the
+    engine's rule, ``src/config.rs``)."""
+    return _engine.config_sif_folder(folder)
 
 
 def singularity_entry(singularity_image_dict: Any, model_or_model_group: str) -> Dict[str, str]:

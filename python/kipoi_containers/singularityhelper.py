@@ -50,7 +50,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Union
 
-from . import _engine, paths
+from . import _engine, paths, sif
 from .zenodoclient import Client
 
 __all__ = [
@@ -124,16 +124,7 @@ def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str
     (``MMSplice/mtsplice`` → its own entry, ``DeepBind/Homo_sapiens/…`` → ``DeepBind``;
     ``Groupie`` never matches ``Group``). Accepts the dict or a ``kipoi_containers.Index``.
     Raises ``KeyError`` when no key covers it."""
-    finder = getattr(singularity_image_dict, "singularity_for_model", None)
-    if callable(finder):
-        found = finder(model_or_model_group)
-        if found is None:
-            raise KeyError(model_or_model_group)
-        return dict(found)
-    key = _engine.longest_prefix_key(list(singularity_image_dict), model_or_model_group)
-    if key is None:
-        raise KeyError(model_or_model_group)
-    return singularity_image_dict[key]
+    return sif.singularity_entry(singularity_image_dict, model_or_model_group)
 
 
 def _default_index() -> Optional[Dict[str, Any]]:
@@ -155,43 +146,35 @@ def cleanup(singularity_file_path: PathLike) -> None:
 
 def build_singularity_image(
     name_of_docker_image: str, singularity_image_name: str, singularity_image_folder: PathLike
-) -> Path:
-    """Convert a Docker image into ``singularity_image_folder/singularity_image_name``."""
-    raise NotImplementedError(
-        f"converting `{name_of_docker_image}` into a Singularity image arrives with the SIF "
-        "conversion issue"
-    )
+) -> str:
+    """Convert the Docker image into ``singularity_image_folder/singularity_image_name``
+    natively (no apptainer, no push-then-pull; pulled from ``$KIPOI_DOCKER_REPO`` first when
+    it is not local); returns the path. The same image always gives the same bytes."""
+    _engine.ensure_image(name_of_docker_image)
+    return sif.build_singularity_image(name_of_docker_image, singularity_image_name, singularity_image_folder)
 
 
 def test_singularity_image(singularity_image_folder: PathLike, singularity_image_name: str, model: str) -> None:
-    """Run ``kipoi test <model>`` inside the image."""
-    raise NotImplementedError(
-        f"running `{singularity_image_name}` to test `{model}` arrives with the SIF conversion issue"
-    )
+    """Run ``kipoi test <model>`` inside the image (see :func:`kipoi_containers.sif.test_singularity_image`);
+    raises :class:`~kipoi_containers.errors.SifTestError` with kipoi's log tail on failure."""
+    sif.test_singularity_image(singularity_image_folder, singularity_image_name, model)
 
 
 test_singularity_image.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def get_singularity_image(
-    singularity_image_folder: PathLike,
+    singularity_image_folder: Optional[PathLike],
     singularity_image_dict: Any,
     model_or_model_group: str,
     zenodo_client: Optional[Client] = None,
 ) -> Path:
-    """Download the image of ``model_or_model_group`` into the folder unless present;
-    returns its file name. The entry is found with :func:`singularity_entry_for` (longest
-    ``/``-boundary prefix); the md5 is checked in the same pass (a mismatch keeps nothing
-    and raises :class:`~kipoi_containers.errors.ChecksumMismatchError`)."""
-    entry = singularity_entry_for(singularity_image_dict, model_or_model_group)
-    image_name = Path(f"{entry['name']}.sif")
-    folder = Path(singularity_image_folder)
-    target = folder / image_name
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        client = zenodo_client or Client()
-        client.download(entry["url"], target, md5=entry["md5"])
-    return image_name
+    """Download the image of ``model_or_model_group`` into the folder (``None``:
+    ``$SINGULARITY_PULL_FOLDER``) unless present; returns its file name. The md5 is checked
+    in the same pass (a mismatch keeps nothing and raises ``ChecksumMismatchError``) and an
+    interrupted download resumes. (``zenodo_client`` is accepted for compatibility: index
+    URLs are public.)"""
+    return sif.get_singularity_image(singularity_image_folder, singularity_image_dict, model_or_model_group)
 
 
 # ----------------------------------------------------------------------------- depositions

@@ -94,6 +94,23 @@ impl Engine {
         }
     }
 
+    /// The registry digests a local image is known by (`repo@sha256:…` of its pushes and
+    /// pulls), as `sha256:…`.
+    pub async fn image_repo_digests(&self, image: &str) -> Result<Vec<String>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => Ok(info
+                .repo_digests
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| d.rsplit_once('@').map(|(_, digest)| digest.to_owned()))
+                .collect()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(DockerError::ImageNotFound(image.to_owned())),
+            Err(e) => Err(api(format!("inspecting `{image}`"))(e)),
+        }
+    }
+
     /// The labels of a local image.
     pub async fn image_labels(&self, image: &str) -> Result<HashMap<String, String>, DockerError> {
         match self.docker.inspect_image(image).await {

@@ -354,10 +354,32 @@ pub async fn convert_image(
     engine: &Engine,
     image: &str,
     out: &Path,
-    opts: ConvertOptions,
+    mut opts: ConvertOptions,
 ) -> Result<ConvertReport, SifError> {
     use futures_util::StreamExt as _;
     use tokio::io::AsyncWriteExt as _;
+    // What is not given comes from the image itself, so the SIF is a function of the image
+    // whoever converts it (a sync, `update_all_singularity`, a user): its model group and zoo
+    // commit labels, and the registry digest it was pushed or pulled as.
+    let export_err = |source| SifError::Export {
+        image: image.to_owned(),
+        source,
+    };
+    let labels = engine.image_labels(image).await.map_err(export_err)?;
+    if opts.model_group.is_none() {
+        opts.model_group = labels.get(crate::docker::MODEL_GROUP_LABEL).cloned();
+    }
+    if opts.zoo_commit.is_none() {
+        opts.zoo_commit = labels.get(crate::docker::ZOO_COMMIT_LABEL).cloned();
+    }
+    if opts.source_digest.is_none() {
+        opts.source_digest = engine
+            .image_repo_digests(image)
+            .await
+            .map_err(export_err)?
+            .into_iter()
+            .next();
+    }
     let workdir = match &opts.workdir {
         Some(d) => d.clone(),
         None => match out.parent() {

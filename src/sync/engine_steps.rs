@@ -261,11 +261,11 @@ impl Steps for EngineSteps {
         let _bar = self
             .progress
             .spinner(&format!("converting `{image}` to `{file_name}`"));
+        // The model group and zoo commit come from the image's own labels (what it was built
+        // for), so an unchanged image converts to the same bytes in any later run.
         let opts = crate::sif::ConvertOptions {
             source_image: Some(source.image.clone()),
             source_digest: Some(source.digest.clone()).filter(|d| !d.is_empty()),
-            model_group: Some(source.model_group.clone()),
-            zoo_commit: Some(source.zoo_commit.clone()),
             ..crate::sif::ConvertOptions::default()
         };
         let report = crate::sif::convert_image(&self.engine, image, &out, opts)

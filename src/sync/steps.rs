@@ -64,14 +64,13 @@ pub struct Sif {
     pub size: u64,
 }
 
-/// Traceability recorded in a SIF.
+/// Traceability recorded in a SIF (with the model group and zoo commit the image's own
+/// labels carry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SifSource {
     /// The slim image (index name) and the digest it was pushed with.
     pub image: String,
     pub digest: String,
-    pub model_group: String,
-    pub zoo_commit: String,
 }
 
 /// Receives the Zenodo steps of a publication as they complete (for the journal).

@@ -326,8 +326,6 @@ pub async fn own_image<S: Steps>(
             let source = SifSource {
                 image: slim.clone(),
                 digest: slim_digest.clone(),
-                model_group: job.unit.clone(),
-                zoo_commit: ctx.zoo_commit.to_owned(),
             };
             let sif: Sif = steps.convert(&slim, &file_name, &source).await?;
             if rec.sif_md5.as_deref() != Some(sif.md5.as_str()) {
