@@ -3,14 +3,17 @@ touches 1000 files (target: < 1 s end to end). Not a test: prints figures.
 
     python bench/plan_history.py [--commits 1000]
 
-The zoo is the real kipoi/models metadata (../shared/fixtures) plus 1000 synthetic model
-folders spread over the real index's groups, then one commit per changed file, written
-with `git fast-import` so the set-up takes seconds.
+The zoo is the real kipoi/models metadata (../shared/fixtures) when it is beside the
+checkout, otherwise a zoo with one folder per model of this checkout's own index
+(container-info/model-to-docker.json); then 1000 synthetic model folders spread over its
+groups, one commit per changed file, written with `git fast-import` so the set-up takes
+seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,29 @@ sys.path.insert(0, str(REPO))
 
 import kipoi_containers  # noqa: E402
 from tests.zoo_repo import ZooRepo  # noqa: E402
+
+
+def zoo_from_index(path: Path) -> ZooRepo:
+    """A zoo with a model.yaml for every model of this checkout's index: the same groups
+    and nesting as the real zoo, no file from outside the checkout."""
+    models = json.loads((REPO / "container-info" / "model-to-docker.json").read_text())
+    for model in models:
+        folder = path / model
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.yaml").write_text(f"type: custom\nname: {model}\n")
+    (path / "README.md").write_text("# Kipoi models\n")
+    (path / "shared" / "containers").mkdir(parents=True)
+    (path / "shared" / "containers" / "README.md").write_text("index files live here\n")
+    zoo = ZooRepo(path)
+    zoo.git("init", "-q", "-b", "master")
+    zoo.commit_all("zoo from the index")
+    return zoo
+
+
+def make_zoo(path: Path) -> tuple[ZooRepo, str]:
+    if (REPO.parent / "shared" / "fixtures" / "kipoi-models-metadata").is_dir():
+        return ZooRepo.from_metadata(path), "the real kipoi/models metadata"
+    return zoo_from_index(path), "a zoo made from container-info/model-to-docker.json"
 
 
 def build_history(zoo: ZooRepo, commits: int) -> tuple[str, str]:
@@ -54,7 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        zoo = ZooRepo.from_metadata(Path(tmp) / "models")
+        zoo, origin = make_zoo(Path(tmp) / "models")
+        print(f"zoo: {origin}")
         base, head = build_history(zoo, args.commits)
         setup = time.perf_counter() - t0
         changed = int(zoo.git("rev-list", "--count", f"{base}..{head}"))
