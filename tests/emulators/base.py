@@ -79,6 +79,7 @@ def dropped() -> Response:
 def json_response(
     status: int, obj: Any, headers: Iterable[tuple[str, str]] = (), *, content_type: str = "application/json"
 ) -> Response:
+    """A JSON answer (compact, UTF-8)."""
     body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(status, body, content_type, list(headers))
 

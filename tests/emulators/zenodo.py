@@ -176,7 +176,7 @@ class _Dep:
 
 @dataclasses.dataclass
 class _Fault(Fault):
-    """Zenodo's own fault kinds besides a status or a dropped connection (see :meth:`inject`)."""
+    """Zenodo's own fault kinds besides a status or a dropped connection (:meth:`ZenodoEmulator.inject`)."""
 
     drop_after_bytes: int | None = None
     corrupt: bool = False
