@@ -104,25 +104,32 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import http.server
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.emulators.base import (
+    Fault,
+    HTTPEmulator,
+    HTTPError,
+    Request,
+    Response,
+    Rule,
+    RuleQueue,
+    json_response,
+    phrase,
+)
 
 __all__ = ["GitError", "GitHubEmulator", "GitRepo", "main"]
 
@@ -553,49 +560,35 @@ class GitRepo:
 # ------------------------------------------------------------------------- HTTP
 
 
-@dataclasses.dataclass
-class _Request:
-    method: str
-    raw_path: str  # path without query, as sent (percent-encoded)
-    query: dict[str, list[str]]
-    headers: Any  # email.message.Message: case-insensitive .get()
-    body: bytes
-    authenticated: bool = False
+class _Request(Request):
+    authenticated = False  # set once the credentials are checked
 
-    def q(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
+    def sent_json(self) -> Any:
+        """The body as JSON once read (``None`` when unread, empty or not JSON)."""
+        body = self.body() if self.body_consumed else b""
+        try:
+            return json.loads(body) if body else None
+        except (ValueError, UnicodeDecodeError):
+            return None
 
     def json_body(self) -> Any:
-        if not self.body.strip():
+        body = self.body()
+        if not body.strip():
             return {}
         try:
-            return json.loads(self.body)
+            return json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise _HTTPError(_error(400, "Problems parsing JSON")) from None
+            raise HTTPError(_error(400, "Problems parsing JSON")) from None
 
 
-@dataclasses.dataclass
-class _Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json; charset=utf-8"
-    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    drop: bool = False
+_JSON = "application/json; charset=utf-8"
 
 
-class _HTTPError(Exception):
-    def __init__(self, response: _Response) -> None:
-        super().__init__(response.status)
-        self.response = response
+def _json(status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return json_response(status, obj, headers, content_type=_JSON)
 
 
-def _json(status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> _Response:
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-    return _Response(status, body, headers=list(headers))
-
-
-def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None, doc: str = DOCS) -> _Response:
+def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None, doc: str = DOCS) -> Response:
     obj: dict[str, Any] = {"message": message}
     if errors is not None:
         obj["errors"] = errors
@@ -604,7 +597,7 @@ def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None
     return _json(status, obj)
 
 
-def _not_found(doc: str = DOCS) -> _Response:
+def _not_found(doc: str = DOCS) -> Response:
     return _error(404, "Not Found", doc=doc)
 
 
@@ -627,32 +620,8 @@ def _node_id(kind: str, ident: object) -> str:
 
 
 @dataclasses.dataclass
-class _Fault:
-    status: int
-    method: str | None
-    path_prefix: str | None
-    times: int
-    retry_after: int | None
-    body: dict[str, Any] | None
-    drop_connection: bool
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
-
-
-@dataclasses.dataclass
-class _Hook:
+class _Hook(Rule):
     action: Callable[[], object]
-    method: str | None
-    path_prefix: str | None
-    times: int
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
 
 
 @dataclasses.dataclass
@@ -735,7 +704,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 _RAW = re.compile(r"/raw/(?P<owner>[^/]+)/(?P<repo>[^/]+)/(?P<rest>.+)\Z")
 
 
-class GitHubEmulator:
+class GitHubEmulator(HTTPEmulator[_Request]):
     """GitHub REST emulator serving one or more local git repositories over HTTP.
 
     Args:
@@ -758,6 +727,11 @@ class GitHubEmulator:
     content_inline_limit = 1024 * 1024
     content_max_size = 100 * 1024 * 1024
     directory_entry_limit = 1000
+    server_header = "GitHub.com"
+    methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+    thread_name = "github-emulator"
+    json_content_type = _JSON
+    request_type = _Request
 
     def __init__(
         self,
@@ -771,78 +745,16 @@ class GitHubEmulator:
     ) -> None:
         if not repos:
             raise ValueError("at least one repository is needed")
+        super().__init__(host, port)
         self._repos = {name.lower(): _Repo(name, path) for name, path in repos.items()}
         self.token = token
-        self.host = host
-        self.port = port
         self.login = login
         self.user_id = _stable_id("user", login.lower())
         self.tree_entry_limit = tree_entry_limit
-        self.requests_log: list[dict[str, Any]] = []
-        self.token_in_url_violations: list[str] = []
-        self.server_errors: list[str] = []
-        self._faults: list[_Fault] = []
-        self._hooks: list[_Hook] = []
+        self._hooks: RuleQueue[_Hook] = RuleQueue()
         now = int(time.time())
         self._buckets = {"auth": _Bucket(5000, 5000, now + 3600), "anon": _Bucket(60, 60, now + 3600)}
-        self._state_lock = threading.RLock()
         self._write_lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        """API base URL, e.g. ``http://127.0.0.1:PORT`` (available once started)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        host, port = self._server.server_address[:2]
-        if isinstance(host, bytes):
-            host = host.decode()
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-    def bind(self) -> GitHubEmulator:
-        """Open the listening socket without serving yet (``start`` calls it)."""
-        if self._server is None:
-            server = http.server.ThreadingHTTPServer((self.host, self.port), _Handler)
-            server.daemon_threads = True
-            server.emulator = self  # type: ignore[attr-defined]
-            self._server = server
-        return self
-
-    def start(self) -> GitHubEmulator:
-        """Serve in a daemon thread; returns ``self``."""
-        self.bind()
-        assert self._server is not None
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="github-emulator", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread (used by the command line)."""
-        self.bind()
-        assert self._server is not None
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        if self._thread is not None:
-            server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        server.server_close()
-
-    def __enter__(self) -> GitHubEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ test controls
     def inject(
@@ -863,10 +775,8 @@ class GitHubEmulator:
         any of these); ``retry_after`` adds ``Retry-After``;
         ``drop_connection`` closes the socket without any response.
         """
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._state_lock:
-            self._faults.append(_Fault(status, method, path_prefix, times, retry_after, body, drop_connection))
+        self._faults.add(Fault(method=method, path_prefix=path_prefix, times=times, after=0, status=status,
+                               retry_after=retry_after, body=body, drop_connection=drop_connection))
 
     def before(
         self,
@@ -882,127 +792,59 @@ class GitHubEmulator:
         The action may itself call the emulator (another thread serves it), e.g. to make a
         concurrent write land between a client's read and its write.
         """
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._state_lock:
-            self._hooks.append(_Hook(action, method, path_prefix, times))
-
-    def _take_hooks(self, method: str, path: str) -> list[Callable[[], object]]:
-        with self._state_lock:
-            due = []
-            for hook in list(self._hooks):
-                if hook.matches(method, path):
-                    hook.times -= 1
-                    if hook.times <= 0:
-                        self._hooks.remove(hook)
-                    due.append(hook.action)
-            return due
+        self._hooks.add(_Hook(method=method, path_prefix=path_prefix, times=times, after=0, action=action))
 
     def set_rate_limit(self, limit: int, remaining: int, *, anonymous: bool = False) -> None:
         """Set the core rate-limit bucket of authenticated (default) or anonymous requests."""
-        with self._state_lock:
+        with self._lock:
             bucket = self._buckets["anon" if anonymous else "auth"]
             bucket.limit = limit
             bucket.remaining = remaining
             bucket.reset = int(time.time()) + 3600
 
     # ------------------------------------------------------------ request pipeline
-    def _redact(self, text: str) -> str:
-        if self.token:
-            for form in {self.token, _q(self.token, safe=""), urllib.parse.quote_plus(self.token)}:
-                text = text.replace(form, "***")
-        return re.sub(r"(?i)((?:^|[?&])access_token=)[^&#]*", r"\1***", text)
+    def _secrets(self) -> Iterable[str]:
+        return [self.token] if self.token else []
 
-    def _handle(self, method: str, target: str, headers: Any, body: bytes) -> _Response:
-        split = urllib.parse.urlsplit(target)
-        raw_path = split.path or "/"
-        if len(raw_path) > 1:
-            raw_path = raw_path.rstrip("/") or "/"
-        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        redacted_target = self._redact(target)
-        entry: dict[str, Any] = {
-            "method": method,
-            "path": self._redact(raw_path),
-            "query": urllib.parse.parse_qs(urllib.parse.urlsplit(redacted_target).query, keep_blank_values=True),
-            "headers": self._log_headers(headers),
-            "json": self._maybe_json(body),
-            "status": None,
-        }
-        with self._state_lock:
-            self.requests_log.append(entry)
-            unquoted = urllib.parse.unquote_plus(target)
-            if (self.token and (self.token in target or self.token in unquoted)) or any(
-                k.lower() == "access_token" for k in query
-            ):
-                self.token_in_url_violations.append(redacted_target)
-        response = self._respond(method, raw_path, query, headers, body)
-        entry["status"] = None if response.drop else response.status
-        return response
+    def _log_extra(self, req: _Request) -> dict[str, Any]:
+        return {"json": req.sent_json()}
 
-    @staticmethod
-    def _maybe_json(body: bytes) -> Any:
-        if not body:
-            return None
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
+    def _response_headers(self, req: _Request) -> list[tuple[str, str]]:
+        request_id = hashlib.sha1(f"{time.time_ns()}{req.target}".encode()).hexdigest()[:20].upper()
+        return [
+            ("X-GitHub-Media-Type", "github.v3; format=json"),
+            ("X-GitHub-Api-Version-Selected", req.headers.get("X-GitHub-Api-Version") or "2022-11-28"),
+            ("X-GitHub-Request-Id", request_id),
+        ]
 
-    @staticmethod
-    def _log_headers(headers: Any) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, value in headers.items():
-            key = name.lower()
-            if key == "authorization":
-                scheme = value.split(" ", 1)[0] if " " in value.strip() else ""
-                value = f"{scheme} ***".strip()
-            out[key] = f"{out[key]}, {value}" if key in out else value
-        return out
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        with self._state_lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def _fault_response(self, fault: _Fault, method: str, raw_path: str, body: bytes) -> _Response:
-        if fault.drop_connection:
-            return _Response(0, drop=True)
-        extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
-        if fault.body is not None:
-            resp = _json(fault.status, fault.body)
-        elif fault.status in (502, 503, 504):
-            phrase = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[fault.status]
+    def _error_answer(self, status: int, req: _Request, fault: Fault | None) -> Response:
+        if status in (502, 503, 504):
+            title = f"{status} {phrase(status)}"
             html = (
-                f"<!DOCTYPE html>\n<html><head><title>{fault.status} {phrase}</title></head>"
-                f"<body><h1>{fault.status} {phrase}</h1><p>We couldn't respond to your request in time. "
+                f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>"
+                f"<body><h1>{title}</h1><p>We couldn't respond to your request in time. "
                 "Sorry about that. Please try resubmitting your request and contact us if the problem "
                 "persists.</p></body></html>\n"
             )
-            resp = _Response(fault.status, html.encode(), "text/html; charset=utf-8")
-        elif (real := self._real_write_error(fault.status, method, raw_path, body)) is not None:
-            resp = real
-        else:
-            if fault.status in (403, 429) and fault.retry_after is not None:
-                message = _SECONDARY_LIMIT
-            else:
-                message = {401: "Bad credentials", 404: "Not Found", 422: "Validation Failed", 500: "Server Error"}.get(
-                    fault.status, _phrase(fault.status)
-                )
-            resp = _error(fault.status, message)
-        resp.headers += extra
-        return resp
+            return Response(status, html.encode(), "text/html; charset=utf-8")
+        real = self._real_write_error(status, req)
+        if real is not None:
+            return real
+        if status in (403, 429) and fault is not None and fault.retry_after is not None:
+            return _error(status, _SECONDARY_LIMIT)
+        message = {401: "Bad credentials", 404: "Not Found", 422: "Validation Failed", 500: "Server Error"}
+        return _error(status, message.get(status, phrase(status)))
 
-    def _real_write_error(self, status: int, method: str, raw_path: str, body: bytes) -> _Response | None:
+    def _fault_response(self, fault: Fault, req: _Request) -> Response:
+        return self._with_limits(super()._fault_response(fault, req), "auth")
+
+    def _real_write_error(self, status: int, req: _Request) -> Response | None:
         """The body GitHub sends for ``status`` on this write, for the write conflicts and
         validation failures the spec lists (B.3): contents PUT 409 "does not match" and 422
         "sha wasn't supplied", create-ref 422 "Reference already exists", create-pull 422
         "A pull request already exists"."""
-        data = self._maybe_json(body)
+        method, raw_path = req.method, req.path
+        data = req.sent_json()
         data = data if isinstance(data, dict) else {}
         contents = re.fullmatch(_REPO + r"/contents/(?P<path>.+)", raw_path)
         if method == "PUT" and contents:
@@ -1020,39 +862,38 @@ class GitHubEmulator:
                 head = str(data.get("head") or "")
                 owner = urllib.parse.unquote(pulls["owner"])
                 label = head if ":" in head else f"{owner}:{head}"
+                message = f"A pull request already exists for {label}."
                 return _error(
                     422,
                     "Validation Failed",
-                    [{"resource": "PullRequest", "code": "custom", "message": f"A pull request already exists for {label}."}],
+                    [{"resource": "PullRequest", "code": "custom", "message": message}],
                     doc=f"{DOCS}/pulls/pulls#create-a-pull-request",
                 )
         return None
 
-    def _respond(self, method: str, raw_path: str, query: dict[str, list[str]], headers: Any, body: bytes) -> _Response:
-        for hook in self._take_hooks(method, raw_path):
-            hook()
-        fault = self._take_fault(method, raw_path)
+    def _respond(self, req: _Request) -> Response:
+        req.body()  # small JSON bodies: read first, for the log and the write faults
+        for hook in self._hooks.take_all(req.method, req.path):
+            hook.action()
+        fault = self._faults.take(req.method, req.path)
         if fault is not None:
-            resp = self._fault_response(fault, method, raw_path, body)
-            with self._state_lock:
-                resp.headers += self._buckets["auth"].headers()
-            return resp
-        route_method = "GET" if method == "HEAD" else method
-        raw = _RAW.match(raw_path)
+            return self._fault_response(fault, req)
+        route_method = "GET" if req.method == "HEAD" else req.method
+        raw = _RAW.match(req.path)
         if raw and route_method == "GET":
             return self._h_raw(raw["owner"], raw["repo"], raw["rest"])
 
-        if not headers.get("User-Agent"):
+        if not req.headers.get("User-Agent"):
             return self._with_limits(_error(403, _UA_MESSAGE), "anon")
-        authenticated, bad = self._authenticate(headers.get("Authorization"))
+        authenticated, bad = self._authenticate(req.headers.get("Authorization"))
         if bad:
             return self._with_limits(_error(401, "Bad credentials"), "anon")
         bucket_name = "auth" if authenticated else "anon"
-        if raw_path == "/rate_limit":
+        if req.path == "/rate_limit":
             return self._with_limits(self._h_rate_limit(bucket_name), bucket_name)
         if route_method not in ("GET", "OPTIONS") and not authenticated:
             return self._with_limits(_error(401, "Requires authentication"), bucket_name)
-        with self._state_lock:
+        with self._lock:
             bucket = self._buckets[bucket_name]
             bucket.refill_if_due(time.time())
             if bucket.remaining <= 0:
@@ -1073,15 +914,15 @@ class GitHubEmulator:
                     bucket_name,
                 )
             bucket.remaining -= 1
-        req = _Request(route_method, raw_path, query, headers, body, authenticated)
+        req.authenticated = authenticated
         try:
             resp = self._dispatch(req)
-        except _HTTPError as err:
+        except HTTPError as err:
             resp = err.response
         return self._with_limits(resp, bucket_name)
 
-    def _with_limits(self, resp: _Response, bucket_name: str) -> _Response:
-        with self._state_lock:
+    def _with_limits(self, resp: Response, bucket_name: str) -> Response:
+        with self._lock:
             resp.headers += self._buckets[bucket_name].headers()
         return resp
 
@@ -1102,13 +943,14 @@ class GitHubEmulator:
             return False, True
         return (True, False) if cred == self.token else (False, True)
 
-    def _dispatch(self, req: _Request) -> _Response:
+    def _dispatch(self, req: _Request) -> Response:
+        route_method = "GET" if req.method == "HEAD" else req.method
         for method, pattern, handler_name in _ROUTES:
-            m = pattern.match(req.raw_path)
-            if not m or method != req.method:
+            m = pattern.match(req.path)
+            if not m or method != route_method:
                 continue
             params = {k: urllib.parse.unquote(v) for k, v in m.groupdict().items() if v is not None}
-            handler: Callable[..., _Response] = getattr(self, handler_name)
+            handler: Callable[..., Response] = getattr(self, handler_name)
             if "owner" in params:
                 repo = self._repos.get(f"{params.pop('owner')}/{params.pop('repo')}".lower())
                 if repo is None:
@@ -1381,7 +1223,7 @@ class GitHubEmulator:
         params = [(k, v) for k, vs in req.query.items() for v in vs if k not in ("page", "access_token")]
 
         def link(n: int) -> str:
-            return f"{self.url}{req.raw_path}?{urllib.parse.urlencode([*params, ('page', str(n))])}"
+            return f"{self.url}{req.path}?{urllib.parse.urlencode([*params, ('page', str(n))])}"
 
         rels = []
         if page > 1:
@@ -1394,7 +1236,7 @@ class GitHubEmulator:
         return chunk, [("Link", ", ".join(rels))]
 
     # ------------------------------------------------------------ handlers: accounts
-    def _h_user(self, req: _Request) -> _Response:
+    def _h_user(self, req: _Request) -> Response:
         if self.token is not None and not req.authenticated:
             return _error(401, "Requires authentication", doc=f"{DOCS}/users/users#get-the-authenticated-user")
         user = self._account(self.login)
@@ -1429,7 +1271,7 @@ class GitHubEmulator:
     def _owners(self) -> dict[str, str]:
         return {r.owner.lower(): r.owner for r in self._repos.values()}
 
-    def _h_users(self, req: _Request, login: str) -> _Response:
+    def _h_users(self, req: _Request, login: str) -> Response:
         known = self._owners()
         known[self.login.lower()] = self.login
         if login.lower() not in known:
@@ -1448,7 +1290,7 @@ class GitHubEmulator:
         )
         return _json(200, acct)
 
-    def _h_org(self, req: _Request, org: str) -> _Response:
+    def _h_org(self, req: _Request, org: str) -> Response:
         owners = self._owners()
         if org.lower() not in owners or org.lower() == self.login.lower():
             return _not_found(f"{DOCS}/orgs/orgs#get-an-organization")
@@ -1491,8 +1333,8 @@ class GitHubEmulator:
             },
         )
 
-    def _h_rate_limit(self, bucket_name: str) -> _Response:
-        with self._state_lock:
+    def _h_rate_limit(self, bucket_name: str) -> Response:
+        with self._lock:
             b = self._buckets[bucket_name]
             core = {"limit": b.limit, "used": b.limit - b.remaining, "remaining": b.remaining, "reset": b.reset}
         other = {"limit": 30, "used": 0, "remaining": 30, "reset": core["reset"]}
@@ -1514,10 +1356,10 @@ class GitHubEmulator:
         return _json(200, {"resources": resources, "rate": core})
 
     # ------------------------------------------------------------ handlers: repository reads
-    def _h_repo(self, req: _Request, repo: _Repo) -> _Response:
+    def _h_repo(self, req: _Request, repo: _Repo) -> Response:
         return _json(200, self._repo_json(repo, req.authenticated))
 
-    def _h_branches(self, req: _Request, repo: _Repo) -> _Response:
+    def _h_branches(self, req: _Request, repo: _Repo) -> Response:
         api = self._api(repo)
         items = [
             {"name": name, "commit": {"sha": sha, "url": f"{api}/commits/{sha}"}, "protected": False}
@@ -1526,7 +1368,7 @@ class GitHubEmulator:
         page, headers = self._paginate(req, items)
         return _json(200, page, headers)
 
-    def _h_branch(self, req: _Request, repo: _Repo, branch: str) -> _Response:
+    def _h_branch(self, req: _Request, repo: _Repo, branch: str) -> Response:
         sha = repo.git.branch_sha(branch)
         if sha is None:
             return _error(404, "Branch not found", doc=f"{DOCS}/branches/branches#get-a-branch")
@@ -1546,7 +1388,7 @@ class GitHubEmulator:
             },
         )
 
-    def _h_commit(self, req: _Request, repo: _Repo, ref: str) -> _Response:
+    def _h_commit(self, req: _Request, repo: _Repo, ref: str) -> Response:
         sha = repo.git.resolve_commit(ref)
         if sha is None:
             return _error(422, f"No commit found for SHA: {ref}", doc=f"{DOCS}/commits/commits#get-a-commit")
@@ -1560,13 +1402,13 @@ class GitHubEmulator:
         body["files"] = self._diff_files_json(repo, diff[: self.compare_files_limit], parent, sha)
         return _json(200, body)
 
-    def _h_git_commit(self, req: _Request, repo: _Repo, sha: str) -> _Response:
+    def _h_git_commit(self, req: _Request, repo: _Repo, sha: str) -> Response:
         full = repo.git.ref_sha(sha.lower()) if _HEX_ABBREV.fullmatch(sha) else None
         if full is None or not full.startswith(sha.lower()):
             return _not_found(f"{DOCS}/git/commits#get-a-commit-object")
         return _json(200, self._git_commit_json(repo, repo.git.read_commit(full)))
 
-    def _h_tree(self, req: _Request, repo: _Repo, tree: str) -> _Response:
+    def _h_tree(self, req: _Request, repo: _Repo, tree: str) -> Response:
         tree_sha = repo.git.resolve_tree(tree)
         if tree_sha is None:
             return _not_found(f"{DOCS}/git/trees#get-a-tree")
@@ -1589,7 +1431,7 @@ class GitHubEmulator:
             out.append(item)
         return _json(200, {"sha": tree_sha, "url": f"{api}/git/trees/{tree_sha}", "tree": out, "truncated": truncated})
 
-    def _h_blob(self, req: _Request, repo: _Repo, sha: str) -> _Response:
+    def _h_blob(self, req: _Request, repo: _Repo, sha: str) -> Response:
         sha = sha.lower()
         info = repo.git.object_info([sha]).get(sha) if _HEX40.fullmatch(sha) else None
         if info is None or info[0] != "blob":
@@ -1616,14 +1458,14 @@ class GitHubEmulator:
             "object": {"sha": sha, "type": kind, "url": f"{api}/git/{'tags' if kind == 'tag' else 'commits'}/{sha}"},
         }
 
-    def _h_git_ref(self, req: _Request, repo: _Repo, ref: str) -> _Response:
+    def _h_git_ref(self, req: _Request, repo: _Repo, ref: str) -> Response:
         full = f"refs/{ref}"
         for name, sha, kind in repo.git.refs(full):
             if name == full:
                 return _json(200, self._ref_json(repo, name, sha, kind))
         return _not_found(f"{DOCS}/git/refs#get-a-reference")
 
-    def _h_git_refs(self, req: _Request, repo: _Repo, ref: str = "") -> _Response:
+    def _h_git_refs(self, req: _Request, repo: _Repo, ref: str = "") -> Response:
         full = f"refs/{ref}"
         rows = [r for r in repo.git.refs("refs/") if r[0] == full or r[0].startswith(full.rstrip("/") + "/")]
         exact = [r for r in rows if r[0] == full]
@@ -1633,13 +1475,13 @@ class GitHubEmulator:
             return _not_found(f"{DOCS}/git/refs#get-a-reference")
         return _json(200, [self._ref_json(repo, *r) for r in rows])
 
-    def _h_matching_refs(self, req: _Request, repo: _Repo, ref: str) -> _Response:
+    def _h_matching_refs(self, req: _Request, repo: _Repo, ref: str) -> Response:
         full = f"refs/{ref}"
         rows = [r for r in repo.git.refs("refs/") if r[0].startswith(full)]
         page, headers = self._paginate(req, [self._ref_json(repo, *r) for r in rows])
         return _json(200, page, headers)
 
-    def _h_compare(self, req: _Request, repo: _Repo, basehead: str) -> _Response:
+    def _h_compare(self, req: _Request, repo: _Repo, basehead: str) -> Response:
         doc = f"{DOCS}/commits/commits#compare-two-commits"
         base_name, sep, head_name = basehead.partition("...")
         if not sep or not base_name or not head_name:
@@ -1700,7 +1542,7 @@ class GitHubEmulator:
             )
         return name
 
-    def _h_get_contents(self, req: _Request, repo: _Repo, path: str = "") -> _Response:
+    def _h_get_contents(self, req: _Request, repo: _Repo, path: str = "") -> Response:
         doc = f"{DOCS}/repos/contents#get-repository-content"
         ref = req.q("ref") or repo.git.default_branch()
         commit = repo.git.resolve_commit(ref)
@@ -1740,12 +1582,12 @@ class GitHubEmulator:
             )
         data = repo.git.read_blob(entry.sha)
         if "application/vnd.github.raw" in accept or "application/vnd.github.v3.raw" in accept:
-            return _Response(200, data, "application/vnd.github.raw")
+            return Response(200, data, "application/vnd.github.raw")
         inline = len(data) <= self.content_inline_limit
         return _json(200, self._content_json(repo, entry, ref, len(data), data, inline=inline))
 
-    def _h_raw(self, owner: str, name: str, rest: str) -> _Response:
-        not_found = _Response(404, b"404: Not Found", "text/plain; charset=utf-8")
+    def _h_raw(self, owner: str, name: str, rest: str) -> Response:
+        not_found = Response(404, b"404: Not Found", "text/plain; charset=utf-8")
         repo = self._repos.get(f"{urllib.parse.unquote(owner)}/{urllib.parse.unquote(name)}".lower())
         if repo is None:
             return not_found
@@ -1756,7 +1598,7 @@ class GitHubEmulator:
                 continue
             entry = repo.git.lookup(commit, "/".join(parts[i:]))
             if entry is not None and entry.type == "blob":
-                return _Response(200, repo.git.read_blob(entry.sha), "text/plain; charset=utf-8")
+                return Response(200, repo.git.read_blob(entry.sha), "text/plain; charset=utf-8")
         return not_found
 
     # ------------------------------------------------------------ handlers: writes
@@ -1765,10 +1607,10 @@ class GitHubEmulator:
             return default
         if not isinstance(value, dict):
             message = f"Invalid request.\n\nFor 'properties/{field}', {json.dumps(value)} is not an object."
-            raise _HTTPError(_error(422, message))
+            raise HTTPError(_error(422, message))
         for key in ("name", "email"):
             if not isinstance(value.get(key), str) or not value.get(key):
-                raise _HTTPError(
+                raise HTTPError(
                     _error(
                         422,
                         f'Invalid request.\n\n"{key}" wasn\'t supplied.',
@@ -1780,7 +1622,7 @@ class GitHubEmulator:
             try:
                 when = dt.datetime.fromisoformat(str(value["date"]).replace("Z", "+00:00"))
             except ValueError:
-                raise _HTTPError(
+                raise HTTPError(
                     _error(422, f"Invalid request.\n\n{value['date']!r} is not a valid date-time.")
                 ) from None
             if when.tzinfo is None:
@@ -1790,7 +1632,7 @@ class GitHubEmulator:
             tz = f"{'+' if offset >= 0 else '-'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
         return Person(value["name"], value["email"], epoch, tz)
 
-    def _h_put_contents(self, req: _Request, repo: _Repo, path: str) -> _Response:
+    def _h_put_contents(self, req: _Request, repo: _Repo, path: str) -> Response:
         doc = f"{DOCS}/repos/contents#create-or-update-file-contents"
         data = req.json_body()
         if not isinstance(data, dict):
@@ -1847,7 +1689,7 @@ class GitHubEmulator:
             {"content": content_obj, "commit": self._git_commit_json(repo, repo.git.read_commit(commit))},
         )
 
-    def _h_create_ref(self, req: _Request, repo: _Repo) -> _Response:
+    def _h_create_ref(self, req: _Request, repo: _Repo) -> Response:
         doc = f"{DOCS}/git/refs#create-a-reference"
         data = req.json_body()
         if not isinstance(data, dict):
@@ -1961,7 +1803,7 @@ class GitHubEmulator:
             )
         return body
 
-    def _h_list_pulls(self, req: _Request, repo: _Repo) -> _Response:
+    def _h_list_pulls(self, req: _Request, repo: _Repo) -> Response:
         state = req.q("state", "open")
         head = req.q("head")
         base = req.q("base")
@@ -1981,19 +1823,19 @@ class GitHubEmulator:
         page, headers = self._paginate(req, pulls)
         return _json(200, [self._pull_json(repo, p, detail=False) for p in page], headers)
 
-    def _h_get_pull(self, req: _Request, repo: _Repo, number: str) -> _Response:
+    def _h_get_pull(self, req: _Request, repo: _Repo, number: str) -> Response:
         for pr in repo.pulls:
             if pr.number == int(number):
                 return _json(200, self._pull_json(repo, pr, detail=True))
         return _not_found(f"{DOCS}/pulls/pulls#get-a-pull-request")
 
-    def _h_create_pull(self, req: _Request, repo: _Repo) -> _Response:
+    def _h_create_pull(self, req: _Request, repo: _Repo) -> Response:
         doc = f"{DOCS}/pulls/pulls#create-a-pull-request"
         data = req.json_body()
         if not isinstance(data, dict):
             return _error(400, "Problems parsing JSON", doc=doc)
 
-        def invalid(*errors: dict[str, Any]) -> _Response:
+        def invalid(*errors: dict[str, Any]) -> Response:
             return _error(422, "Validation Failed", list(errors), doc=doc)
 
         for key in ("head", "base"):
@@ -2050,13 +1892,6 @@ class GitHubEmulator:
         return _json(201, body, [("Location", body["url"])])
 
 
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
 def _int_param(value: str | None, default: int, lo: int, hi: int | None) -> int:
     try:
         n = int(value) if value is not None else default
@@ -2068,66 +1903,6 @@ def _int_param(value: str | None, default: int, lo: int, hi: int | None) -> int:
 
 def _valid_path(path: str) -> bool:
     return bool(path) and all(p not in ("", ".", "..", ".git") and "\0" not in p for p in path.split("/"))
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Thin HTTP/1.1 adapter (keep-alive) around :meth:`GitHubEmulator._handle`."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "GitHub.com"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _serve(self) -> None:
-        emulator: GitHubEmulator = self.server.emulator  # type: ignore[attr-defined]
-        body = self._read_body()
-        try:
-            resp = emulator._handle(self.command, self.path, self.headers, body)
-        except Exception:
-            emulator.server_errors.append(traceback.format_exc())
-            traceback.print_exc(file=sys.stderr)
-            resp = _error(500, "Server Error")
-        if resp.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        try:
-            self.send_response(resp.status)
-            self.send_header("Content-Type", resp.content_type)
-            self.send_header("Content-Length", str(len(resp.body)))
-            self.send_header("X-GitHub-Media-Type", "github.v3; format=json")
-            self.send_header("X-GitHub-Api-Version-Selected", self.headers.get("X-GitHub-Api-Version") or "2022-11-28")
-            self.send_header(
-                "X-GitHub-Request-Id", hashlib.sha1(f"{time.time_ns()}{self.path}".encode()).hexdigest()[:20].upper()
-            )
-            for name, value in resp.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(resp.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (e.g. its read timeout) before the answer was written.
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
 # -------------------------------------------------------------------------- CLI
@@ -2156,15 +1931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--repo needs OWNER/NAME=PATH, got `{spec}`")
         repos[name] = path
     emulator = GitHubEmulator(repos, None if args.no_auth else args.token, args.host, args.port, login=args.login)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    emulator.start()
-    print(f"listening on {emulator.url}", flush=True)
-    while not stop.wait(3600):
-        pass
-    emulator.stop()
-    return 0
+    return emulator.serve_until_signalled()
 
 
 if __name__ == "__main__":

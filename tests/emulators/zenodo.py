@@ -69,23 +69,30 @@ import copy
 import dataclasses
 import datetime as dt
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sys
 import tempfile
-import threading
 import time
-import traceback
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+
+from tests.emulators.base import (
+    Dropped,
+    Fault,
+    HTTPEmulator,
+    HTTPError,
+    Request,
+    Response,
+    dropped,
+    json_response,
+    phrase,
+)
 
 __all__ = ["ZenodoEmulator", "main"]
 
@@ -114,7 +121,6 @@ MAX_FILES = 100
 MAX_FILE_SIZE = 50 * 10**9
 CHUNK = 1024 * 1024
 _RATE_LIMIT = 100
-_GATEWAY = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 _R_DEPS = re.compile(r"^/api/deposit/depositions$")
 _R_DEP = re.compile(r"^/api/deposit/depositions/(?P<id>[^/]+)$")
@@ -169,50 +175,34 @@ class _Dep:
 
 
 @dataclasses.dataclass
-class _Fault:
-    status: int | None
-    method: str | None
-    path_prefix: str | None
-    times: int
-    after: int
-    retry_after: int | None
-    body: Any
-    drop_connection: bool
-    drop_after_bytes: int | None
-    corrupt: bool
+class _Fault(Fault):
+    """Zenodo's own fault kinds besides a status or a dropped connection (:meth:`ZenodoEmulator.inject`)."""
+
+    drop_after_bytes: int | None = None
+    corrupt: bool = False
     stall: float | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
 
-
-@dataclasses.dataclass
-class _Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    drop: bool = False
-    file: Path | None = None  # stream this file as the body
-    file_size: int = 0
-
-
-class _HTTPError(Exception):
-    def __init__(self, response: _Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _json(status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> _Response:
-    return _Response(status, json.dumps(obj).encode(), headers=list(headers))
+class _Request(Request):
+    def json(self) -> Any:
+        raw = self.body()
+        if not raw.strip():
+            return {}
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            message = "Unsupported media type: the request body must be JSON."
+            raise HTTPError(json_response(415, {"status": 415, "message": message}))
+        try:
+            return json.loads(raw)
+        except ValueError:
+            message = "Could not parse the request body as JSON."
+            raise HTTPError(json_response(400, {"status": 400, "message": message})) from None
 
 
 # --------------------------------------------------------------------------- emulator
 
 
-class ZenodoEmulator:
+class ZenodoEmulator(HTTPEmulator[_Request]):
     """Zenodo REST emulator.
 
     Args:
@@ -239,6 +229,9 @@ class ZenodoEmulator:
     owner_id = 64785
     default_page_size = 10
     max_page_size = 100
+    server_header = "nginx"
+    thread_name = "zenodo-emulator"
+    request_type = _Request
 
     def __init__(
         self,
@@ -255,6 +248,7 @@ class ZenodoEmulator:
     ) -> None:
         if behaviour not in ("rdm", "legacy"):
             raise ValueError("behaviour is `rdm` or `legacy`")
+        super().__init__(host, port)
         prefix = prefix.strip("/")
         self.prefix = f"/{prefix}" if prefix else ""
         self.behaviour = behaviour
@@ -264,72 +258,38 @@ class ZenodoEmulator:
             self._tokens[token] = (self.owner_id, SCOPES_ALL)
         for tok, info in (extra_tokens or {}).items():
             self._tokens[tok] = (int(info.get("owner", self.owner_id)), frozenset(info.get("scopes", SCOPES_ALL)))
-        self.enforce_distinct_versions = behaviour == "legacy" if enforce_distinct_versions is None else enforce_distinct_versions
+        self.enforce_distinct_versions = (
+            behaviour == "legacy" if enforce_distinct_versions is None else enforce_distinct_versions
+        )
         self.rate_limit = rate_limit
-        self.host, self.port = host, port
         self._own_storage = storage is None
         self.storage = Path(storage) if storage is not None else Path(tempfile.mkdtemp(prefix="zenodo-emulator-"))
         self.storage.mkdir(parents=True, exist_ok=True)
-        self.requests_log: list[dict[str, Any]] = []
-        self.token_in_url_violations: list[str] = []
-        self.server_errors: list[str] = []
         self._deps: dict[int, _Dep] = {}
         self._buckets: dict[str, int] = {}
-        self._faults: list[_Fault] = []
         self._rate: dict[str, tuple[int, int]] = {}
         self._next_id = 7_000_001
         self._seq = 0
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:PORT`` (available once started)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}"
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` plus the ``prefix`` (available once started)."""
+        return f"{super().url}{self.prefix}"
 
     @property
     def deposition_url(self) -> str:
         return f"{self.url}/api/deposit/depositions"
 
     def start(self) -> ZenodoEmulator:
-        self._stopping.clear()
         self.storage.mkdir(parents=True, exist_ok=True)  # removed by a previous stop()
-        if self._server is None:
-            server = http.server.ThreadingHTTPServer((self.host, self.port), _Handler)
-            server.daemon_threads = True
-            server.emulator = self  # type: ignore[attr-defined]
-            self._server = server
-        if self._thread is None:
-            server = self._server
-            self._thread = threading.Thread(
-                target=lambda: server.serve_forever(poll_interval=0.05), name="zenodo-emulator", daemon=True
-            )
-            self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        self._stopping.set()  # ends stalled requests
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        """Stop serving (a stalled request is dropped) and remove the storage the emulator made."""
+        super().stop()
         if self._own_storage:
             shutil.rmtree(self.storage, ignore_errors=True)
-
-    def __enter__(self) -> ZenodoEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ test controls
     def inject(
@@ -362,24 +322,13 @@ class ZenodoEmulator:
           serve it normally, or with ``status`` etc. when given too. Stopping the emulator
           ends the wait and drops the connection.
         """
-        if times < 1:
-            raise ValueError("times must be at least 1")
         if status is None and not drop_connection and not corrupt and not stall:
             raise ValueError("give a status, drop_connection, corrupt or stall")
-        with self._lock:
-            self._faults.append(
-                _Fault(status, method, path_prefix, times, after, retry_after, body, drop_connection,
-                       drop_after_bytes, corrupt, stall)
-            )
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def assert_no_token_in_urls(self) -> None:
-        """Raise ``AssertionError`` when any request carried a token in its URL."""
-        if self.token_in_url_violations:
-            raise AssertionError(f"token in URL: {self.token_in_url_violations}")
+        self._faults.add(_Fault(
+            method=method, path_prefix=path_prefix, times=times, after=after, status=status,
+            retry_after=retry_after, body=body, drop_connection=drop_connection,
+            drop_after_bytes=drop_after_bytes, corrupt=corrupt, stall=stall,
+        ))
 
     def deposition(self, dep_id: int) -> dict[str, Any] | None:
         """The deposition as the API would render it (``None`` if absent), without a request."""
@@ -446,7 +395,9 @@ class ZenodoEmulator:
             self._next_id = max(self._next_id, dep_id + 1)
             return dep_id
 
-    def seed_kipoi(self, singularity_index: Mapping[str, Mapping[str, str]], sif_dir: str | os.PathLike[str] | None = None) -> None:
+    def seed_kipoi(
+        self, singularity_index: Mapping[str, Mapping[str, str]], sif_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         """Seed the account as spec C.4 describes: one published concept per unique image of
         ``model-to-singularity.json`` (its record id, file ``<name>.sif`` with the index md5),
         ``5821666`` as an older version of the deeptarget concept, and ``6576723`` holding
@@ -475,8 +426,10 @@ class ZenodoEmulator:
                 tiny.append((fname, (md5, 1)))
         self.seed_published(6576723, title="tiny-container test image", description="Test record of kipoi-containers",
                             files=tiny)
-        self.seed_published(5000001, title="Kipoi model zoo paper figures", description="Figures", files=[("figures.zip", ("0" * 32, 1))])
-        self.seed_published(5000011, title="Kipoi workshop slides", description="Slides", files=[("slides.pdf", ("1" * 32, 1))])
+        self.seed_published(5000001, title="Kipoi model zoo paper figures", description="Figures",
+                            files=[("figures.zip", ("0" * 32, 1))])
+        self.seed_published(5000011, title="Kipoi workshop slides", description="Slides",
+                            files=[("slides.pdf", ("1" * 32, 1))])
 
     # ------------------------------------------------------------ internals
     def _new_blob(self) -> Path:
@@ -588,11 +541,11 @@ class ZenodoEmulator:
         return out
 
     # errors
-    def _error(self, status: int, message: str, errors: list[tuple[str, str]] | None = None) -> _Response:
+    def _error(self, status: int, message: str, errors: list[tuple[str, str]] | None = None) -> Response:
         if status == 500:
             if self.behaviour == "legacy":
-                return _Response(500, b"", "text/plain")
-            return _json(500, {"error_id": uuid.uuid4().hex, "message": message, "status": 500})
+                return Response(500, b"", "text/plain")
+            return json_response(500, {"error_id": uuid.uuid4().hex, "message": message, "status": 500})
         obj: dict[str, Any] = {"status": status, "message": message}
         if errors:
             if self.behaviour == "rdm":
@@ -602,53 +555,33 @@ class ZenodoEmulator:
                 obj["errors"] = [{"field": k, "messages": v} for k, v in grouped.items()]
             else:
                 obj["errors"] = [{"field": k, "message": v} for k, v in errors]
-        return _json(status, obj)
+        return json_response(status, obj)
 
-    def _not_found(self) -> _Response:
+    def _not_found(self) -> Response:
         msg = "The persistent identifier does not exist." if self.behaviour == "rdm" else "PID does not exist."
         return self._error(404, msg)
 
-    def _published_refusal(self) -> _Response:
+    def _published_refusal(self) -> Response:
         if self.behaviour == "rdm":
             return self._not_found()
         return self._error(403, "You do not have permission to edit this deposition: it is published.")
 
-    def _validation(self, errors: list[tuple[str, str]]) -> _Response:
+    def _validation(self, errors: list[tuple[str, str]]) -> Response:
         msg = "A validation error occurred." if self.behaviour == "rdm" else "Validation error."
         return self._error(400, msg, errors)
 
-    def _fault_response(self, fault: _Fault) -> _Response:
-        extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
-        status = fault.status or 500
-        if fault.body is not None:
-            resp = _json(status, fault.body)
-        elif status in _GATEWAY:
-            phrase = _GATEWAY[status]
-            html = (f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-                    f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    def _error_answer(self, status: int, req: _Request, fault: Fault | None) -> Response:
+        if status in (502, 503, 504):
+            title = f"{status} {phrase(status)}"
+            html = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+                    f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
                     "</body>\r\n</html>\r\n")
-            resp = _Response(status, html.encode(), "text/html")
-        elif status == 429:
-            resp = _json(429, {"status": 429, "message": f"{_RATE_LIMIT} per 1 minute"})
-        elif status == 500:
-            resp = self._error(500, "Internal server error.")
-        else:
-            resp = self._error(status, http.HTTPStatus(status).phrase)
-        resp.headers += extra
-        return resp
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    if fault.after > 0:
-                        fault.after -= 1
-                        return None
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+            return Response(status, html.encode(), "text/html")
+        if status == 429:
+            return json_response(429, {"status": 429, "message": f"{_RATE_LIMIT} per 1 minute"})
+        if status == 500:
+            return self._error(500, "Internal server error.")
+        return self._error(status, phrase(status))
 
     # auth
     def _token_of(self, req: _Request) -> str | None:
@@ -665,18 +598,18 @@ class ZenodoEmulator:
         tok = self._token_of(req)
         if not tok:
             if self.behaviour == "legacy":
-                raise _HTTPError(self._error(401, "The server could not verify that you are authorized to access the "
-                                                  "URL requested. You either supplied the wrong credentials (e.g. a bad "
-                                                  "password), or your browser doesn't understand how to supply the "
-                                                  "credentials required."))
-            raise _HTTPError(self._error(403, "You don't have the permission to access the requested resource. It is "
-                                              "either read-protected or not readable by the server."))
+                raise HTTPError(self._error(401, "The server could not verify that you are authorized to access the "
+                                                 "URL requested. You either supplied the wrong credentials (e.g. a bad "
+                                                 "password), or your browser doesn't understand how to supply the "
+                                                 "credentials required."))
+            raise HTTPError(self._error(403, "You don't have the permission to access the requested resource. It is "
+                                             "either read-protected or not readable by the server."))
         info = self._tokens.get(tok)
         if info is None:
-            raise _HTTPError(self._error(401, "The access token provided is invalid or expired."))
+            raise HTTPError(self._error(401, "The access token provided is invalid or expired."))
         owner, scopes = info
         if scope is not None and scope not in scopes:
-            raise _HTTPError(self._error(403, f"The access token does not have the `{scope}` scope required."))
+            raise HTTPError(self._error(403, f"The access token does not have the `{scope}` scope required."))
         if self.rate_limit is not None:
             window = int(time.time() // 60)
             with self._lock:
@@ -686,9 +619,9 @@ class ZenodoEmulator:
                 n += 1
                 self._rate[tok] = (w, n)
             if n > self.rate_limit:
-                resp = _json(429, {"status": 429, "message": f"{self.rate_limit} per 1 minute"})
+                resp = json_response(429, {"status": 429, "message": f"{self.rate_limit} per 1 minute"})
                 resp.headers.append(("Retry-After", str(60 - int(time.time()) % 60)))
-                raise _HTTPError(resp)
+                raise HTTPError(resp)
         return owner
 
     def _dep_for(self, req: _Request, raw_id: str, owner: int) -> _Dep:
@@ -697,99 +630,54 @@ class ZenodoEmulator:
         except ValueError:
             dep = None
         if dep is None:
-            raise _HTTPError(self._not_found())
+            raise HTTPError(self._not_found())
         if dep.owner != owner:
-            raise _HTTPError(self._error(403, "You don't have the permission to access this deposition."))
+            raise HTTPError(self._error(403, "You don't have the permission to access this deposition."))
         return dep
 
     # request pipeline
-    def _redact(self, text: str) -> str:
-        for tok in self._tokens:
-            for form in {tok, urllib.parse.quote(tok, safe=""), urllib.parse.quote_plus(tok)}:
-                text = text.replace(form, "***")
-        return re.sub(r"(?i)((?:^|[?&])access_token=)[^&#]*", r"\1***", text)
-
-    def _record(self, method: str, target: str, headers: Any) -> dict[str, Any]:
-        split = urllib.parse.urlsplit(target)
-        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        redacted = self._redact(target)
-        headers_log = {}
-        for name, value in headers.items():
-            if name.lower() == "authorization":
-                value = (value.split(" ", 1)[0] + " ***") if " " in value else "***"
-            headers_log[name.lower()] = value
-        entry = {
-            "method": method,
-            "path": self._redact(split.path),
-            "query": urllib.parse.parse_qs(urllib.parse.urlsplit(redacted).query, keep_blank_values=True),
-            "headers": headers_log,
-            "status": None,
-            "bytes": 0,
-        }
-        unquoted = urllib.parse.unquote_plus(target)
-        with self._lock:
-            self.requests_log.append(entry)
-            if any(k.lower() == "access_token" for k in query) or any(
-                tok and (tok in target or tok in unquoted) for tok in self._tokens
-            ):
-                self.token_in_url_violations.append(redacted)
-        return entry
-
-    def _rate_headers(self) -> list[tuple[str, str]]:
-        reset = (int(time.time()) // 60 + 1) * 60
-        return [("X-RateLimit-Limit", str(self.rate_limit or _RATE_LIMIT)),
-                ("X-RateLimit-Remaining", str(self.rate_limit or _RATE_LIMIT)),
-                ("X-RateLimit-Reset", str(reset))]
-
-    def handle(self, handler: _Handler) -> None:
-        """Serve one request on ``handler`` (called by the HTTP adapter)."""
-        method = handler.command
-        target = handler.path
-        entry = self._record(method, target, handler.headers)
-        split = urllib.parse.urlsplit(target)
-        path = split.path
+    def _route_path(self, path: str) -> str:
         if self.prefix:
             if path == self.prefix or path.startswith(f"{self.prefix}/"):
                 path = path[len(self.prefix):]
             else:
                 path = f"/_outside_prefix{path}"  # matches no route: 404
-        path = path.rstrip("/") or "/"
-        req = _Request(method, path, urllib.parse.parse_qs(split.query, keep_blank_values=True), handler.headers, handler)
-        fault = None if path.startswith("/_emulator/") else self._take_fault(method, path)
-        stopped = fault is not None and fault.stall is not None and self._stopping.wait(fault.stall)
-        try:
-            if stopped:
-                resp = _Response(0, drop=True)
-            elif (fault is not None and (fault.status is not None or fault.drop_connection) and not fault.corrupt
-                    and not (fault.drop_connection and _R_OBJECT.match(path) and method == "PUT")):
-                req.discard_body()
-                resp = _Response(0, drop=True) if fault.drop_connection else self._fault_response(fault)
-            else:
-                resp = self._route(req, fault)
-        except _HTTPError as err:
-            resp = err.response
-        except _Dropped:
-            resp = _Response(0, drop=True)
-        except Exception:  # noqa: BLE001 - any bug becomes a 500 and is recorded
-            self.server_errors.append(traceback.format_exc())
-            traceback.print_exc(file=sys.stderr)
-            resp = self._error(500, "Internal server error.")
-        entry["bytes"] = req.bytes_read
-        entry["status"] = None if resp.drop else resp.status
-        if not req.body_consumed and not resp.drop:
-            # Answering before the body was read: the connection cannot be reused.
-            handler.close_connection = True
-            resp.headers.append(("Connection", "close"))
-        handler.send(resp, self._rate_headers() if path.startswith("/api/") else [])
+        return super()._route_path(path)
 
-    def _route(self, req: _Request, fault: _Fault | None) -> _Response:
+    def _secrets(self) -> Iterable[str]:
+        return list(self._tokens)
+
+    def _log_extra(self, req: _Request) -> dict[str, Any]:
+        return {"bytes": req.bytes_read}
+
+    def _response_headers(self, req: _Request) -> list[tuple[str, str]]:
+        if not req.path.startswith("/api/"):
+            return []
+        reset = (int(time.time()) // 60 + 1) * 60
+        return [("X-RateLimit-Limit", str(self.rate_limit or _RATE_LIMIT)),
+                ("X-RateLimit-Remaining", str(self.rate_limit or _RATE_LIMIT)),
+                ("X-RateLimit-Reset", str(reset))]
+
+    def _respond(self, req: _Request) -> Response:
+        method, path = req.method, req.path
+        fault = None if path.startswith("/_emulator/") else self._faults.take(method, path)
+        if fault is not None and fault.stall is not None and self._stopping.wait(fault.stall):
+            return dropped()  # the emulator stops
+        if (fault is not None and (fault.status is not None or fault.drop_connection) and not fault.corrupt
+                and not (fault.drop_connection and _R_OBJECT.match(path) and method == "PUT")):
+            req.discard_body()
+            return self._fault_response(fault, req)
+        return self._route(req, fault)
+
+    def _route(self, req: _Request, fault: _Fault | None) -> Response:
         p, m = req.path, req.method
         if p == "/_emulator/inject" and m == "POST":
             self.inject(**req.json())
-            return _json(200, {"ok": True})
+            return json_response(200, {"ok": True})
         if p == "/_emulator/requests" and m == "GET":
             with self._lock:
-                return _json(200, {"requests": self.requests_log, "token_in_url_violations": self.token_in_url_violations})
+                return json_response(200, {"requests": self.requests_log,
+                                           "token_in_url_violations": self.token_in_url_violations})
         if (mt := _R_OBJECT.match(p)) is not None:
             key = urllib.parse.unquote(mt["key"])
             if m == "PUT":
@@ -830,7 +718,7 @@ class ZenodoEmulator:
                 location = f"{self.url}/records/{mt['id']}/files/{mt['name']}"
                 if req.raw_query:
                     location += f"?{req.raw_query}"
-                return _Response(301, b"", "text/html", headers=[("Location", location)])
+                return Response(301, b"", "text/html", headers=[("Location", location)])
             return self._download(int(mt["id"]), urllib.parse.unquote(mt["name"]))
         elif (mt := _R_RECORD_FILE.match(p) or _R_API_RECORD_FILE.match(p)) is not None and m in ("GET", "HEAD"):
             return self._download(int(mt["id"]), urllib.parse.unquote(mt["name"]))
@@ -841,7 +729,7 @@ class ZenodoEmulator:
         return self._error(405, "The method is not allowed for the requested URL.")
 
     # ---- Z1
-    def _list(self, req: _Request) -> _Response:
+    def _list(self, req: _Request) -> Response:
         owner = self._authenticate(req)
         q = req.q("q") or ""
         status = req.q("status")
@@ -869,10 +757,10 @@ class ZenodoEmulator:
             deps = [d for d in deps if _matches(d, q)]
             deps.sort(key=lambda d: d.seq, reverse=not sort.startswith("-"))
             page_items = deps[(page - 1) * size : page * size]
-            return _json(200, [self._dep_json(d) for d in page_items])
+            return json_response(200, [self._dep_json(d) for d in page_items])
 
     # ---- Z2
-    def _create(self, req: _Request) -> _Response:
+    def _create(self, req: _Request) -> Response:
         owner = self._authenticate(req, "deposit:write")
         body = req.json()
         if not isinstance(body, dict):
@@ -888,17 +776,17 @@ class ZenodoEmulator:
             concept = self._next_id
             self._next_id += 1
             dep = self._new_dep(owner, concept, self._store_metadata(metadata))
-            return _json(201, self._dep_json(dep))
+            return json_response(201, self._dep_json(dep))
 
     # ---- Z3
-    def _get(self, req: _Request, raw_id: str) -> _Response:
+    def _get(self, req: _Request, raw_id: str) -> Response:
         owner = self._authenticate(req)
         req.discard_body()
         with self._lock:
-            return _json(200, self._dep_json(self._dep_for(req, raw_id, owner)))
+            return json_response(200, self._dep_json(self._dep_for(req, raw_id, owner)))
 
     # ---- Z4
-    def _update(self, req: _Request, raw_id: str) -> _Response:
+    def _update(self, req: _Request, raw_id: str) -> Response:
         owner = self._authenticate(req, "deposit:write")
         body = req.json()
         with self._lock:
@@ -919,10 +807,10 @@ class ZenodoEmulator:
         with self._lock:
             dep.metadata = self._store_metadata(metadata)
             dep.modified = _now()
-            return _json(200, self._dep_json(dep))
+            return json_response(200, self._dep_json(dep))
 
     # ---- Z5
-    def _delete(self, req: _Request, raw_id: str) -> _Response:
+    def _delete(self, req: _Request, raw_id: str) -> Response:
         owner = self._authenticate(req, "deposit:write")
         req.discard_body()
         with self._lock:
@@ -930,14 +818,14 @@ class ZenodoEmulator:
             if dep.published or dep.state == "inprogress":
                 return self._published_refusal()
             self._remove(dep)
-            return _Response(204)
+            return Response(204)
 
     def _remove(self, dep: _Dep) -> None:
         self._deps.pop(dep.id, None)
         self._buckets.pop(dep.bucket, None)
 
     # ---- Z6, Z7, edit, discard
-    def _action(self, req: _Request, raw_id: str, action: str) -> _Response:
+    def _action(self, req: _Request, raw_id: str, action: str) -> Response:
         owner = self._authenticate(req, "deposit:actions")
         req.discard_body()
         with self._lock:
@@ -950,18 +838,18 @@ class ZenodoEmulator:
                 if not dep.published:
                     return self._error(400, "Deposition is not published.")
                 dep.state = "inprogress"
-                return _json(201, self._dep_json(dep))
+                return json_response(201, self._dep_json(dep))
             if action == "discard":
                 if dep.state == "inprogress":
                     dep.state = "done"
-                    return _json(201, self._dep_json(dep))
+                    return json_response(201, self._dep_json(dep))
                 if dep.published:
                     return self._published_refusal()
                 self._remove(dep)
-                return _json(201, {"status": 201, "message": "Draft discarded."})
+                return json_response(201, {"status": 201, "message": "Draft discarded."})
             return self._error(404, "The requested URL was not found on the server.")
 
-    def _newversion(self, dep: _Dep) -> _Response:
+    def _newversion(self, dep: _Dep) -> Response:
         if not dep.published:
             if self.behaviour == "legacy":
                 return self._error(403, "Invalid action: the deposition is not published.")
@@ -970,7 +858,7 @@ class ZenodoEmulator:
         if open_draft is not None:
             if self.behaviour == "rdm":
                 return self._validation([("files.enabled", "Please remove all files first.")])
-            return _json(201, self._dep_json(dep))
+            return json_response(201, self._dep_json(dep))
         source = self._latest_published(dep.concept) or dep
         metadata = copy.deepcopy(source.metadata)
         metadata.pop("version", None)
@@ -980,10 +868,10 @@ class ZenodoEmulator:
         draft = self._new_dep(dep.owner, dep.concept, metadata)
         draft.files = [dataclasses.replace(f) for f in source.files]
         if self.behaviour == "rdm":
-            return _json(201, self._dep_json(draft))
-        return _json(201, self._dep_json(dep))
+            return json_response(201, self._dep_json(draft))
+        return json_response(201, self._dep_json(dep))
 
-    def _publish(self, dep: _Dep) -> _Response:
+    def _publish(self, dep: _Dep) -> Response:
         if dep.published:
             return self._published_refusal()
         if not dep.files:
@@ -999,25 +887,25 @@ class ZenodoEmulator:
                     return self._validation([("files", "New version's files must differ from all previous versions.")])
         dep.state, dep.submitted = "done", True
         dep.modified = _now()
-        return _json(202, self._dep_json(dep))
+        return json_response(202, self._dep_json(dep))
 
     # ---- Z8, Z9
-    def _list_files(self, req: _Request, raw_id: str) -> _Response:
+    def _list_files(self, req: _Request, raw_id: str) -> Response:
         owner = self._authenticate(req)
         with self._lock:
             dep = self._dep_for(req, raw_id, owner)
-            return _json(200, [self._file_json(dep, f) for f in dep.files])
+            return json_response(200, [self._file_json(dep, f) for f in dep.files])
 
-    def _get_file(self, req: _Request, raw_id: str, fid: str) -> _Response:
+    def _get_file(self, req: _Request, raw_id: str, fid: str) -> Response:
         owner = self._authenticate(req)
         with self._lock:
             dep = self._dep_for(req, raw_id, owner)
             f = next((f for f in dep.files if f.id == fid), None)
             if f is None:
                 return self._error(404, "File does not exist.")
-            return _json(200, self._file_json(dep, f))
+            return json_response(200, self._file_json(dep, f))
 
-    def _delete_file(self, req: _Request, raw_id: str, fid: str) -> _Response:
+    def _delete_file(self, req: _Request, raw_id: str, fid: str) -> Response:
         owner = self._authenticate(req, "deposit:write")
         req.discard_body()
         with self._lock:
@@ -1029,19 +917,19 @@ class ZenodoEmulator:
                 return self._error(404, "File does not exist.")
             dep.files.remove(f)
             dep.modified = _now()
-            return _Response(204)
+            return Response(204)
 
     # ---- Z10
     def _bucket_dep(self, req: _Request, bucket: str, owner: int) -> _Dep:
         dep_id = self._buckets.get(bucket)
         dep = self._deps.get(dep_id) if dep_id is not None else None
         if dep is None:
-            raise _HTTPError(self._error(404, "Bucket does not exist."))
+            raise HTTPError(self._error(404, "Bucket does not exist."))
         if dep.owner != owner:
-            raise _HTTPError(self._error(403, "You don't have the permission to access this bucket."))
+            raise HTTPError(self._error(403, "You don't have the permission to access this bucket."))
         return dep
 
-    def _put_object(self, req: _Request, bucket: str, key: str, fault: _Fault | None) -> _Response:
+    def _put_object(self, req: _Request, bucket: str, key: str, fault: _Fault | None) -> Response:
         owner = self._authenticate(req, "deposit:write")
         with self._lock:
             dep = self._bucket_dep(req, bucket, owner)
@@ -1070,12 +958,12 @@ class ZenodoEmulator:
                     md5.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-        except _Dropped:
+        except Dropped:
             blob.unlink(missing_ok=True)
             raise
         if drop_at is not None:
             blob.unlink(missing_ok=True)
-            raise _Dropped()
+            raise Dropped()
         with self._lock:
             dep = self._bucket_dep(req, bucket, owner)
             if dep.published:
@@ -1085,16 +973,16 @@ class ZenodoEmulator:
             f = _File(str(uuid.uuid4()), key, size, md5.hexdigest(), blob)
             dep.files.append(f)
             dep.modified = _now()
-            return _json(201 if self.behaviour == "rdm" else 200, self._object_json(dep, f))
+            return json_response(201 if self.behaviour == "rdm" else 200, self._object_json(dep, f))
 
-    def _get_object(self, req: _Request, bucket: str, key: str) -> _Response:
+    def _get_object(self, req: _Request, bucket: str, key: str) -> Response:
         owner = self._authenticate(req)
         with self._lock:
             dep = self._bucket_dep(req, bucket, owner)
             f = next((f for f in dep.files if f.key == key), None)
         return self._serve_file(f)
 
-    def _delete_object(self, req: _Request, bucket: str, key: str) -> _Response:
+    def _delete_object(self, req: _Request, bucket: str, key: str) -> Response:
         owner = self._authenticate(req, "deposit:write")
         req.discard_body()
         with self._lock:
@@ -1105,17 +993,17 @@ class ZenodoEmulator:
             dep.files = [f for f in dep.files if f.key != key]
             if len(dep.files) == before:
                 return self._error(404, "Object does not exists.")
-            return _Response(204)
+            return Response(204)
 
-    def _get_bucket(self, req: _Request, bucket: str) -> _Response:
+    def _get_bucket(self, req: _Request, bucket: str) -> Response:
         owner = self._authenticate(req)
         with self._lock:
             dep = self._bucket_dep(req, bucket, owner)
-            return _json(200, {"id": bucket, "contents": [self._object_json(dep, f) for f in dep.files],
-                               "links": {"self": f"{self.url}/api/files/{bucket}"}})
+            return json_response(200, {"id": bucket, "contents": [self._object_json(dep, f) for f in dep.files],
+                                       "links": {"self": f"{self.url}/api/files/{bucket}"}})
 
     # ---- Z11
-    def _download(self, rec: int, name: str) -> _Response:
+    def _download(self, rec: int, name: str) -> Response:
         with self._lock:
             dep = self._deps.get(rec)
             if dep is None or not dep.published:
@@ -1123,13 +1011,13 @@ class ZenodoEmulator:
             f = next((f for f in dep.files if f.key == name), None)
         return self._serve_file(f)
 
-    def _serve_file(self, f: _File | None) -> _Response:
+    def _serve_file(self, f: _File | None) -> Response:
         if f is None:
             return self._error(404, "File does not exist.")
         if f.blob is None:
             return self._error(404, "The emulator holds no content for this seeded file.")
-        return _Response(200, content_type="application/octet-stream", file=f.blob, file_size=f.size,
-                         headers=[("Content-MD5", f.md5)])
+        return Response(200, content_type="application/octet-stream", file=f.blob, file_size=f.size,
+                        headers=[("Content-MD5", f.md5)])
 
     # ---- metadata
     def _store_metadata(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -1242,132 +1130,6 @@ def _kipoi_title(name: str, keys: list[str]) -> tuple[str, str]:
     return f"{group} singularity container", _group_description(group)
 
 
-class _Dropped(Exception):
-    """The connection is to be dropped without an answer."""
-
-
-class _Request:
-    def __init__(self, method: str, path: str, query: dict[str, list[str]], headers: Any, handler: _Handler) -> None:
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.raw_query = urllib.parse.urlsplit(handler.path).query
-        self._h = handler
-        self.body_consumed = False
-        self.bytes_read = 0
-        self._body: bytes | None = None
-        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
-
-    def q(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-    def content_length(self) -> int | None:
-        raw = self.headers.get("Content-Length")
-        return int(raw) if raw is not None and raw.strip().isdigit() else None
-
-    def iter_body(self, limit: int | None = None) -> Iterable[bytes]:
-        """The body in chunks; with ``limit``, stop after that many bytes (for a drop)."""
-        rfile: BinaryIO = self._h.rfile
-        if self.body_consumed:
-            return
-        if self.chunked:
-            while True:
-                line = rfile.readline()
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                data = rfile.read(size)
-                rfile.readline()
-                self.bytes_read += len(data)
-                yield data
-                if limit is not None and self.bytes_read >= limit:
-                    return
-            self.body_consumed = True
-            return
-        remaining = self.content_length() or 0
-        while remaining > 0:
-            want = min(CHUNK, remaining)
-            if limit is not None:
-                want = min(want, max(limit - self.bytes_read, 0))
-                if want == 0:
-                    return
-            data = rfile.read(want)
-            if not data:
-                raise _Dropped()
-            remaining -= len(data)
-            self.bytes_read += len(data)
-            yield data
-        self.body_consumed = True
-
-    def body(self) -> bytes:
-        if self._body is None:
-            self._body = b"".join(self.iter_body())
-            self.body_consumed = True
-        return self._body
-
-    def discard_body(self) -> None:
-        if not self.body_consumed:
-            for _ in self.iter_body():
-                pass
-            self.body_consumed = True
-
-    def json(self) -> Any:
-        raw = self.body()
-        if not raw.strip():
-            return {}
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise _HTTPError(_json(415, {"status": 415, "message": "Unsupported media type: the request body must be JSON."}))
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise _HTTPError(_json(400, {"status": 400, "message": "Could not parse the request body as JSON."})) from None
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Thin HTTP/1.1 adapter (keep-alive) around :meth:`ZenodoEmulator.handle`."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "nginx"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def _serve(self) -> None:
-        self.server.emulator.handle(self)  # type: ignore[attr-defined]
-
-    def send(self, resp: _Response, extra_headers: list[tuple[str, str]]) -> None:
-        if resp.drop:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        self.send_response(resp.status)
-        size = resp.file_size if resp.file is not None else len(resp.body)
-        if resp.status != 204:
-            self.send_header("Content-Type", resp.content_type)
-            self.send_header("Content-Length", str(size))
-        for name, value in list(resp.headers) + extra_headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command == "HEAD" or resp.status == 204:
-            return
-        if resp.file is not None:
-            with open(resp.file, "rb") as f:
-                shutil.copyfileobj(f, self.wfile, CHUNK)
-        else:
-            self.wfile.write(resp.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-
 # -------------------------------------------------------------------------- CLI
 
 
@@ -1386,18 +1148,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emulator = ZenodoEmulator(None if args.no_auth else args.token, behaviour=args.behaviour,
                               storage=args.storage, host=args.host, port=args.port, prefix=args.prefix)
-    emulator.start()
     if args.seed_kipoi:
         with open(args.seed_kipoi, encoding="utf-8") as f:
             emulator.seed_kipoi(json.load(f), args.sif_dir)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"listening on {emulator.url}", flush=True)
-    while not stop.wait(3600):
-        pass
-    emulator.stop()
-    return 0
+    return emulator.serve_until_signalled()
 
 
 if __name__ == "__main__":
