@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kipoi_containers import singularityhandler
+from kipoi_containers.errors import DockerError
 from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
     BUSYBOX_MD5,
     SIF_DIR,
@@ -61,15 +62,20 @@ def test_handler_keeps_the_index_shape(tmp_path, zenodo_rdm):
     assert index["DummyModel"] == {"url": "https://www.dummy.url", "name": "Dummy_container.sif", "md5": "123"}
 
 
-def test_default_conversion_is_not_available_yet(tmp_path, zenodo_rdm):
+def test_default_conversion_of_an_absent_image_fails_before_zenodo(tmp_path, zenodo_rdm):
+    """The default builder is the native conversion: an image that is neither local nor
+    pullable (no registry here) fails naming the image, and nothing reaches Zenodo."""
     index = singularity_index()
+    before = dict(index["DeepMEL"])
     handler = singularityhandler.SingularityHandler(
-        "DeepMEL", "kipoi/kipoi-docker:deepmel-slim", index, {}, singularity_image_folder=tmp_path,
+        "DeepMEL", "kipoi/kipoi-docker:absent-image-slim", index, {}, singularity_image_folder=tmp_path,
         zenodo_client=make_client(zenodo_rdm),
     )
-    with pytest.raises(NotImplementedError, match="SIF conversion issue"):
+    with pytest.raises(DockerError, match="kipoi/kipoi-docker:absent-image-slim"):
         handler.update([], push=False)
     assert zenodo_rdm.requests_log == []
+    assert index["DeepMEL"] == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unchanged_image_is_not_published(tmp_path, capsys, caplog, zenodo_rdm):
