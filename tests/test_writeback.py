@@ -10,6 +10,7 @@ and the checkout's working tree, index and HEAD.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -274,6 +275,97 @@ def test_sync_write_back_writes_both_files_and_one_pull_request(gh: GitHubEmulat
     assert again["pull_request"]["created"] is False
 
 
+def api(gh: GitHubEmulator, method: str, path: str, **body: Any) -> requests.Response:
+    """A maintainer's own request to GitHub (the emulator), outside the engine."""
+    return requests.request(
+        method,
+        f"{gh.url}/repos/{REPO}{path}",
+        json=body or None,
+        headers={"Authorization": f"token {TOKEN}", "User-Agent": "maintainer"},
+        timeout=10,
+    )
+
+
+def edit_on_master(gh: GitHubEmulator, bare: Path, key: str, value: str) -> dict[str, Any]:
+    """A maintainer edits model-to-docker.json on the default branch directly."""
+    current = json.loads(on_branch(bare, DOCKER_PATH, "master"))
+    current[key] = value
+    blob = git(bare, "rev-parse", f"master:{DOCKER_PATH}")
+    content = base64.b64encode(dumps(current)).decode()
+    answer = api(gh, "PUT", f"/contents/{DOCKER_PATH}", message="fix by hand", branch="master", content=content, sha=blob)
+    assert answer.status_code == 200, answer.text
+    return current
+
+
+@pytest.mark.parametrize("merge_method", ["squash", "merge"])
+def test_a_merged_branch_restarts_from_the_default_branch(gh: GitHubEmulator, bare: Path, merge_method: str) -> None:
+    """After the pull request is merged (squashed or not) and the default branch moves on,
+    `update-json` holds nothing to propose: reading goes to the default branch and the next
+    write starts the branch again from the default branch's head, so the new pull request
+    proposes only the new change and never reverts the maintainer's edit."""
+    first = with_new_group("FirstGroup", "kipoi/kipoi-docker:first")
+    assert helper.write_json_to_kipoi(first, DOCKER, REPO) is True
+    pr = helper.create_pr(REPO)
+    assert pr is not None and pr["number"] == 1
+    stale_head = branch_sha(bare, "update-json")
+    merged = api(gh, "PUT", "/pulls/1/merge", merge_method=merge_method)
+    assert merged.status_code == 200 and merged.json()["merged"] is True, merged.text
+    assert api(gh, "GET", "/pulls/1").json()["state"] == "closed"
+    fixed = edit_on_master(gh, bare, "Basset", "kipoi/kipoi-docker:basset-fixed")
+    assert branch_sha(bare, "update-json") == stale_head, "GitHub keeps the merged branch"
+
+    assert helper.branch_exists(REPO) is True
+    assert helper.populate_json_from_kipoi(DOCKER, REPO) == fixed, "read through the default branch"
+
+    second = dict(fixed, SecondGroup="kipoi/kipoi-docker:second")
+    assert helper.write_json_to_kipoi(second, DOCKER, REPO) is True
+    master = branch_sha(bare, "master")
+    assert git(bare, "rev-parse", "update-json^") == master, "restarted from the default branch's head"
+    assert json.loads(on_branch(bare, DOCKER_PATH)) == second
+    assert calls(gh, "PATCH", f"/repos/{REPO}/git/refs/heads/update-json") == [200]
+    again = helper.create_pr(REPO)
+    assert again is not None and again["number"] == 2 and again["created"] is True
+    compare = api(gh, "GET", "/compare/master...update-json").json()
+    assert [f["filename"] for f in compare["files"]] == [DOCKER_PATH] and compare["ahead_by"] == 1
+    proposed = json.loads(on_branch(bare, DOCKER_PATH))
+    assert proposed["Basset"] == "kipoi/kipoi-docker:basset-fixed", "the maintainer's edit is not reverted"
+
+
+def test_a_branch_with_unmerged_changes_is_kept(gh: GitHubEmulator, bare: Path) -> None:
+    """A branch whose change is not on the default branch (no pull request, or an open one)
+    is written on, never reset, even after the default branch moved on."""
+    first = with_new_group("FirstGroup", "kipoi/kipoi-docker:first")
+    assert helper.write_json_to_kipoi(first, DOCKER, REPO) is True
+    head = branch_sha(bare, "update-json")
+    edit_on_master(gh, bare, "Basset", "kipoi/kipoi-docker:basset-fixed")
+    assert helper.populate_json_from_kipoi(DOCKER, REPO) == first, "read from the branch"
+    second = dict(first, SecondGroup="kipoi/kipoi-docker:second")
+    assert helper.write_json_to_kipoi(second, DOCKER, REPO) is True
+    assert git(bare, "rev-parse", "update-json^") == head
+    assert calls(gh, "PATCH") == []
+
+
+def test_emulator_update_ref_and_merge_follow_github(gh: GitHubEmulator, bare: Path) -> None:
+    master = branch_sha(bare, "master")
+    assert api(gh, "PATCH", "/git/refs/heads/nope", sha=master).json()["message"] == "Reference does not exist"
+    assert helper.write_json_to_kipoi(with_new_group(), DOCKER, REPO) is True
+    branch = branch_sha(bare, "update-json")
+    back = api(gh, "PATCH", "/git/refs/heads/update-json", sha=master)
+    assert (back.status_code, back.json()["message"]) == (422, "Update is not a fast forward")
+    assert api(gh, "PATCH", "/git/refs/heads/update-json", sha="0" * 40).json()["message"] == "Object does not exist"
+    forced = api(gh, "PATCH", "/git/refs/heads/update-json", sha=master, force=True)
+    assert forced.status_code == 200 and forced.json()["object"]["sha"] == master
+    assert api(gh, "PATCH", "/git/refs/heads/update-json", sha=branch).status_code == 200, "a fast forward"
+    assert helper.create_pr(REPO)["number"] == 1  # type: ignore[index]
+    assert api(gh, "PUT", "/pulls/1/merge", merge_method="rebase").status_code == 405
+    assert api(gh, "PUT", "/pulls/1/merge", sha=master).status_code == 409
+    squashed = api(gh, "PUT", "/pulls/1/merge", merge_method="squash").json()
+    assert git(bare, "rev-parse", "master") == squashed["sha"] and git(bare, "rev-parse", "master^") == master
+    assert on_branch(bare, DOCKER_PATH, "master") == on_branch(bare, DOCKER_PATH)
+    assert api(gh, "PUT", "/pulls/1/merge").status_code == 405, "a closed pull request"
+    assert api(gh, "GET", "/pulls/1").json()["merge_commit_sha"] == squashed["sha"]
+
+
 def test_invalid_index_is_refused_before_anything_is_written(gh: GitHubEmulator, bare: Path) -> None:
     bad = dict(real_index(DOCKER), Broken=42)
     with pytest.raises(ZooError, match="Broken"):
@@ -451,3 +543,22 @@ def test_local_zoo_concurrent_writers_all_land(local_zoo: Path) -> None:
     final = json.loads(on_branch(local_zoo, DOCKER_PATH))
     assert all(final[name] == f"kipoi/kipoi-docker:{name.lower()}" for name in names), final
     assert len(git(local_zoo, "rev-list", "master..update-json").split()) == len(names)
+
+
+def test_local_zoo_merged_branch_restarts_from_the_checked_out_branch(tmp_path: Path) -> None:
+    repo = make_zoo(tmp_path / "clean")
+    first = with_new_group("FirstGroup", "kipoi/kipoi-docker:first")
+    assert helper.write_json_to_kipoi(first, DOCKER, str(repo)) is True
+    stale = branch_sha(repo, "update-json")
+    git(repo, "merge", "-q", "--squash", "update-json")
+    git(repo, "commit", "-q", "-m", "squashed")
+    fixed = dict(first, Basset="kipoi/kipoi-docker:basset-fixed")
+    (repo / DOCKER_PATH).write_bytes(dumps(fixed))
+    git(repo, "commit", "-q", "-am", "fix by hand")
+    assert helper.populate_json_from_kipoi(DOCKER, str(repo)) == fixed
+
+    second = dict(fixed, SecondGroup="kipoi/kipoi-docker:second")
+    assert helper.write_json_to_kipoi(second, DOCKER, str(repo)) is True
+    assert git(repo, "rev-parse", "update-json^") == git(repo, "rev-parse", "master") != stale
+    assert git(repo, "diff", "--name-only", "master", "update-json") == DOCKER_PATH
+    assert json.loads(on_branch(repo, DOCKER_PATH)) == second

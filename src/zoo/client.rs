@@ -36,6 +36,7 @@ pub(crate) enum Method {
     Get,
     Put,
     Post,
+    Patch,
 }
 
 impl Method {
@@ -44,6 +45,7 @@ impl Method {
             Self::Get => "GET",
             Self::Put => "PUT",
             Self::Post => "POST",
+            Self::Patch => "PATCH",
         }
     }
 }
@@ -331,6 +333,7 @@ impl GitHubClient {
                 Method::Get => client._get(path).await,
                 Method::Put => client._put(path, body).await,
                 Method::Post => client._post(path, body).await,
+                Method::Patch => client._patch(path, body).await,
             };
             let answer = match sent {
                 Ok(resp) => {

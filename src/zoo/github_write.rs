@@ -41,7 +41,7 @@ enum Put {
 }
 
 impl GitHubZoo {
-    fn require_token(&self) -> Result<(), ZooError> {
+    pub(super) fn require_token(&self) -> Result<(), ZooError> {
         if self.client.has_token() {
             Ok(())
         } else {
@@ -63,6 +63,95 @@ impl GitHubZoo {
             | octocrab::models::repos::Object::Tag { sha, .. } => Some(sha),
             _ => None,
         }))
+    }
+
+    /// The merge base of commits `a` and `b` (the compare API's `merge_base_commit`);
+    /// `None` when they share no history.
+    pub(super) async fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, ZooError> {
+        crate::names::validate_revision(a)?;
+        crate::names::validate_revision(b)?;
+        let step = format!(
+            "comparing {} with {} in {}",
+            a.get(..12).unwrap_or(a),
+            b.get(..12).unwrap_or(b),
+            self.describe()
+        );
+        let path = self.repo_path(&format!(
+            "/compare/{}...{}?per_page=1",
+            encode_path(a),
+            encode_path(b)
+        ));
+        let found: Option<serde_json::Value> = self.client.get_json(&step, &path, true).await?;
+        Ok(found.and_then(|v| {
+            v.pointer("/merge_base_commit/sha")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        }))
+    }
+
+    /// Whether a pull request from `branch` to `base` was merged (a merge, a squash or a
+    /// rebase) while the branch pointed at `head`: GitHub's own record of what reached
+    /// `base`.
+    pub(super) async fn merged_elsewhere(
+        &self,
+        branch: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<bool, ZooError> {
+        let step = format!(
+            "listing the closed pull requests from `{branch}` to `{base}` of {}",
+            self.describe()
+        );
+        let path = self.repo_path(&format!(
+            "/pulls?state=closed&head={}&base={}&per_page=100",
+            encode_query(&format!("{}:{branch}", self.owner)),
+            encode_query(base)
+        ));
+        let pulls: Vec<octocrab::models::pulls::PullRequest> = self
+            .client
+            .get_json(&step, &path, false)
+            .await?
+            .unwrap_or_default();
+        Ok(pulls
+            .iter()
+            .any(|pr| pr.merged_at.is_some() && pr.head.sha == head))
+    }
+
+    /// Points `branch` at `to` if it still points at `from`; `false` when it moved
+    /// meanwhile (then it is left alone). GitHub has no compare-and-swap on a forced ref
+    /// update, so the head is read again just before it.
+    pub(super) async fn move_branch(
+        &self,
+        branch: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, ZooError> {
+        self.require_token()?;
+        if self.branch_head(branch).await?.as_deref() != Some(from) {
+            return Ok(false);
+        }
+        let step = format!(
+            "moving branch `{branch}` to {} in {}",
+            to.get(..12).unwrap_or(to),
+            self.describe()
+        );
+        let body = json!({"sha": to, "force": true});
+        let path = self.repo_path(&format!("/git/refs/heads/{}", encode_path(branch)));
+        // Replaying sets the same value again.
+        let answer = self
+            .client
+            .send(&step, Method::Patch, &path, Some(&body), Replay::Always)
+            .await?;
+        if answer.is_success() {
+            let _: octocrab::models::repos::Ref = answer.json(&step)?;
+            return Ok(true);
+        }
+        if answer.status == StatusCode::UNPROCESSABLE_ENTITY
+            && answer.message().contains("does not exist")
+        {
+            return Ok(false);
+        }
+        Err(answer.into_error(&step))
     }
 
     /// Creates `refs/heads/{branch}` at `sha`; `false` when it already existed.
@@ -252,6 +341,7 @@ impl GitHubZoo {
             zoo,
             branch: branch.to_owned(),
             branch_created,
+            branch_reset_from: None,
             files: reports,
             pull_request,
         })

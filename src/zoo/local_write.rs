@@ -18,6 +18,10 @@ use super::writeback::{
 };
 use super::ZooError;
 
+/// How many commits of the default branch (touching the branch's paths) are searched for
+/// the branch's content before it counts as not merged.
+pub(super) const MERGED_SEARCH_DEPTH: usize = 200;
+
 /// The committer (and author) name when the repository has no identity configured.
 pub const IDENTITY_NAME: &str = "kipoi-containers";
 /// The committer (and author) email when the repository has no identity configured.
@@ -40,6 +44,85 @@ impl LocalZoo {
         {
             Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
             Err(ZooError::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The merge base of commits `a` and `b`; `None` when they share no history.
+    pub(super) async fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, ZooError> {
+        match self.git(&["merge-base", "--end-of-options", a, b]).await {
+            Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
+            Err(ZooError::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether some commit of the default branch since `merge_base` (the newest
+    /// [`MERGED_SEARCH_DEPTH`] touching them) holds `head`'s version of every path `head`
+    /// changed since `merge_base`: a squash merge, a cherry-pick, the same edit by hand.
+    pub(super) async fn merged_elsewhere(
+        &self,
+        head: &str,
+        merge_base: &str,
+        base_head: &str,
+    ) -> Result<bool, ZooError> {
+        let changed = self
+            .git(&[
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                merge_base,
+                head,
+            ])
+            .await?;
+        let paths: Vec<String> = changed
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        if paths.is_empty() {
+            return Ok(true);
+        }
+        let listing = |commit: &str| -> Vec<String> {
+            let mut args: Vec<String> = ["ls-tree", "-z", "--full-tree", commit, "--"]
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect();
+            args.extend(paths.iter().cloned());
+            args
+        };
+        let want = self.git(&as_args(&listing(head))).await?;
+        let range = format!("{merge_base}..{base_head}");
+        let depth = format!("--max-count={MERGED_SEARCH_DEPTH}");
+        let mut args = vec!["rev-list", depth.as_str(), range.as_str(), "--"];
+        args.extend(paths.iter().map(String::as_str));
+        let commits = self.git(&args).await?;
+        for commit in String::from_utf8_lossy(&commits).split_whitespace() {
+            if self.git(&as_args(&listing(commit))).await? == want {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Points `branch` at `to` if it still points at `from` (`update-ref` compare-and-swap);
+    /// `false` when it moved meanwhile. A branch checked out in a worktree is refused.
+    pub(super) async fn move_branch(
+        &self,
+        branch: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, ZooError> {
+        self.ensure_not_checked_out(branch).await?;
+        let refname = format!("refs/heads/{branch}");
+        let reflog = "kipoi-containers: its changes are in the default branch";
+        match self
+            .git(&["update-ref", "-m", reflog, &refname, to, from])
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ZooError::Git { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -266,8 +349,13 @@ impl LocalZoo {
             zoo,
             branch: branch.to_owned(),
             branch_created,
+            branch_reset_from: None,
             files: reports,
             pull_request: None,
         })
     }
+}
+
+fn as_args(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }

@@ -2,8 +2,9 @@
 //!
 //! Upstream keeps `model-to-docker.json` and `model-to-singularity.json` in the zoo under
 //! `shared/containers/`; a sync commits its changes to them on a branch `update-json`
-//! (created from the default branch's head when missing, reused when present) and opens a
-//! pull request "Update container jsons" from it. This module holds the shared vocabulary;
+//! (created from the default branch's head when missing, reused when present, moved to the
+//! default branch's head when everything it holds was merged) and opens a pull request
+//! "Update container jsons" from it. This module holds the shared vocabulary;
 //! the two zoo kinds implement it:
 //!
 //! - GitHub (`github_write.rs`): contents API with the blob sha as compare-and-swap, a
@@ -146,6 +147,10 @@ pub struct WriteBackReport {
     pub branch: String,
     /// The branch did not exist and was created by this write-back.
     pub branch_created: bool,
+    /// The branch held nothing the default branch lacks (its pull request was merged,
+    /// squashed or not) and was moved to the default branch's head first: the commit it
+    /// pointed at.
+    pub branch_reset_from: Option<String>,
     pub files: Vec<FileReport>,
     pub pull_request: Option<PullRequestInfo>,
 }
@@ -173,7 +178,16 @@ impl WriteBackReport {
                 FileOutcome::Unchanged => None,
             })
             .collect();
-        let mut out = if written.is_empty() {
+        let mut out = String::new();
+        if let Some(old) = &self.branch_reset_from {
+            out.push_str(&format!(
+                "{}: `{}` ({}) held nothing the default branch lacks; restarted from the default branch. ",
+                self.zoo,
+                self.branch,
+                old.get(..12).unwrap_or(old)
+            ));
+        }
+        out += &if written.is_empty() {
             format!("{}: nothing to write on `{}`", self.zoo, self.branch)
         } else {
             format!(
@@ -279,6 +293,22 @@ pub(super) fn validate_request(files: &[FileUpdate], opts: &WriteOptions) -> Res
     Ok(())
 }
 
+/// Where the work branch stands against the default branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum WorkBranch {
+    Missing,
+    /// It holds changes the default branch lacks (or cannot be compared with it).
+    Live {
+        head: String,
+    },
+    /// Its head reached the default branch `base` (see [`Zoo::work_branch`]).
+    Merged {
+        head: String,
+        base: String,
+        base_head: String,
+    },
+}
+
 impl Zoo {
     /// Writes `files` to `opts.branch` (created from the default branch's head when
     /// missing) and, on GitHub, proposes it in a pull request. Each file is committed only
@@ -292,12 +322,114 @@ impl Zoo {
         opts: &WriteOptions,
     ) -> Result<WriteBackReport, ZooError> {
         validate_request(files, opts)?;
-        let report = match self {
+        if let Self::GitHub(z) = self {
+            z.require_token()?;
+        }
+        let reset_from = self.restart_merged_branch(&opts.branch).await?;
+        let mut report = match self {
             Self::GitHub(z) => z.write_back(files, opts).await?,
             Self::Local(z) => z.write_back(files, opts).await?,
         };
+        report.branch_reset_from = reset_from;
         log::info!("{}", report.summary());
         Ok(report)
+    }
+
+    /// The default branch's name and head (a local checkout: the branch checked out).
+    async fn default_head(&self) -> Result<(String, String), ZooError> {
+        match self {
+            Self::GitHub(z) => {
+                let name = z.default_branch().await?;
+                let head =
+                    z.branch_head(&name)
+                        .await?
+                        .ok_or_else(|| ZooError::UnknownRevision {
+                            zoo: z.describe(),
+                            rev: name.clone(),
+                        })?;
+                Ok((name, head))
+            }
+            Self::Local(z) => z.base_branch().await,
+        }
+    }
+
+    /// Where `branch` stands against the default branch.
+    ///
+    /// A branch whose head reached the default branch holds nothing to propose and is
+    /// [`WorkBranch::Merged`]: its head is an ancestor of the default branch (a merge), or
+    /// on GitHub a merged pull request had this head (a squash or a rebase), or in a local
+    /// checkout a commit of the default branch holds the head's version of every path the
+    /// branch changed. Reading it would give the index as it was then, and writing on it
+    /// would propose again what is merged, against a default branch that may have moved
+    /// on (and revert what changed there since).
+    pub(super) async fn work_branch(&self, branch: &str) -> Result<WorkBranch, ZooError> {
+        crate::names::validate_revision(branch)?;
+        let head = match self {
+            Self::GitHub(z) => z.branch_head(branch).await?,
+            Self::Local(z) => z.branch_head(branch).await?,
+        };
+        let Some(head) = head else {
+            return Ok(WorkBranch::Missing);
+        };
+        let (base, base_head) = self.default_head().await?;
+        if base == branch || head == base_head {
+            return Ok(WorkBranch::Live { head });
+        }
+        let merge_base = match self {
+            Self::GitHub(z) => z.merge_base(&base_head, &head).await?,
+            Self::Local(z) => z.merge_base(&base_head, &head).await?,
+        };
+        let Some(merge_base) = merge_base else {
+            return Ok(WorkBranch::Live { head });
+        };
+        // An ancestor of the default branch was merged as it is; otherwise the evidence
+        // is the zoo's: GitHub's merged pull requests, a local history's content.
+        let merged = merge_base == head
+            || match self {
+                Self::GitHub(z) => z.merged_elsewhere(branch, &base, &head).await?,
+                Self::Local(z) => z.merged_elsewhere(&head, &merge_base, &base_head).await?,
+            };
+        if !merged {
+            return Ok(WorkBranch::Live { head });
+        }
+        Ok(WorkBranch::Merged {
+            head,
+            base,
+            base_head,
+        })
+    }
+
+    /// Moves a [`WorkBranch::Merged`] branch to the default branch's head, so what is
+    /// written next is proposed against the current default branch. Returns the commit it
+    /// pointed at; `None` when it was left alone (missing, live, or moved meanwhile).
+    async fn restart_merged_branch(&self, branch: &str) -> Result<Option<String>, ZooError> {
+        let WorkBranch::Merged {
+            head,
+            base,
+            base_head,
+        } = self.work_branch(branch).await?
+        else {
+            return Ok(None);
+        };
+        let moved = match self {
+            Self::GitHub(z) => z.move_branch(branch, &head, &base_head).await?,
+            Self::Local(z) => z.move_branch(branch, &head, &base_head).await?,
+        };
+        if moved {
+            log::info!(
+                "{}: branch `{branch}` ({}) holds nothing `{base}` lacks (its changes were merged); moved it to `{base}` ({})",
+                self.describe(),
+                head.get(..12).unwrap_or(&head),
+                base_head.get(..12).unwrap_or(&base_head)
+            );
+            Ok(Some(head))
+        } else {
+            log::info!(
+                "{}: branch `{branch}` moved while it was checked; leaving it as it is",
+                self.describe()
+            );
+            Ok(None)
+        }
     }
 
     /// Whether `branch` exists.
@@ -309,35 +441,40 @@ impl Zoo {
         }
     }
 
-    /// The bytes of `path` on `branch` when that branch exists, else on the default branch
-    /// (a local checkout: the branch checked out); `None` when the file is absent there.
-    /// Returns the branch read, too.
+    /// The bytes of `path` on `branch` when that branch holds changes of its own, else on
+    /// the default branch (a local checkout: the branch checked out): a missing branch, or
+    /// one whose changes were all merged ([`WorkBranch::Merged`]), is read through the
+    /// default branch. `None` when the file is absent there. Returns the branch read, too.
     pub async fn read_preferring_branch(
         &self,
         branch: &str,
         path: &str,
     ) -> Result<(String, Option<Vec<u8>>), ZooError> {
         crate::names::validate_revision(branch)?;
-        match self {
+        super::github::validate_path(path, branch)?;
+        let (rev, commit) = match self.work_branch(branch).await? {
+            WorkBranch::Live { head } => (branch.to_owned(), head),
+            WorkBranch::Merged {
+                base, base_head, ..
+            } => {
+                log::info!(
+                    "{}: `{branch}` holds nothing `{base}` lacks; reading `{path}` on `{base}`",
+                    self.describe()
+                );
+                (base, base_head)
+            }
+            WorkBranch::Missing => self.default_head().await?,
+        };
+        let found = match self {
             Self::GitHub(z) => {
-                let rev = if z.branch_head(branch).await?.is_some() {
-                    branch.to_owned()
-                } else {
-                    z.default_branch().await?
-                };
                 let step = format!("reading `{path}` on `{rev}` of {}", z.describe());
-                let found = z.get_content(&step, &rev, path).await?;
-                Ok((rev, found.map(|(_, bytes)| bytes)))
+                z.get_content(&step, &rev, path)
+                    .await?
+                    .map(|(_, bytes)| bytes)
             }
-            Self::Local(z) => {
-                super::github::validate_path(path, branch)?;
-                let (rev, commit) = match z.branch_head(branch).await? {
-                    Some(sha) => (branch.to_owned(), sha),
-                    None => z.base_branch().await?,
-                };
-                Ok((rev, z.blob_at(&commit, path).await?.map(|(_, _, b)| b)))
-            }
-        }
+            Self::Local(z) => z.blob_at(&commit, path).await?.map(|(_, _, b)| b),
+        };
+        Ok((rev, found))
     }
 
     /// Opens (or finds the open) pull request from `branch` to the default branch. `None`
@@ -427,6 +564,7 @@ mod tests {
             zoo: "github:kipoi/models".into(),
             branch: WRITE_BRANCH.into(),
             branch_created: false,
+            branch_reset_from: None,
             files: vec![FileReport {
                 path: f.path.clone(),
                 outcome: FileOutcome::Unchanged,

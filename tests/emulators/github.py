@@ -31,10 +31,17 @@ Endpoints (``{o}/{r}`` is a served repository, names are case-insensitive)
 - ``GET /repos/{o}/{r}/git/blobs/{sha}``
 - ``GET /repos/{o}/{r}/git/ref/{ref}``, ``.../git/refs/{ref}``, ``.../git/matching-refs/{prefix}``
 - ``POST /repos/{o}/{r}/git/refs``                               (G6)
+- ``PATCH /repos/{o}/{r}/git/refs/{ref}`` ``{sha, force}``: 200; 422 "Reference does not
+  exist", "Update is not a fast forward" (no ``force``), "Object does not exist"
 - ``GET /repos/{o}/{r}/compare/{base}...{head}``                 (G3)
 - ``GET /repos/{o}/{r}/contents[/{path}][?ref=]``                (G4)
 - ``PUT /repos/{o}/{r}/contents/{path}``                         (G5)
 - ``GET|POST /repos/{o}/{r}/pulls``, ``GET /repos/{o}/{r}/pulls/{number}`` (G7)
+- ``PUT /repos/{o}/{r}/pulls/{number}/merge`` ``{merge_method, sha, commit_title}``: a
+  maintainer merging (``merge``, a two-parent commit) or squash-merging (``squash``, one
+  commit) the pull request into its base: 200 ``{sha, merged, message}``; 405 "Pull Request
+  is not mergeable" (closed, or conflicting), 405 for ``rebase`` (not allowed here), 409
+  "Head branch was modified" when ``sha`` is not the head
 - ``GET /raw/{o}/{r}/{ref}/{path}``  raw bytes (the ``download_url`` host; no auth,
   no rate limit, like raw.githubusercontent.com)
 
@@ -658,6 +665,8 @@ class _PullRequest:
     maintainer_can_modify: bool
     created_at: str
     state: str = "open"
+    merged_at: str | None = None
+    merge_commit_sha: str | None = None
 
 
 class _Repo:
@@ -693,12 +702,14 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", _REPO + r"/git/refs(?:/(?P<ref>.*))?", "_h_git_refs"),
         ("GET", _REPO + r"/git/matching-refs/(?P<ref>.*)", "_h_matching_refs"),
         ("POST", _REPO + r"/git/refs", "_h_create_ref"),
+        ("PATCH", _REPO + r"/git/refs/(?P<ref>.+)", "_h_update_ref"),
         ("GET", _REPO + r"/compare/(?P<basehead>.+)", "_h_compare"),
         ("GET", _REPO + r"/contents(?:/(?P<path>.*))?", "_h_get_contents"),
         ("PUT", _REPO + r"/contents/(?P<path>.+)", "_h_put_contents"),
         ("GET", _REPO + r"/pulls", "_h_list_pulls"),
         ("POST", _REPO + r"/pulls", "_h_create_pull"),
         ("GET", _REPO + r"/pulls/(?P<number>\d+)", "_h_get_pull"),
+        ("PUT", _REPO + r"/pulls/(?P<number>\d+)/merge", "_h_merge_pull"),
     ]
 ]
 _RAW = re.compile(r"/raw/(?P<owner>[^/]+)/(?P<repo>[^/]+)/(?P<rest>.+)\Z")
@@ -1713,6 +1724,27 @@ class GitHubEmulator(HTTPEmulator[_Request]):
         body = self._ref_json(repo, ref, sha, kind)
         return _json(201, body, [("Location", body["url"])])
 
+    def _h_update_ref(self, req: _Request, repo: _Repo, ref: str) -> Response:
+        doc = f"{DOCS}/git/refs#update-a-reference"
+        data = req.json_body()
+        if not isinstance(data, dict):
+            return _error(400, "Problems parsing JSON", doc=doc)
+        if not isinstance(data.get("sha"), str):
+            return _error(422, 'Invalid request.\n\n"sha" wasn\'t supplied.', doc=doc)
+        full, sha, force = f"refs/{ref}", data["sha"].lower(), bool(data.get("force", False))
+        with self._write_lock:
+            old = repo.git.ref_sha(full)
+            if old is None:
+                return _error(422, "Reference does not exist", doc=doc)
+            kind = repo.git.object_type(sha) if _HEX40.fullmatch(sha) else None
+            if kind not in ("commit", "tag"):
+                return _error(422, "Object does not exist", doc=doc)
+            if not force and repo.git.merge_base(old, sha) != old:
+                return _error(422, "Update is not a fast forward", doc=doc)
+            if not repo.git.update_ref(full, sha, old, "github emulator: update ref"):
+                return _error(422, "Reference update failed", doc=doc)
+        return _json(200, self._ref_json(repo, full, sha, kind))
+
     # ------------------------------------------------------------ handlers: pulls
     def _pull_json(self, repo: _Repo, pr: _PullRequest, detail: bool) -> dict[str, Any]:
         api = self._api(repo)
@@ -1748,9 +1780,9 @@ class GitHubEmulator(HTTPEmulator[_Request]):
             "body": pr.body,
             "created_at": pr.created_at,
             "updated_at": pr.created_at,
-            "closed_at": None,
-            "merged_at": None,
-            "merge_commit_sha": None,
+            "closed_at": pr.merged_at,
+            "merged_at": pr.merged_at,
+            "merge_commit_sha": pr.merge_commit_sha,
             "assignee": None,
             "assignees": [],
             "requested_reviewers": [],
@@ -1787,7 +1819,7 @@ class GitHubEmulator(HTTPEmulator[_Request]):
             diff = repo.git.diff(base_mb, head_sha) if base_mb else []
             body.update(
                 {
-                    "merged": False,
+                    "merged": pr.merged_at is not None,
                     "mergeable": None,
                     "rebaseable": None,
                     "mergeable_state": "unknown",
@@ -1828,6 +1860,43 @@ class GitHubEmulator(HTTPEmulator[_Request]):
             if pr.number == int(number):
                 return _json(200, self._pull_json(repo, pr, detail=True))
         return _not_found(f"{DOCS}/pulls/pulls#get-a-pull-request")
+
+    def _h_merge_pull(self, req: _Request, repo: _Repo, number: str) -> Response:
+        doc = f"{DOCS}/pulls/pulls#merge-a-pull-request"
+        data = req.json_body()
+        data = data if isinstance(data, dict) else {}
+        method = data.get("merge_method", "merge")
+        with self._write_lock:
+            pr = next((p for p in repo.pulls if p.number == int(number)), None)
+            if pr is None:
+                return _not_found(doc)
+            if method not in ("merge", "squash"):
+                return _error(405, f"{str(method).capitalize()} merges are not allowed on this repository.", doc=doc)
+            head_sha, base_sha = repo.git.branch_sha(pr.head), repo.git.branch_sha(pr.base)
+            if pr.state != "open" or head_sha is None or base_sha is None:
+                return _error(405, "Pull Request is not mergeable", doc=doc)
+            if data.get("sha") not in (None, head_sha):
+                return _error(409, "Head branch was modified. Review and try the merge again.", doc=doc)
+            merged = repo.git.run("merge-tree", "--write-tree", base_sha, head_sha, check=False)
+            if merged.returncode != 0:
+                return _error(405, "Pull Request is not mergeable", doc=doc)
+            tree = merged.stdout.decode().split("\n", 1)[0].strip()
+            person = Person(self.login, self._noreply_email(), int(time.time()))
+            if method == "squash":
+                title = data.get("commit_title") or f"{pr.title} (#{pr.number})"
+                parents = [base_sha]
+            else:
+                title = data.get("commit_title") or f"Merge pull request #{pr.number} from {repo.owner}/{pr.head}"
+                parents = [base_sha, head_sha]
+            message = f"{title}\n\n{data.get('commit_message') or pr.title}\n"
+            sha = repo.git.commit_tree(tree, parents, message, person, person)
+            if not repo.git.update_ref(f"refs/heads/{pr.base}", sha, base_sha, "github emulator: merge pull"):
+                return _error(409, "Base branch was modified. Review and try the merge again.", doc=doc)
+            pr.state = "closed"
+            pr.head_sha, pr.base_sha = head_sha, base_sha
+            pr.merged_at = person.iso()
+            pr.merge_commit_sha = sha
+        return _json(200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
 
     def _h_create_pull(self, req: _Request, repo: _Repo) -> Response:
         doc = f"{DOCS}/pulls/pulls#create-a-pull-request"
