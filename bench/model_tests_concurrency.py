@@ -24,17 +24,32 @@ sys.path.insert(0, str(REPO))
 from kipoi_containers import _engine  # noqa: E402
 
 IMAGE = "kipoi/kipoi-docker:bench-tinyshared"
-MODELS = ["TinyLinear", "TinyMulti/a", "TinyMulti/b", "TinyMulti/c", "TinySub/one", "TinySub/two", "TinyLinear", "TinyMulti/a"]
+MODELS = [
+    "TinyLinear",
+    "TinyMulti/a",
+    "TinyMulti/b",
+    "TinyMulti/c",
+    "TinySub/one",
+    "TinySub/two",
+    "TinyLinear",
+    "TinyMulti/a",
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    base = subprocess.run(["bash", str(REPO / "scripts" / "base-image.sh")], capture_output=True, text=True, check=True).stdout.split()[-1]
+    base = subprocess.run(
+        ["bash", str(REPO / "scripts" / "base-image.sh")], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
     with tempfile.TemporaryDirectory() as tmp:
         path, _, _ = _engine.render_dockerfile(
-            "TinyLinear", "bench-tinyshared", output_dir=tmp, template_dir=REPO / "tests" / "data" / "dockerfiles", base_image=base
+            "TinyLinear",
+            "bench-tinyshared",
+            output_dir=tmp,
+            template_dir=REPO / "tests" / "data" / "dockerfiles",
+            base_image=base,
         )
         _engine.build_image(path, IMAGE)
         zoo = Path(tmp) / "zoo"

@@ -52,7 +52,11 @@ def make_zoo(path: Path) -> tuple[ZooRepo, str]:
 
 def build_history(zoo: ZooRepo, commits: int) -> tuple[str, str]:
     base = zoo.head()
-    groups = sorted(p.name for p in zoo.path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in ("tests", "shared"))
+    groups = sorted(
+        p.name
+        for p in zoo.path.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in ("tests", "shared")
+    )
     lines = []
     mark = 0
     for i in range(commits):
@@ -89,7 +93,9 @@ def main() -> None:
         runs = []
         for _ in range(5):
             t = time.perf_counter()
-            plan = kipoi_containers.plan(zoo=str(zoo.path), from_commit=base, to=head, container_info=REPO / "container-info")
+            plan = kipoi_containers.plan(
+                zoo=str(zoo.path), from_commit=base, to=head, container_info=REPO / "container-info"
+            )
             runs.append(time.perf_counter() - t)
         best, worst = min(runs), max(runs)
         print(f"history: {changed} commits, {files} files changed (set-up {setup:.1f} s)")

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
@@ -34,7 +33,7 @@ TARGET_RATIO = 1.0
 TARGET_RSS_MIB = 256
 
 
-def run(cmd: List[str]) -> Tuple[float, float, subprocess.CompletedProcess]:
+def run(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     """Runs cmd through /usr/bin/time -v; returns (wall seconds, peak RSS MiB, result)."""
     t0 = time.monotonic()
     res = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
@@ -54,9 +53,12 @@ def main() -> None:
     parser.add_argument("--no-build", action="store_true", help="use the example binary already built")
     parser.add_argument("--level", type=int, action="append", default=[], help="gzip level for ours (repeatable)")
     args = parser.parse_args()
-    image = args.image or subprocess.run(
-        ["bash", str(ROOT / "scripts/base-image.sh")], check=True, capture_output=True, text=True
-    ).stdout.strip().splitlines()[-1]
+    image = (
+        args.image
+        or subprocess.run(["bash", str(ROOT / "scripts/base-image.sh")], check=True, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     if not args.no_build:
         subprocess.run(["cargo", "build", "-q", "--release", "--example", "sif_convert"], cwd=ROOT, check=True)
     ours_bin = ROOT / "target/release/examples/sif_convert"
@@ -99,7 +101,10 @@ def main() -> None:
 
         report = ours[0][3]
         print(f"image: {image}")
-        print(f"rootfs: {report['data_bytes'] / MIB:.0f} MiB of file data, {report['inodes']} inodes; {os.cpu_count()} CPUs")
+        print(
+            f"rootfs: {report['data_bytes'] / MIB:.0f} MiB of file data, {report['inodes']} inodes; "
+            f"{os.cpu_count()} CPUs"
+        )
         print(f"{'':46}{'wall s':>8}{'peak RSS MiB':>14}{'output MiB':>12}")
         for level, wall, rss, rep in ours:
             name = f"(a) ours, gzip level {level if level is not None else '6 (default)'}"

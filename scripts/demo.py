@@ -42,13 +42,17 @@ def free_port() -> int:
 
 def base_image() -> str:
     say("the real-kipoi base image (scripts/base-image.sh; ~1.5 min the first time, cached after)")
-    out = subprocess.run(["bash", str(REPO / "scripts" / "base-image.sh")], stdout=subprocess.PIPE, text=True, check=True)
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "base-image.sh")], stdout=subprocess.PIPE, text=True, check=True
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/demo.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default=".local/demo", help="where the demo's zoo, index, journal and SIFs go (recreated)")
+    parser.add_argument(
+        "--workdir", default=".local/demo", help="where the demo's zoo, index, journal and SIFs go (recreated)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the registry data and the work directory afterwards")
     args = parser.parse_args(argv)
     work = Path(args.workdir).resolve()
@@ -73,23 +77,41 @@ def main(argv: list[str] | None = None) -> int:
         "KIPOI_REGISTRY_PASSWORD": password,
     }
     say("a local registry with htpasswd auth (scripts/registry.sh)")
-    host = subprocess.run(
-        ["bash", str(REPO / "scripts" / "registry.sh"), "start"], env=registry_env, stdout=subprocess.PIPE, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    host = (
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "registry.sh"), "start"],
+            env=registry_env,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     say("the Zenodo emulator")
     zenodo = ZenodoEmulator(token).start()
     status = 1
     try:
         command = [
-            sys.executable, "-m", "kipoi_containers.updateoradd",
-            "--zoo", str(zoo.path),
-            "--container-info", str(container_info),
-            "--hash-file", str(hash_file),
-            "--registry", f"{host}/kipoi/kipoi-docker",
-            "--base-image", image,
-            "--templates", str(DEMO_TEMPLATES),
-            "--zenodo-url", zenodo.url,
-            "--journal", str(work / "journal"),
+            sys.executable,
+            "-m",
+            "kipoi_containers.updateoradd",
+            "--zoo",
+            str(zoo.path),
+            "--container-info",
+            str(container_info),
+            "--hash-file",
+            str(hash_file),
+            "--registry",
+            f"{host}/kipoi/kipoi-docker",
+            "--base-image",
+            image,
+            "--templates",
+            str(DEMO_TEMPLATES),
+            "--zenodo-url",
+            zenodo.url,
+            "--journal",
+            str(work / "journal"),
         ]
         say(f"the sync of the demo zoo ({base[:12]} -> {head[:12]}): " + " ".join(command[1:]))
         env = {**os.environ, "DOCKER_USERNAME": user, "DOCKER_PASSWORD": password, "ZENODO_ACCESS_TOKEN": token}
@@ -101,14 +123,19 @@ def main(argv: list[str] | None = None) -> int:
             after = (container_info / name).read_text()
             sys.stdout.writelines(
                 difflib.unified_diff(
-                    (before[name] + "\n").splitlines(keepends=True), (after + "\n").splitlines(keepends=True),
-                    fromfile=f"a/{name}", tofile=f"b/{name}",
+                    (before[name] + "\n").splitlines(keepends=True),
+                    (after + "\n").splitlines(keepends=True),
+                    fromfile=f"a/{name}",
+                    tofile=f"b/{name}",
                 )
             )
         print(f"\nkipoi-model-repo-hash: {hash_file.read_text().strip()} (zoo head {head})")
         print(f"zoo branch update-json: {zoo.git('log', '--oneline', '-3', 'update-json')}".replace("\n", "; "))
         published = [d for d in zenodo.depositions() if d.get("submitted")]
-        print(f"Zenodo emulator: {len(published)} published record(s): " + ", ".join(f["filename"] for d in published for f in d["files"]))
+        print(
+            f"Zenodo emulator: {len(published)} published record(s): "
+            + ", ".join(f["filename"] for d in published for f in d["files"])
+        )
     finally:
         say("stopping what the demo started")
         zenodo.stop()
@@ -117,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work / "registry", ignore_errors=True)
             shutil.rmtree(work / "journal", ignore_errors=True)
         for tag in ("tinylinear", "tinymulti", "tinysub"):
-            subprocess.run(["docker", "rmi", "-f", f"kipoi/kipoi-docker:{tag}", f"kipoi/kipoi-docker:{tag}-slim"], capture_output=True)
+            subprocess.run(
+                ["docker", "rmi", "-f", f"kipoi/kipoi-docker:{tag}", f"kipoi/kipoi-docker:{tag}-slim"],
+                capture_output=True,
+            )
     return status
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable
 
 import pytest
 
@@ -39,15 +39,15 @@ def _source(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def singularity_image(
     pytestconfig: pytest.Config, kipoi_index: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], Tuple[Path, str]]:
+) -> Callable[[str], tuple[Path, str]]:
     """``get(model) -> (folder, file name)`` of the SIF to test ``model`` in."""
     from kipoi_containers import _engine
     from kipoi_containers.sif import PULL_FOLDER_ENV, build_singularity_image, get_singularity_image, pull_folder
 
     source = _source(pytestconfig)
-    built: Dict[str, Tuple[Path, str]] = {}
+    built: dict[str, tuple[Path, str]] = {}
 
-    def get(model: str) -> Tuple[Path, str]:
+    def get(model: str) -> tuple[Path, str]:
         if source == "index":
             folder = pull_folder()
             return folder, os.fspath(get_singularity_image(folder, kipoi_index, model))
@@ -56,7 +56,9 @@ def singularity_image(
             raise LookupError(f"model `{model}` has no image in model-to-docker.json")
         slim = f"{image}-slim"
         if slim not in built:
-            folder = Path(os.environ[PULL_FOLDER_ENV]) if os.environ.get(PULL_FOLDER_ENV) else tmp_path_factory.mktemp("sif")
+            folder = (
+                Path(os.environ[PULL_FOLDER_ENV]) if os.environ.get(PULL_FOLDER_ENV) else tmp_path_factory.mktemp("sif")
+            )
             name = f"{_engine.sif_name_for_image(slim)}.sif"
             build_singularity_image(slim, name, folder, model_group=model.split("/")[0])
             built[slim] = (folder, name)

@@ -9,7 +9,7 @@ The SIF comes from the index (downloaded into ``$SINGULARITY_PULL_FOLDER``), or 
 that runs offline against local images only (see ``conftest.py``).
 """
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable
 
 
 def test_model_runs_in_its_image(kipoi_model: str, test_docker_image: Callable[..., Any]) -> None:
@@ -17,7 +17,9 @@ def test_model_runs_in_its_image(kipoi_model: str, test_docker_image: Callable[.
     assert result.passed
 
 
-def test_model_runs_in_its_slim_image(kipoi_model: str, kipoi_index: Any, test_docker_image: Callable[..., Any]) -> None:
+def test_model_runs_in_its_slim_image(
+    kipoi_model: str, kipoi_index: Any, test_docker_image: Callable[..., Any]
+) -> None:
     image = kipoi_index.image_for_model(kipoi_model)
     assert image is not None, f"model `{kipoi_model}` has no image in model-to-docker.json"
     result = test_docker_image(kipoi_model, f"{image}-slim")
@@ -26,7 +28,7 @@ def test_model_runs_in_its_slim_image(kipoi_model: str, kipoi_index: Any, test_d
 
 def test_model_runs_in_its_singularity_image(
     kipoi_model: str,
-    singularity_image: Callable[[str], Tuple[Any, str]],
+    singularity_image: Callable[[str], tuple[Any, str]],
     test_singularity_image: Callable[..., Any],
 ) -> None:
     folder, name = singularity_image(kipoi_model)

@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DATA = REPO / "tests" / "data" / "zoo"
@@ -60,7 +60,9 @@ class DemoZoo:
     def add_group(self, name: str, source: str | None = None) -> None:
         """Copy ``tests/data/zoo/<source or name>`` in as group ``name`` (not committed)."""
         dest = self.path / name
-        shutil.copytree(ZOO_DATA / (source or name), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "downloaded"))
+        shutil.copytree(
+            ZOO_DATA / (source or name), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "downloaded")
+        )
         for p in [dest, *dest.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
 
@@ -70,7 +72,7 @@ class DemoZoo:
             f.write(text)
 
 
-def make_demo_zoo(path: Path, groups: Iterable[str] = DEMO_GROUPS) -> Tuple[DemoZoo, str, str]:
+def make_demo_zoo(path: Path, groups: Iterable[str] = DEMO_GROUPS) -> tuple[DemoZoo, str, str]:
     """A zoo repository at ``path``: a first commit with only a README (what the empty demo
     index reflects), then one adding ``groups``. Returns ``(zoo, base, head)``."""
     path.mkdir(parents=True)
@@ -95,5 +97,5 @@ def make_empty_index(directory: Path, hash_file: Path, commit: str) -> None:
     hash_file.write_text(commit + "\n")
 
 
-def read_index(directory: Path) -> Dict[str, dict]:
+def read_index(directory: Path) -> dict[str, dict]:
     return {name: json.loads((directory / name).read_text()) for name in INDEX_FILES}

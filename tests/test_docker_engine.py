@@ -11,8 +11,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator
 
 import pytest
 
@@ -36,7 +36,12 @@ SHARED = "kipoi/kipoi-docker:tinyshared"
 RUN_BY = "org.kipoi-containers.run-by=kipoi_containers"
 
 
-def docker(*args: str, env: Dict[str, str] | None = None, check: bool = True, input: str | None = None) -> str:
+def curl_quoted(value: str) -> str:
+    """``value`` inside a double-quoted curl config string (backslash and quote escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def docker(*args: str, env: dict[str, str] | None = None, check: bool = True, input: str | None = None) -> str:
     out = subprocess.run(["docker", *args], capture_output=True, text=True, env=env, input=input)
     if check and out.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {out.stderr}")
@@ -72,7 +77,11 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "kipoi/kipoi-docker:tinybroken": ["TinyBroken"],
     }
     sif = {
-        k: {"url": f"https://zenodo.org/record/1/files/{v.split(':')[1]}.sif?download=1", "name": v.split(":")[1], "md5": "0" * 32}
+        k: {
+            "url": f"https://zenodo.org/record/1/files/{v.split(':')[1]}.sif?download=1",
+            "name": v.split(":")[1],
+            "md5": "0" * 32,
+        }
         for k, v in m2d.items()
     }
     write_json(m2d, d / "model-to-docker.json")
@@ -83,7 +92,10 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_unreachable_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    with pytest.raises(DockerUnreachableError, match=r"^Docker daemon not reachable at unix:///nonexistent/docker.sock: is it running\?"):
+    with pytest.raises(
+        DockerUnreachableError,
+        match=r"^Docker daemon not reachable at unix:///nonexistent/docker.sock: is it running\?",
+    ):
         _engine.docker_ping()
     with pytest.raises(ConnectionError):
         dockerhelper.test_docker_image("x:y", "TinyLinear")
@@ -97,7 +109,11 @@ def test_build_test_push_and_pull_back_by_digest(
     assert len(labels["org.kipoi-containers.recipe"]) == 64
 
     results = _engine.test_models(shared_image, ["TinyLinear", "TinyMulti/a", "TinyMulti/c"], zoo_dir=tiny_zoo.path)
-    assert [(r.model, r.passed) for r in results] == [("TinyLinear", True), ("TinyMulti/a", True), ("TinyMulti/c", True)]
+    assert [(r.model, r.passed) for r in results] == [
+        ("TinyLinear", True),
+        ("TinyMulti/a", True),
+        ("TinyMulti/c", True),
+    ]
     assert all("Successfully ran test_predict" in r.log_tail for r in results)
 
     monkeypatch.setenv("DOCKER_USERNAME", registry.user)
@@ -118,11 +134,18 @@ def test_build_test_push_and_pull_back_by_digest(
 
 
 def test_wrong_registry_password_raises_and_records_nothing(
-    shared_image: str, tiny_zoo: TinyZoo, registry: Registry, tmp_path: Path, base_image: str, monkeypatch: pytest.MonkeyPatch
+    shared_image: str,
+    tiny_zoo: TinyZoo,
+    registry: Registry,
+    tmp_path: Path,
+    base_image: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wrong = "not-the-password-+/"
     with pytest.raises(DockerAuthError) as info:
-        _engine.push_image(shared_image, repository=f"{registry.host}/kipoi/kipoi-docker", username=registry.user, password=wrong)
+        _engine.push_image(
+            shared_image, repository=f"{registry.host}/kipoi/kipoi-docker", username=registry.user, password=wrong
+        )
     assert wrong not in str(info.value) and registry.password not in str(info.value)
     assert "DOCKER_USERNAME" in str(info.value)
 
@@ -130,11 +153,16 @@ def test_wrong_registry_password_raises_and_records_nothing(
     monkeypatch.setenv("KIPOI_DOCKER_REPO", f"{registry.host}/kipoi/kipoi-docker")
     monkeypatch.setenv("DOCKER_USERNAME", registry.user)
     monkeypatch.setenv("DOCKER_PASSWORD", wrong)
-    m2d: Dict[str, str] = {"TinyLinear": SHARED}
+    m2d: dict[str, str] = {"TinyLinear": SHARED}
     d2m = {SHARED: ["TinyLinear"]}
     adder = DockerAdder(
-        "TinySub", str(tiny_zoo.path), shared_images=[], dockerfiles_dir=tmp_path,
-        template_dir=TEMPLATES, base_image=base_image, zoo=tiny_zoo.path,
+        "TinySub",
+        str(tiny_zoo.path),
+        shared_images=[],
+        dockerfiles_dir=tmp_path,
+        template_dir=TEMPLATES,
+        base_image=base_image,
+        zoo=tiny_zoo.path,
     )
     with pytest.raises(DockerAuthError):
         adder.add(m2d, d2m)
@@ -144,9 +172,11 @@ def test_wrong_registry_password_raises_and_records_nothing(
 
 
 def test_adder_uses_a_shared_image_when_it_runs_the_group(shared_image: str, tiny_zoo: TinyZoo, tmp_path: Path) -> None:
-    m2d: Dict[str, str] = {}
-    d2m: Dict[str, list] = {}
-    adder = DockerAdder("TinyMulti", str(tiny_zoo.path), shared_images=[shared_image], dockerfiles_dir=tmp_path, zoo=tiny_zoo.path)
+    m2d: dict[str, str] = {}
+    d2m: dict[str, list] = {}
+    adder = DockerAdder(
+        "TinyMulti", str(tiny_zoo.path), shared_images=[shared_image], dockerfiles_dir=tmp_path, zoo=tiny_zoo.path
+    )
     adder.add(m2d, d2m)
     assert adder.list_of_models == ["TinyMulti/a", "TinyMulti/b", "TinyMulti/c"]
     assert m2d == {"TinyMulti": shared_image}
@@ -161,9 +191,9 @@ def test_updater_rebuilds_tests_and_pushes(
     monkeypatch.setenv("DOCKER_USERNAME", registry.user)
     monkeypatch.setenv("DOCKER_PASSWORD", registry.password)
     image = "kipoi/kipoi-docker:tinysub-slim"
-    DockerUpdater("TinySub", image, dockerfiles_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image, zoo=tiny_zoo.path).update(
-        ["TinySub/one", "TinySub/two"]
-    )
+    DockerUpdater(
+        "TinySub", image, dockerfiles_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image, zoo=tiny_zoo.path
+    ).update(["TinySub/one", "TinySub/two"])
     dockerfile = (tmp_path / "Dockerfile.tinysub-slim").read_text()
     assert dockerfile.startswith("# Test slim template")
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image))
@@ -172,8 +202,9 @@ def test_updater_rebuilds_tests_and_pushes(
     assert labels["org.kipoi-containers.recipe"] == hashlib.sha256(dockerfile.encode()).hexdigest()
     tags = subprocess.run(
         ["curl", "-sf", "-K", "-", f"{registry.url}/v2/kipoi/kipoi-docker/tags/list"],
-        input=f'user = "{registry.user}:{registry.password.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"\n',
-        capture_output=True, text=True,
+        input=f'user = "{registry.user}:{curl_quoted(registry.password)}"\n',
+        capture_output=True,
+        text=True,
     )
     assert tags.returncode == 0, tags.stderr
     assert "tinysub-slim" in json.loads(tags.stdout)["tags"]
@@ -186,7 +217,9 @@ def test_failing_run_step_is_a_build_error_naming_the_step(base_image: str, tmp_
     with pytest.raises(DockerBuildError) as info:
         dockerhelper.build_docker_image(dockerfile, "kipoi-containers-test/bad:1")
     message = str(info.value)
-    assert re.search(r"building `kipoi-containers-test/bad:1` failed at step `Step 2/\d+ : RUN echo preparing", message), message
+    assert re.search(
+        r"building `kipoi-containers-test/bad:1` failed at step `Step 2/\d+ : RUN echo preparing", message
+    ), message
     assert "returned a non-zero code: 3" in message
     assert "\nkaboom-marker\n" in message  # the last build log lines, without terminal escapes
 
@@ -249,7 +282,11 @@ def test_export_is_a_complete_docker_save_tar(shared_image: str, tmp_path: Path)
 def test_concurrent_tests_keep_order_and_async_variant(shared_image: str, tiny_zoo: TinyZoo) -> None:
     models = ["TinyMulti/c", "TinyBroken", "TinyLinear"]
     results = _engine.test_models(shared_image, models, zoo_dir=tiny_zoo.path, concurrency=2)
-    assert [(r.model, r.passed) for r in results] == [("TinyMulti/c", True), ("TinyBroken", False), ("TinyLinear", True)]
+    assert [(r.model, r.passed) for r in results] == [
+        ("TinyMulti/c", True),
+        ("TinyBroken", False),
+        ("TinyLinear", True),
+    ]
 
     async def run() -> list:
         return await asyncio.gather(
@@ -275,9 +312,13 @@ def test_cleanup_only_touches_our_objects(shared_image: str) -> None:
         docker("rm", "-f", foreign, ours, check=False)
 
 
-def test_test_containers_suites_run_against_local_images(shared_image: str, tiny_zoo: TinyZoo, tiny_index: Path) -> None:
+def test_test_containers_suites_run_against_local_images(
+    shared_image: str, tiny_zoo: TinyZoo, tiny_index: Path
+) -> None:
     common = [f"--kipoi-zoo={tiny_zoo.path}", f"--kipoi-container-info={tiny_index}", "-q", "-p", "no:cacheprovider"]
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pytest", *a, *common], cwd=REPO, capture_output=True, text=True)  # noqa: E731
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest", *a, *common], cwd=REPO, capture_output=True, text=True)
+
     # The Docker test of that suite only (its -slim and SIF tests: tests/test_sif.py).
     docker_only = ["-k", "test_model_runs_in_its_image"]
     out = run("test-containers/test_models_from_command_line.py", "--model=TinyMulti/a,TinyLinear", *docker_only)
@@ -286,7 +327,14 @@ def test_test_containers_suites_run_against_local_images(shared_image: str, tiny
     out = run("test-containers/test_containers_from_command_line.py", f"--image={shared_image}")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout  # shared image: one model per group (TinyLinear, TinyMulti/a)
-    out = run("test-containers/test_containers_from_command_line.py", f"--image={shared_image}", "--modelgroup=TinyMulti")
+    out = run(
+        "test-containers/test_containers_from_command_line.py", f"--image={shared_image}", "--modelgroup=TinyMulti"
+    )
     assert "3 passed" in out.stdout, out.stdout
-    out = run("test-containers/test_models_from_command_line.py", "--model=TinyBroken", f"--image={shared_image}", *docker_only)
+    out = run(
+        "test-containers/test_models_from_command_line.py",
+        "--model=TinyBroken",
+        f"--image={shared_image}",
+        *docker_only,
+    )
     assert out.returncode == 1 and "TinyBroken: deliberately broken model" in out.stdout

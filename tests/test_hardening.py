@@ -24,8 +24,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 
@@ -51,7 +51,7 @@ class StallServer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.connections: List[socket.socket] = []
+        self.connections: list[socket.socket] = []
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -84,7 +84,7 @@ def stall() -> Iterator[StallServer]:
     server.close()
 
 
-def run_interrupted(script: str, env: dict, ready: "callable | None" = None, timeout: float = 120) -> dict:
+def run_interrupted(script: str, env: dict, ready: callable | None = None, timeout: float = 120) -> dict:
     """Runs ``script`` in a child Python, sends it SIGINT once ``ready()`` is true (or after
     the child prints READY), and returns what the child printed as JSON on its last line
     plus ``signal_to_exit`` (seconds from SIGINT to the child's exit)."""
@@ -99,7 +99,9 @@ def run_interrupted(script: str, env: dict, ready: "callable | None" = None, tim
         assert child.stdout is not None
         if ready is None:
             line = child.stdout.readline()
-            assert line.strip() == "READY", f"child said {line!r}; stderr: {child.stderr.read() if child.stderr else ''}"
+            assert line.strip() == "READY", (
+                f"child said {line!r}; stderr: {child.stderr.read() if child.stderr else ''}"
+            )
         else:
             deadline = time.monotonic() + timeout
             while not ready():
@@ -156,7 +158,9 @@ def _sleepy_zoo(tmp_path: Path) -> Path:
     for name in ("dataloader.py", "dataloader.yaml", "model.yaml"):
         (group / name).write_text((src / name).read_text())
     (group / "model.py").write_text(
-        (src / "model.py").read_text().replace(
+        (src / "model.py")
+        .read_text()
+        .replace(
             "    def predict_on_batch(self, x):\n",
             "    def predict_on_batch(self, x):\n        import time\n        time.sleep(600)\n",
         )
@@ -164,7 +168,7 @@ def _sleepy_zoo(tmp_path: Path) -> Path:
     return zoo
 
 
-def _containers_running(model: str) -> List[str]:
+def _containers_running(model: str) -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--filter", f"label={RUN_BY}", "--format", "{{.ID}} {{.Command}}"],
         capture_output=True,
@@ -187,7 +191,7 @@ def test_ctrl_c_during_a_model_test_removes_its_container(base_image: str, tmp_p
             print(json.dumps({{"outcome": "KeyboardInterrupt"}}))
         """
     )
-    seen: List[str] = []
+    seen: list[str] = []
 
     def ready() -> bool:
         seen[:] = _containers_running("TinySleepy")
@@ -226,14 +230,14 @@ def test_awaitables_deliver_results_and_errors(docker_engine: None) -> None:
 # ----------------------------------------------------------------------------- timeouts
 
 
-def test_a_stalled_github_server_times_out_naming_the_url(
-    stall: StallServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_stalled_github_server_times_out_naming_the_url(stall: StallServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIPOI_HTTP_TIMEOUT", "0.5")
     monkeypatch.setenv("GITHUB_PAT", "ghp_DoNotLeakThisToken0123456789")
     start = time.monotonic()
     with pytest.raises(GitHubError) as err:
-        kipoi_containers.plan(zoo="github:o/r", from_commit="abcdef1", container_info=CONTAINER_INFO, github_api_url=stall.url)
+        kipoi_containers.plan(
+            zoo="github:o/r", from_commit="abcdef1", container_info=CONTAINER_INFO, github_api_url=stall.url
+        )
     elapsed = time.monotonic() - start
     text = str(err.value)
     assert "timed out" in text and "KIPOI_HTTP_TIMEOUT" in text, text
@@ -261,7 +265,7 @@ def test_a_bad_timeout_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None
     from kipoi_containers.zenodoclient import Client
 
     monkeypatch.setenv("KIPOI_HTTP_TIMEOUT", "soon")
-    with pytest.raises(ZenodoError, match="KIPOI_HTTP_TIMEOUT.*soon"):
+    with pytest.raises(ZenodoError, match=r"KIPOI_HTTP_TIMEOUT.*soon"):
         Client(base_url="http://127.0.0.1:9")
 
 
@@ -269,16 +273,24 @@ def test_a_bad_timeout_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def _git_repo(path: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
     path.mkdir()
     subprocess.run(["git", "init", "-q", "-b", "master", str(path)], check=True)
     (path / "README.md").write_text("x\n")
     subprocess.run(["git", "-C", str(path), "add", "."], check=True)
     subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "x"], check=True, env=env)
-    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
-def _resolve_in_child(zoo: str, queue: "multiprocessing.Queue[str]") -> None:
+def _resolve_in_child(zoo: str, queue: multiprocessing.Queue[str]) -> None:
     queue.put(_engine.resolve_revision(zoo))
 
 
@@ -286,7 +298,7 @@ def test_a_forked_child_can_use_the_engine(tmp_path: Path) -> None:
     sha = _git_repo(tmp_path / "repo")
     assert _engine.resolve_revision(str(tmp_path / "repo")) == sha  # the parent's runtime exists now
     ctx = multiprocessing.get_context("fork")
-    queue: "multiprocessing.Queue[str]" = ctx.Queue()
+    queue: multiprocessing.Queue[str] = ctx.Queue()
     child = ctx.Process(target=_resolve_in_child, args=(str(tmp_path / "repo"), queue))
     child.start()
     child.join(timeout=60)
@@ -345,7 +357,13 @@ def test_a_sif_name_with_a_path_is_refused_at_load(tmp_path: Path) -> None:
     target = tmp_path / "model-to-singularity.json"
     target.write_text(
         json.dumps(
-            {"DeepMEL": {"url": "https://zenodo.org/record/1/files/x.sif?download=1", "name": "../../../tmp/evil", "md5": "0" * 32}},
+            {
+                "DeepMEL": {
+                    "url": "https://zenodo.org/record/1/files/x.sif?download=1",
+                    "name": "../../../tmp/evil",
+                    "md5": "0" * 32,
+                }
+            },
             indent=4,
         )
     )
@@ -372,7 +390,9 @@ def test_a_hostile_revision_never_reaches_github(rev: str, tmp_path: Path, monke
     monkeypatch.setenv("GITHUB_PAT", token)
     with GitHubEmulator({"kipoi/models": str(tmp_path / "zoo")}, token=token) as gh:
         with pytest.raises(ZooError, match="invalid revision"):
-            kipoi_containers.plan(zoo="github:kipoi/models", from_commit=rev, container_info=CONTAINER_INFO, github_api_url=gh.url)
+            kipoi_containers.plan(
+                zoo="github:kipoi/models", from_commit=rev, container_info=CONTAINER_INFO, github_api_url=gh.url
+            )
         with pytest.raises(ZooError, match="invalid revision"):
             _engine.resolve_revision("github:kipoi/models", rev, github_api_url=gh.url)
         paths = [entry["path"] for entry in gh.requests_log]
@@ -472,7 +492,12 @@ def test_docker_adder_builds_full_and_slim_and_tests_against_a_zoo_directory(
     # The zoo is given only as upstream gave it (kipoi_model_repo): the tests must run
     # against that checkout (offline), not `--source=kipoi` (which needs GitHub).
     adder = DockerAdder(
-        "TinySub", str(tiny_zoo.path), shared_images=[], dockerfiles_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image
+        "TinySub",
+        str(tiny_zoo.path),
+        shared_images=[],
+        dockerfiles_dir=tmp_path,
+        template_dir=TEMPLATES,
+        base_image=base_image,
     )
     adder.add(m2d, d2m)
     assert adder.image_name == "kipoi/kipoi-docker:tinysub" and adder.slim_image == "kipoi/kipoi-docker:tinysub-slim"
@@ -497,18 +522,22 @@ def test_registry_reader_sees_labels_and_digest_without_pulling(base_image: str,
     challenge of a real docker-registry); a missing tag is None; pull brings it back."""
     from kipoi_containers.errors import DockerAuthError
 
-    path, _text, recipe = _engine.render_dockerfile("TinyLinear", "regtest", output_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image)
+    path, _text, recipe = _engine.render_dockerfile(
+        "TinyLinear", "regtest", output_dir=tmp_path, template_dir=TEMPLATES, base_image=base_image
+    )
     local = "kipoi-containers-test/regtest:one"
     _engine.build_image(path, local, labels={"org.kipoi-containers.content": "c0ffee"}, model_group="TinyLinear")
     repo = f"{registry.host}/kipoi-test/regtest"
-    ref, digest = _engine.push_image(local, repository=repo, tag="one", username=registry.user, password=registry.password)
+    ref, digest = _engine.push_image(
+        local, repository=repo, tag="one", username=registry.user, password=registry.password
+    )
     found = _engine.registry_image(f"{repo}:one", username=registry.user, password=registry.password)
     assert found is not None
     assert found[0] == digest
     assert found[1]["org.kipoi-containers.content"] == "c0ffee"
     assert found[1]["org.kipoi-containers.recipe"] == recipe
     assert _engine.registry_image(f"{repo}:nope", username=registry.user, password=registry.password) is None
-    with pytest.raises(kipoi_containers.errors.DockerError, match="401.*DOCKER_USERNAME"):
+    with pytest.raises(kipoi_containers.errors.DockerError, match=r"401.*DOCKER_USERNAME"):
         _engine.registry_image(f"{repo}:one", username=registry.user, password="wrong")
     subprocess.run(["docker", "rmi", "-f", local, ref], capture_output=True)
     image_id = _engine.pull_image(f"{repo}@{digest}", username=registry.user, password=registry.password)

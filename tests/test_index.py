@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import kipoi_containers
-from kipoi_containers import Index, IndexFormatError, IndexIOError, KipoiContainersError
-from kipoi_containers import helper
+from kipoi_containers import Index, IndexFormatError, IndexIOError, KipoiContainersError, helper
 
 from .conftest import CONTAINER_INFO, INDEX_FILES
 from .requirements import require
@@ -45,7 +44,7 @@ def test_index_load_save_changes_zero_bytes(tmp_path: Path) -> None:
 
 
 def test_write_json_matches_python_json_dump(tmp_path: Path) -> None:
-    data = {"é": ["ü", "\n\t\"\\"], "x": {}, "y": [], "n": {"a": 1, "b": 2.5, "c": None, "d": True}}
+    data = {"é": ["ü", '\n\t"\\'], "x": {}, "y": [], "n": {"a": 1, "b": 2.5, "c": None, "d": True}}
     helper.write_json(data, tmp_path / "other.json")
     assert (tmp_path / "other.json").read_text() == json.dumps(data, indent=4)
     assert helper.populate_json(tmp_path / "other.json") == data
@@ -120,7 +119,8 @@ def test_bad_md5_is_named(tmp_path: Path) -> None:
     p = _write(tmp_path, "model-to-singularity.json", json.dumps(data, indent=4))
     with pytest.raises(
         IndexFormatError,
-        match=r"^model-to-singularity.json: entry 'DeepMEL': md5 must be 32 hex digits, got `not-an-md5` \(line \d+, column \d+\)$",
+        match=r"^model-to-singularity.json: entry 'DeepMEL': md5 must be 32 hex digits, got `not-an-md5` "
+        r"\(line \d+, column \d+\)$",
     ):
         helper.populate_json(p)
 
@@ -136,7 +136,7 @@ def test_docker_to_model_shape_errors(tmp_path: Path) -> None:
 
 def test_index_load_reports_the_broken_file(container_info_copy: Path) -> None:
     (container_info_copy / "docker-to-model.json").write_text("[]")
-    with pytest.raises(IndexFormatError, match="^docker-to-model.json: invalid type: sequence"):
+    with pytest.raises(IndexFormatError, match=r"^docker-to-model\.json: invalid type: sequence"):
         Index.load(container_info_copy)
 
 

@@ -15,12 +15,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
 # The fixtures (base_image, registry, tiny_zoo, ...) come from tests/conftest.py.
-from tests.docker_fixtures import (  # noqa: E402
+from tests.docker_fixtures import (
     BROKEN_MESSAGE,
     BROKEN_MODEL,
     SCRIPTS,
@@ -34,11 +33,11 @@ from tests.docker_fixtures import (  # noqa: E402
 SUCCESS = "Successfully ran test_predict"
 
 
-def run(cmd: List[str], *, env: Optional[dict] = None, input: Optional[str] = None, timeout: float = 300):
+def run(cmd: list[str], *, env: dict | None = None, input: str | None = None, timeout: float = 300):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, input=input, timeout=timeout)
 
 
-def docker(*args: str, env: Optional[dict] = None, input: Optional[str] = None, check: bool = True, timeout: float = 300):
+def docker(*args: str, env: dict | None = None, input: str | None = None, check: bool = True, timeout: float = 300):
     out = run(["docker", *args], env=env, input=input, timeout=timeout)
     if check and out.returncode != 0:
         pytest.fail(f"docker {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}", pytrace=False)
@@ -140,7 +139,7 @@ def test_missing_model_fails(base_image: str, tiny_zoo: TinyZoo) -> None:
 # registry
 
 
-def _get(url: str, user: Optional[str] = None, password: Optional[str] = None):
+def _get(url: str, user: str | None = None, password: str | None = None):
     req = urllib.request.Request(url)
     if user is not None:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()

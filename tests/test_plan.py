@@ -7,8 +7,9 @@ import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -128,9 +129,10 @@ def test_deleted_group_is_removed(zoo: ZooRepo, spec: Callable[[], dict]) -> Non
     zoo.remove("MMSplice/mtsplice")
     plan = make_plan(spec, base)
     assert summary(plan) == [("remove-group", "DeepMEL"), ("remove-group", "MMSplice/mtsplice")]
-    assert plan.actions[0].models == helper.populate_json(CONTAINER_INFO / "docker-to-model.json")[
-        "kipoi/kipoi-docker:deepmel"
-    ]
+    assert (
+        plan.actions[0].models
+        == helper.populate_json(CONTAINER_INFO / "docker-to-model.json")["kipoi/kipoi-docker:deepmel"]
+    )
 
 
 def test_non_model_paths_cause_no_action(zoo: ZooRepo, spec: Callable[[], dict]) -> None:
@@ -161,7 +163,9 @@ def test_base_not_an_ancestor_uses_the_tree_difference(zoo: ZooRepo, spec: Calla
     zoo.append("HAL/model.yaml", "\n# before rewrite\n")
     orphan = zoo.orphan_rewrite()  # same tree as HEAD, no common ancestor
     zoo.append("SiSp/model.yaml", "\n# after\n")
-    assert subprocess.run(["git", "-C", str(zoo.path), "merge-base", orphan, "HEAD"], capture_output=True).returncode == 1
+    assert (
+        subprocess.run(["git", "-C", str(zoo.path), "merge-base", orphan, "HEAD"], capture_output=True).returncode == 1
+    )
     expected = zoo.git("diff", "--name-only", "--no-renames", orphan, "HEAD").splitlines()
     kw = spec()
     assert _engine.changed_paths(kw["zoo"], orphan, zoo.head(), kw.get("github_api_url")) == sorted(expected)
@@ -178,7 +182,7 @@ def test_dotdot_path_is_rejected(zoo: ZooRepo, spec: Callable[[], dict]) -> None
 
 
 def test_unknown_revision_and_bad_zoo(zoo: ZooRepo, spec: Callable[[], dict], tmp_path: Path) -> None:
-    with pytest.raises(UnknownRevisionError, match="unknown revision `0{40}`"):
+    with pytest.raises(UnknownRevisionError, match=r"unknown revision `0{40}`"):
         make_plan(spec, "0" * 40)
     with pytest.raises(ZooError, match="is not a git repository"):
         kipoi_containers.plan(zoo=str(tmp_path), from_commit="HEAD", container_info=CONTAINER_INFO)
@@ -208,7 +212,7 @@ def test_cli_dry_run_table_and_json(zoo: ZooRepo, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "kipoi_containers.updateoradd", "--dry-run", "--zoo", str(zoo.path), "--from", base]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
     assert "retest-shared" in out.stdout and "HAL" in out.stdout and "why:" in out.stdout
-    out = subprocess.run(cmd + ["--json"], cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run([*cmd, "--json"], cwd=REPO, capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert [(a["kind"], a["unit"]) for a in data["actions"]] == [("retest-shared", "HAL")]
     # The stored hash is the default --from; it does not exist in this zoo: a clear error.
@@ -228,7 +232,9 @@ def test_github_faults_are_retried_and_auth_errors_are_clear(zoo: ZooRepo, monke
         gh.inject(503, path_prefix="/repos/kipoi/models/git/trees", times=2)
         gh.inject(429, path_prefix="/repos/kipoi/models/commits", times=1, retry_after=1)
         gh.inject(502, path_prefix="/repos/kipoi/models/commits", times=1, drop_connection=True)
-        plan = kipoi_containers.plan(zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url)
+        plan = kipoi_containers.plan(
+            zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url
+        )
         assert summary(plan) == [("retest-shared", "HAL")]
         statuses = [r["status"] for r in gh.requests_log if r["path"].startswith("/repos/kipoi/models/git/trees")]
         assert statuses.count(503) == 2 and 200 in statuses
@@ -236,7 +242,9 @@ def test_github_faults_are_retried_and_auth_errors_are_clear(zoo: ZooRepo, monke
 
         monkeypatch.setenv("GITHUB_PAT", "wrong-pat-000000000000000000000000")
         with pytest.raises(kipoi_containers.GitHubAuthError) as info:
-            kipoi_containers.plan(zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url)
+            kipoi_containers.plan(
+                zoo="github:kipoi/models", from_commit=base, container_info=CONTAINER_INFO, github_api_url=gh.url
+            )
         message = str(info.value)
         assert "401" in message and "Bad credentials" in message and "GITHUB_PAT" in message
         assert "wrong-pat-" not in message and TOKEN not in message
@@ -272,6 +280,6 @@ def test_unreadable_models_tsv_is_an_error_not_a_single_model(zoo: ZooRepo) -> N
     # content cannot be read. The group must not silently become one model.
     blob = zoo.git("rev-parse", "HEAD:DeepBind/models.tsv")
     (zoo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
-    with pytest.raises(ZooError, match="DeepBind/models.tsv"):
+    with pytest.raises(ZooError, match=r"DeepBind/models\.tsv"):
         _engine.models_of_group(str(zoo.path), "DeepBind")
     assert len(_engine.models_of_group(str(zoo.path), "CpGenie")) > 1

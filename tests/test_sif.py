@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -67,14 +68,16 @@ def fixture_sif() -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_sif(base_image: str, tiny_zoo: TinyZoo, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Dict[str, Any]]:
+def base_sif(
+    base_image: str, tiny_zoo: TinyZoo, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     """The real-kipoi base image converted natively, once per session: (path, report)."""
     out = tmp_path_factory.mktemp("base-sif") / "kipoi-base.sif"
     report = sif.convert(base_image, out, model_group="TinyMulti", zoo_commit=tiny_zoo.commit)
     return out, report
 
 
-def squashfuse_mounts(under: Path) -> List[str]:
+def squashfuse_mounts(under: Path) -> list[str]:
     """Mount points under ``under`` (this process's mount table shows every mount of the
     host's namespace, so also those of child processes)."""
     prefix = os.fspath(under.resolve())
@@ -107,7 +110,7 @@ def md5_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -115,7 +118,7 @@ def cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 600) 
 
 
 def test_model_passes_in_the_sif_offline_with_the_zoo_untouched(
-    base_sif: Tuple[Path, Dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
+    base_sif: tuple[Path, dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
 ) -> None:
     path, _ = base_sif
     result = sif.test_singularity_image(path.parent, path.name, "TinyMulti/b", zoo=tiny_zoo.path)
@@ -127,14 +130,15 @@ def test_model_passes_in_the_sif_offline_with_the_zoo_untouched(
 
 
 def test_the_test_runs_without_network_and_with_a_read_only_zoo(
-    base_sif: Tuple[Path, Dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
+    base_sif: tuple[Path, dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
 ) -> None:
     path, _ = base_sif
     probe = (
         "import socket, os\n"
         "print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))\n"
         "try:\n    open('/tmp/kipoi-zoo-ro/TinyLinear/x', 'w')\nexcept OSError as e:\n    print('read-only', e.errno)\n"
-        "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\nexcept OSError as e:\n    print('no network')\n"
+        "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
+        "except OSError as e:\n    print('no network')\n"
     )
     out = sif.run(path, ["python3", "-c", probe], binds=[(tiny_zoo.path, "/tmp/kipoi-zoo-ro")], network=False)
     assert out.exit_code == 0, out.tail
@@ -143,7 +147,7 @@ def test_the_test_runs_without_network_and_with_a_read_only_zoo(
 
 
 def test_a_broken_model_raises_with_its_message(
-    base_sif: Tuple[Path, Dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
+    base_sif: tuple[Path, dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
 ) -> None:
     path, _ = base_sif
     with pytest.raises(SifTestError, match=re.escape(tiny_zoo.broken_message)) as caught:
@@ -156,14 +160,18 @@ def test_a_broken_model_raises_with_its_message(
 
 
 def test_models_of_a_group_in_one_call(
-    base_sif: Tuple[Path, Dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
+    base_sif: tuple[Path, dict[str, Any]], tiny_zoo: TinyZoo, sif_runner: str, private_tmp: Path
 ) -> None:
     from kipoi_containers import _engine
 
     path, _ = base_sif
     models = ["TinyMulti/a", "TinyBroken", "TinySub/two"]
     results = _engine.sif_test_models(path, models, zoo_dir=tiny_zoo.path, concurrency=2)
-    assert [(r.model, r.passed) for r in results] == [("TinyMulti/a", True), ("TinyBroken", False), ("TinySub/two", True)]
+    assert [(r.model, r.passed) for r in results] == [
+        ("TinyMulti/a", True),
+        ("TinyBroken", False),
+        ("TinySub/two", True),
+    ]
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
@@ -180,7 +188,7 @@ except KeyboardInterrupt:
 """
 
 
-def our_sleepers(marker: str) -> List[int]:
+def our_sleepers(marker: str) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -236,11 +244,13 @@ def test_ctrl_c_during_a_run_interrupts_quickly_and_unmounts(
 
 
 def test_converting_again_gives_the_same_bytes_and_inspect_shows_the_source(
-    base_sif: Tuple[Path, Dict[str, Any]], base_image: str, tiny_zoo: TinyZoo, tmp_path: Path
+    base_sif: tuple[Path, dict[str, Any]], base_image: str, tiny_zoo: TinyZoo, tmp_path: Path
 ) -> None:
     path, report = base_sif
     again = tmp_path / "again.sif"
-    out = cli("sif", "convert", base_image, os.fspath(again), "--model-group", "TinyMulti", "--zoo-commit", tiny_zoo.commit)
+    out = cli(
+        "sif", "convert", base_image, os.fspath(again), "--model-group", "TinyMulti", "--zoo-commit", tiny_zoo.commit
+    )
     assert out.returncode == 0, out.stderr
     assert f"md5 {report['md5']}" in out.stdout
     assert md5_of(again) == md5_of(path) == report["md5"]
@@ -263,7 +273,7 @@ def test_converting_again_gives_the_same_bytes_and_inspect_shows_the_source(
 
 
 def test_a_changed_image_converts_to_other_bytes(
-    base_sif: Tuple[Path, Dict[str, Any]], base_image: str, sif_runner: str, tmp_path: Path, private_tmp: Path
+    base_sif: tuple[Path, dict[str, Any]], base_image: str, sif_runner: str, tmp_path: Path, private_tmp: Path
 ) -> None:
     _, report = base_sif
     context = tmp_path / "context"
@@ -308,11 +318,11 @@ class FileServer:
 
     def __init__(self, data: bytes, *, ranges: bool = True, drops: int = 0, status: int = 200) -> None:
         self.data, self.ranges, self.drops, self.status = data, ranges, drops, status
-        self.requests: List[Optional[str]] = []  # the Range header of each request
+        self.requests: list[str | None] = []  # the Range header of each request
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 rng = self.headers.get("Range")
                 server.requests.append(rng)
                 if server.status != 200:
@@ -347,7 +357,7 @@ class FileServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files/x.sif?download=1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self.thread.start()
         return self
 
@@ -361,7 +371,7 @@ PAYLOAD = bytes(range(256)) * 12_000 + b"tail"  # ~3 MiB
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
-def index_for(url: str, md5: str = PAYLOAD_MD5) -> Dict[str, Dict[str, str]]:
+def index_for(url: str, md5: str = PAYLOAD_MD5) -> dict[str, dict[str, str]]:
     return {
         "Group": {"url": "http://127.0.0.1:9/never.sif", "name": "group-image", "md5": "0" * 32},
         "Group/sub": {"url": url, "name": "kipoi-docker_sub-slim", "md5": md5},
@@ -457,7 +467,9 @@ def test_cli_inspect_shows_the_descriptor_table(fixture_sif: Path) -> None:
 
 def test_cli_run_returns_the_commands_exit_code(fixture_sif: Path, sif_runner: str, tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": os.fspath(tmp_path)}
-    out = cli("sif", "run", "--env", "WHO=kipoi", os.fspath(fixture_sif), "--", "sh", "-c", 'echo "hi $WHO"; exit 7', env=env)
+    out = cli(
+        "sif", "run", "--env", "WHO=kipoi", os.fspath(fixture_sif), "--", "sh", "-c", 'echo "hi $WHO"; exit 7', env=env
+    )
     assert (out.returncode, out.stdout) == (7, "hi kipoi\n"), out.stderr
     out = cli("sif", "run", "--timeout", "1", os.fspath(fixture_sif), "--", "sleep", "30", env=env)
     assert out.returncode == 124 and "exceeded 1s" in out.stderr
@@ -471,7 +483,7 @@ def test_cli_run_returns_the_commands_exit_code(fixture_sif: Path, sif_runner: s
     [["sif"], ["sif", "run", "x.sif"], ["sif", "run", "--timeout", "-1", "x.sif", "--", "true"], ["sif", "frobnicate"]],
     ids=["no-action", "run-without-command", "bad-timeout", "unknown-action"],
 )
-def test_cli_usage_errors_exit_2(args: List[str]) -> None:
+def test_cli_usage_errors_exit_2(args: list[str]) -> None:
     out = cli(*args)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "usage:" in out.stderr and "error:" in out.stderr and "Traceback" not in out.stderr
@@ -497,7 +509,7 @@ def test_cli_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_models_suite_runs_full_slim_and_sif_against_local_images(
-    base_sif: Tuple[Path, Dict[str, Any]], base_image: str, tiny_zoo: TinyZoo, sif_runner: str, tmp_path: Path
+    base_sif: tuple[Path, dict[str, Any]], base_image: str, tiny_zoo: TinyZoo, sif_runner: str, tmp_path: Path
 ) -> None:
     """Upstream's test_models_from_command_line on our plugin: each model in its image, its
     -slim image and its SIF; the SIF once from the index (served locally) and once
@@ -514,7 +526,9 @@ def test_models_suite_runs_full_slim_and_sif_against_local_images(
             index = {
                 "model-to-docker.json": {"TinyMulti": full},
                 "docker-to-model.json": {full: ["TinyMulti/a", "TinyMulti/b", "TinyMulti/c"]},
-                "model-to-singularity.json": {"TinyMulti": {"url": server.url, "name": "tinymulti-slim", "md5": report["md5"]}},
+                "model-to-singularity.json": {
+                    "TinyMulti": {"url": server.url, "name": "tinymulti-slim", "md5": report["md5"]}
+                },
             }
             for name, content in index.items():
                 (info / name).write_text(json.dumps(content, indent=4))
@@ -532,7 +546,11 @@ def test_models_suite_runs_full_slim_and_sif_against_local_images(
                 env = {**os.environ, "SINGULARITY_PULL_FOLDER": os.fspath(pull), "TMPDIR": os.fspath(tmp_path)}
                 out = subprocess.run(
                     [sys.executable, "-m", "pytest", *common, f"--sif-from={source}"],
-                    cwd=REPO, capture_output=True, text=True, env=env, timeout=900,
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=900,
                 )
                 assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
                 assert "3 passed" in out.stdout, out.stdout

@@ -16,9 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -47,32 +47,43 @@ class Stack:
     container_info: Path
     hash_file: Path
     journal: Path
-    history: Dict[str, object] = field(default_factory=dict)
+    history: dict[str, object] = field(default_factory=dict)
 
     @property
     def registry_repo(self) -> str:
         return f"{self.registry.host}/{REPO_PREFIX}"
 
-    def args(self, zoo: Optional[str] = None) -> List[str]:
+    def args(self, zoo: str | None = None) -> list[str]:
         return [
-            "--zoo", zoo or str(self.zoo.path),
-            "--container-info", str(self.container_info),
-            "--hash-file", str(self.hash_file),
-            "--registry", self.registry_repo,
-            "--base-image", self.base_image,
-            "--templates", str(DEMO_TEMPLATES),
-            "--zenodo-url", self.zenodo.url,
-            "--journal", str(self.journal),
-            "--concurrency", "2",
+            "--zoo",
+            zoo or str(self.zoo.path),
+            "--container-info",
+            str(self.container_info),
+            "--hash-file",
+            str(self.hash_file),
+            "--registry",
+            self.registry_repo,
+            "--base-image",
+            self.base_image,
+            "--templates",
+            str(DEMO_TEMPLATES),
+            "--zenodo-url",
+            self.zenodo.url,
+            "--journal",
+            str(self.journal),
+            "--concurrency",
+            "2",
         ]
 
-    def env(self, **extra: str) -> Dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, **self.registry.env(), "ZENODO_ACCESS_TOKEN": TOKEN, "KIPOI_HTTP_TIMEOUT": "60"}
         env.pop("KIPOI_MODEL_REPO", None)
         env.update(extra)
         return {k: v for k, v in env.items() if v != ""}
 
-    def sync(self, *extra: str, zoo: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    def sync(
+        self, *extra: str, zoo: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "kipoi_containers.updateoradd", *self.args(zoo), *extra],
             cwd=self.root,
@@ -85,24 +96,25 @@ class Stack:
     def hash(self) -> str:
         return self.hash_file.read_text().strip()
 
-    def manifest_pushes(self) -> Dict[str, int]:
+    def manifest_pushes(self) -> dict[str, int]:
         """Successful manifest PUTs per tag, from the registry's access log."""
-        counts: Dict[str, int] = {}
+        counts: dict[str, int] = {}
         log = (self.registry.dir / "registry.log").read_text(errors="replace")
         for tag in re.findall(r'"PUT /v2/' + REPO_PREFIX + r'/manifests/([^ "]+) HTTP/[0-9.]+" 201', log):
             counts[tag] = counts.get(tag, 0) + 1
         return counts
 
-    def records(self) -> List[dict]:
+    def records(self) -> list[dict]:
         return [d for d in self.zenodo.depositions() if d.get("state") == "done" or d.get("submitted")]
 
-    def drafts(self) -> List[dict]:
+    def drafts(self) -> list[dict]:
         return [d for d in self.zenodo.depositions() if not d.get("submitted")]
 
 
-def _published_versions(stack: Stack, sif_name: str) -> List[dict]:
+def _published_versions(stack: Stack, sif_name: str) -> list[dict]:
     return [
-        d for d in stack.zenodo.depositions()
+        d
+        for d in stack.zenodo.depositions()
         if d.get("submitted") and any(f["filename"] == f"{sif_name}.sif" for f in d.get("files", []))
     ]
 
@@ -211,7 +223,11 @@ def test_update_all_singularity_of_an_unchanged_image_uploads_nothing(stack: Sta
     )
     result = subprocess.run(
         [sys.executable, "-m", "kipoi_containers.update_all_singularity_images", f"{REPO_PREFIX}:tinysub-slim"],
-        cwd=stack.root, env=env, capture_output=True, text=True, timeout=900,
+        cwd=stack.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "No need to update the existing singularity container for TinySub" in result.stdout, result.stdout
@@ -231,11 +247,18 @@ def test_one_changed_group_killed_at_its_first_upload_resumes_without_duplicates
     stack.zenodo.inject(method="PUT", path_prefix="/api/files", stall=60)
     child = subprocess.Popen(
         [sys.executable, "-m", "kipoi_containers.updateoradd", *stack.args()],
-        cwd=stack.root, env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=stack.root,
+        env=stack.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 900
-        while not any(r["method"] == "PUT" and "/api/files/" in r["path"] for r in stack.zenodo.requests_log) and not stack.drafts():
+        while (
+            not any(r["method"] == "PUT" and "/api/files/" in r["path"] for r in stack.zenodo.requests_log)
+            and not stack.drafts()
+        ):
             assert child.poll() is None, child.communicate()
             assert time.monotonic() < deadline, "the sync never reached its upload"
             time.sleep(0.2)
@@ -323,8 +346,14 @@ def test_a_github_zoo_gets_a_branch_and_a_pull_request(stack: Stack, tmp_path: P
         # The first write of a file conflicts (someone else wrote meanwhile): re-read, retried.
         gh.inject(409, method="PUT", path_prefix="/repos/kipoi/models/contents/")
         args = [
-            "--container-info", str(ci), "--hash-file", str(hash_file),
-            "--github-api-url", gh.url, "--test-zoo", str(gh_zoo.path),
+            "--container-info",
+            str(ci),
+            "--hash-file",
+            str(hash_file),
+            "--github-api-url",
+            gh.url,
+            "--test-zoo",
+            str(gh_zoo.path),
         ]
         result = stack.sync(*args, zoo="github:kipoi/models", env=stack.env(GITHUB_PAT=GITHUB_TOKEN))
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
@@ -335,9 +364,13 @@ def test_a_github_zoo_gets_a_branch_and_a_pull_request(stack: Stack, tmp_path: P
             on_branch = json.loads(gh_zoo.git("show", f"update-json:shared/containers/{name}"))
             assert on_branch == index[name]
         assert gh_zoo.git("show", "update-json:shared/containers/NOTE.md") == "a maintainer's note"
-        pulls = requests.get(f"{gh.url}/repos/kipoi/models/pulls", headers={"Authorization": f"Bearer {GITHUB_TOKEN}"}, timeout=30).json()
+        pulls = requests.get(
+            f"{gh.url}/repos/kipoi/models/pulls", headers={"Authorization": f"Bearer {GITHUB_TOKEN}"}, timeout=30
+        ).json()
         assert [p["number"] for p in pulls] == [opened.json()["number"]], "the open pull request is reused"
         assert any(r["status"] == 409 for r in gh.requests_log)
         assert gh.token_in_url_violations == []
         assert hash_file.read_text().strip() == head
-    subprocess.run(["docker", "rmi", "-f", f"{REPO_PREFIX}:tinygit", f"{REPO_PREFIX}:tinygit-slim"], capture_output=True)
+    subprocess.run(
+        ["docker", "rmi", "-f", f"{REPO_PREFIX}:tinygit", f"{REPO_PREFIX}:tinygit-slim"], capture_output=True
+    )

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -33,14 +33,14 @@ M2D = {
 }
 
 
-def _entry(name: str, record: int, md5: str) -> Dict[str, str]:
+def _entry(name: str, record: int, md5: str) -> dict[str, str]:
     return {"url": f"https://zenodo.org/record/{record}/files/{name}.sif?download=1", "name": name, "md5": md5}
 
 
 @pytest.fixture
-def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Dict[str, Any]:
+def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """Upstream's test's replacements; records what they receive."""
-    seen: Dict[str, Any] = {"written": None, "built": [], "tested": []}
+    seen: dict[str, Any] = {"written": None, "built": [], "tested": []}
     m2s = {
         "MMSplice/modularPredictions": _entry("kipoi-docker_mmsplice-slim", 5643976, "2" * 32),
         "MMSplice/deltaLogitPSI": _entry("kipoi-docker_mmsplice-slim", 5643976, "2" * 32),
@@ -48,10 +48,12 @@ def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Dict[str, Any]:
         "DeepMEL": _entry("kipoi-docker_deepmel-slim", 5643863, "c" * 32),
     }
 
-    def populate(name: str, repo: Any) -> Dict[str, Any]:
-        return {"model-to-docker.json": dict(M2D), "model-to-singularity.json": {k: dict(v) for k, v in m2s.items()}}[name]
+    def populate(name: str, repo: Any) -> dict[str, Any]:
+        return {"model-to-docker.json": dict(M2D), "model-to-singularity.json": {k: dict(v) for k, v in m2s.items()}}[
+            name
+        ]
 
-    def write(d: Dict[str, Any], name: str, repo: Any) -> None:
+    def write(d: dict[str, Any], name: str, repo: Any) -> None:
         seen["written"] = (name, d)
 
     def build(**kwargs: Any) -> str:
@@ -61,8 +63,12 @@ def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Dict[str, Any]:
     def test(**kwargs: Any) -> None:
         seen["tested"].append(kwargs["model"])
 
-    def update(**kwargs: Any) -> Dict[str, str]:
-        return {"url": "https://dummy.url/record/9/files/x.sif?download=1", "name": "kipoi-docker_mmsplice-slim", "md5": "9" * 32}
+    def update(**kwargs: Any) -> dict[str, str]:
+        return {
+            "url": "https://dummy.url/record/9/files/x.sif?download=1",
+            "name": "kipoi-docker_mmsplice-slim",
+            "md5": "9" * 32,
+        }
 
     module = "kipoi_containers.update_all_singularity_images"
     monkeypatch.setattr(f"{module}.singularityhandler.build_singularity_image", build)
@@ -73,13 +79,15 @@ def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Dict[str, Any]:
     monkeypatch.setattr(f"{module}.populate_json_from_kipoi", populate)
     monkeypatch.setattr(f"{module}.write_json_to_kipoi", write)
     (tmp_path / "container-info").mkdir()
-    (tmp_path / "container-info" / "docker-to-model.json").write_text((CONTAINER_INFO / "docker-to-model.json").read_text())
+    (tmp_path / "container-info" / "docker-to-model.json").write_text(
+        (CONTAINER_INFO / "docker-to-model.json").read_text()
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SINGULARITY_PULL_FOLDER", str(tmp_path))
     return seen
 
 
-def test_cli_correct_use(runner: CliRunner, patched: Dict[str, Any]) -> None:
+def test_cli_correct_use(runner: CliRunner, patched: dict[str, Any]) -> None:
     """Upstream's case: the mtsplice image, one key."""
     result = runner.invoke(update_all_singularity_images.run_update, ["kipoi/kipoi-docker:mmsplice-mtsplice-slim"])
     assert result.exit_code == 0, result.output
@@ -89,7 +97,7 @@ def test_cli_correct_use(runner: CliRunner, patched: Dict[str, Any]) -> None:
     assert written["MMSplice/mtsplice"]["md5"] == "9" * 32
 
 
-def test_every_key_of_the_image_gets_the_new_entry(runner: CliRunner, patched: Dict[str, Any]) -> None:
+def test_every_key_of_the_image_gets_the_new_entry(runner: CliRunner, patched: dict[str, Any]) -> None:
     result = runner.invoke(update_all_singularity_images.run_update, ["kipoi/kipoi-docker:mmsplice-slim"])
     assert result.exit_code == 0, result.output
     _, written = patched["written"]
@@ -97,12 +105,12 @@ def test_every_key_of_the_image_gets_the_new_entry(runner: CliRunner, patched: D
         assert written[key]["md5"] == "9" * 32, key
     assert written["MMSplice/mtsplice"]["md5"] == "1" * 32, "another image's entry is untouched"
     assert written["DeepMEL"]["md5"] == "c" * 32
-    tested: List[str] = patched["tested"]
+    tested: list[str] = patched["tested"]
     assert tested and all(m.startswith("MMSplice/") for m in tested)
     assert len({m.split("/")[0] for m in tested}) == len(tested), "one model per group"
 
 
-def test_an_image_that_serves_nothing_is_named(runner: CliRunner, patched: Dict[str, Any]) -> None:
+def test_an_image_that_serves_nothing_is_named(runner: CliRunner, patched: dict[str, Any]) -> None:
     result = runner.invoke(update_all_singularity_images.run_update, ["kipoi/kipoi-docker:nope-slim"])
     assert result.exit_code == 1
     assert "`kipoi/kipoi-docker:nope-slim` serves no model" in result.output

@@ -167,7 +167,7 @@ def test_unchanged_content_creates_nothing(gh: GitHubEmulator, bare: Path) -> No
 
 def test_bytes_written_are_json_dumps_indent4(gh: GitHubEmulator, bare: Path) -> None:
     # Not an index file, so any JSON goes: escapes, floats, nesting, empty containers.
-    d = {"é": [1, 2.5, None, True, "\u2603 \"q\" \\"], "nested": {"x": {}, "y": []}, "big": 10**18, "neg": -7}
+    d = {"é": [1, 2.5, None, True, '\u2603 "q" \\'], "nested": {"x": {}, "y": []}, "big": 10**18, "neg": -7}
     assert helper.write_json_to_kipoi(d, "extra.json", REPO) is True
     written = on_branch(bare, "shared/containers/extra.json")
     assert written == json.dumps(d, indent=4).encode()
@@ -193,7 +193,9 @@ def test_concurrent_write_between_read_and_put_is_merged(gh: GitHubEmulator, bar
     def other_writer() -> None:
         headers = {"Authorization": f"token {TOKEN}", "User-Agent": "other-writer"}
         got = requests.get(f"{gh.url}{CONTENTS}", params={"ref": "update-json"}, headers=headers, timeout=10)
-        theirs = dict(json.loads(requests.get(got.json()["download_url"], timeout=10).content), Theirs="kipoi/kipoi-docker:theirs")
+        theirs = dict(
+            json.loads(requests.get(got.json()["download_url"], timeout=10).content), Theirs="kipoi/kipoi-docker:theirs"
+        )
         body = {
             "message": "someone else",
             "content": __import__("base64").b64encode(dumps(theirs)).decode(),
@@ -207,11 +209,17 @@ def test_concurrent_write_between_read_and_put_is_merged(gh: GitHubEmulator, bar
     ours = dict(base, Ours="kipoi/kipoi-docker:ours")
     assert helper.write_json_to_kipoi(ours, DOCKER, REPO) is True
 
-    ours_puts = [r["status"] for r in gh.requests_log if r["method"] == "PUT" and r["headers"].get("user-agent") != "other-writer"]
+    ours_puts = [
+        r["status"]
+        for r in gh.requests_log
+        if r["method"] == "PUT" and r["headers"].get("user-agent") != "other-writer"
+    ]
     assert ours_puts == [200, 409, 200], "our stale sha was refused, then the re-applied edit went through"
     merged = json.loads(on_branch(bare, DOCKER_PATH))
     assert merged["Theirs"] == "kipoi/kipoi-docker:theirs" and merged["Ours"] == "kipoi/kipoi-docker:ours"
-    assert on_branch(bare, DOCKER_PATH) == dumps(dict(base, Theirs="kipoi/kipoi-docker:theirs", Ours="kipoi/kipoi-docker:ours"))
+    assert on_branch(bare, DOCKER_PATH) == dumps(
+        dict(base, Theirs="kipoi/kipoi-docker:theirs", Ours="kipoi/kipoi-docker:ours")
+    )
     assert git(bare, "log", "-1", "--format=%s", "update-json^") == "someone else"
 
 
@@ -292,7 +300,9 @@ def edit_on_master(gh: GitHubEmulator, bare: Path, key: str, value: str) -> dict
     current[key] = value
     blob = git(bare, "rev-parse", f"master:{DOCKER_PATH}")
     content = base64.b64encode(dumps(current)).decode()
-    answer = api(gh, "PUT", f"/contents/{DOCKER_PATH}", message="fix by hand", branch="master", content=content, sha=blob)
+    answer = api(
+        gh, "PUT", f"/contents/{DOCKER_PATH}", message="fix by hand", branch="master", content=content, sha=blob
+    )
     assert answer.status_code == 200, answer.text
     return current
 
@@ -516,7 +526,10 @@ def test_local_zoo_uses_the_configured_identity(local_zoo: Path) -> None:
     git(local_zoo, "config", "user.name", "Configured Person")
     git(local_zoo, "config", "user.email", "configured@example.invalid")
     assert helper.write_json_to_kipoi(with_new_group(), DOCKER, str(local_zoo)) is True
-    assert git(local_zoo, "log", "-1", "--format=%cn <%ce>", "update-json") == "Configured Person <configured@example.invalid>"
+    assert (
+        git(local_zoo, "log", "-1", "--format=%cn <%ce>", "update-json")
+        == "Configured Person <configured@example.invalid>"
+    )
 
 
 def test_local_zoo_refuses_a_checked_out_branch(local_zoo: Path) -> None:
@@ -536,7 +549,9 @@ def test_local_zoo_concurrent_writers_all_land(local_zoo: Path) -> None:
     names = [f"Writer{i}" for i in range(6)]
 
     def write(name: str) -> bool:
-        return helper.write_json_to_kipoi(dict(base, **{name: f"kipoi/kipoi-docker:{name.lower()}"}), DOCKER, str(local_zoo))
+        return helper.write_json_to_kipoi(
+            dict(base, **{name: f"kipoi/kipoi-docker:{name.lower()}"}), DOCKER, str(local_zoo)
+        )
 
     with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
         assert list(pool.map(write, names)) == [True] * len(names)

@@ -12,12 +12,17 @@ import pytest
 import requests
 
 from tests.emulators.zenodo import ZenodoEmulator
-from tests.zenodo_fixtures import BUSYBOX_MD5, SIF_DIR, TOKEN, zenodo  # noqa: F401 (fixtures)
+from tests.zenodo_fixtures import BUSYBOX_MD5, SIF_DIR, TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-META = {"title": "A title", "upload_type": "physicalobject", "description": "A description",
-        "creators": [{"name": "Doe, Jane", "affiliation": "EMBL"}], "publication_date": "2022-01-02",
-        "license": "MIT"}
+META = {
+    "title": "A title",
+    "upload_type": "physicalobject",
+    "description": "A description",
+    "creators": [{"name": "Doe, Jane", "affiliation": "EMBL"}],
+    "publication_date": "2022-01-02",
+    "license": "MIT",
+}
 
 
 def _api(emu, path=""):
@@ -43,8 +48,18 @@ def test_create_shape(zenodo):
     assert dep["state"] == "unsubmitted" and dep["submitted"] is False and dep["files"] == [] and dep["title"] == ""
     assert dep["metadata"]["prereserve_doi"] == {"doi": f"10.5281/zenodo.{dep['id']}", "recid": dep["id"]}
     assert dep["record_id"] == dep["id"] and isinstance(dep["conceptrecid"], str)
-    assert set(dep["links"]) >= {"self", "html", "files", "bucket", "latest_draft", "latest_draft_html",
-                                 "publish", "edit", "discard", "newversion"}
+    assert set(dep["links"]) >= {
+        "self",
+        "html",
+        "files",
+        "bucket",
+        "latest_draft",
+        "latest_draft_html",
+        "publish",
+        "edit",
+        "discard",
+        "newversion",
+    }
     assert "/api/files/" in dep["links"]["bucket"]
     assert requests.post(_api(zenodo), json={"bogus": 1}, headers=AUTH).status_code == 400
     r = requests.post(_api(zenodo), data="{}", headers={**AUTH, "Content-Type": "text/plain"})
@@ -66,7 +81,9 @@ def test_bucket_and_file_checksum_forms(zenodo):
 
 def test_validation_error_shapes(zenodo):
     dep = requests.post(_api(zenodo), json={}, headers=AUTH).json()
-    r = requests.put(_api(zenodo, f"/{dep['id']}"), json={"metadata": dict(META, license="no-such", extra=1)}, headers=AUTH)
+    r = requests.put(
+        _api(zenodo, f"/{dep['id']}"), json={"metadata": dict(META, license="no-such", extra=1)}, headers=AUTH
+    )
     assert r.status_code == 400
     errors = {e["field"]: e for e in r.json()["errors"]}
     assert set(errors) == {"metadata.license", "metadata.extra"}
@@ -92,14 +109,18 @@ def test_update_replaces_metadata_and_license_form(zenodo):
 def test_publish_newversion_and_delete(zenodo):
     dep, _ = _draft_with_file(zenodo)
     dep_id = dep["id"]
-    assert requests.post(_api(zenodo, f"/{dep_id}/actions/newversion"), headers=AUTH).status_code == (404 if _rdm(zenodo) else 403)
+    assert requests.post(_api(zenodo, f"/{dep_id}/actions/newversion"), headers=AUTH).status_code == (
+        404 if _rdm(zenodo) else 403
+    )
     requests.put(_api(zenodo, f"/{dep_id}"), json={"metadata": META}, headers=AUTH)
     r = requests.post(_api(zenodo, f"/{dep_id}/actions/publish"), headers=AUTH)
     assert r.status_code == 202 and r.json()["state"] == "done" and r.json()["submitted"] is True
     assert r.json()["doi"] == f"10.5281/zenodo.{dep_id}"
     published_refusal = 404 if _rdm(zenodo) else 403
     assert requests.post(_api(zenodo, f"/{dep_id}/actions/publish"), headers=AUTH).status_code == published_refusal
-    assert requests.put(_api(zenodo, f"/{dep_id}"), json={"metadata": META}, headers=AUTH).status_code == published_refusal
+    assert (
+        requests.put(_api(zenodo, f"/{dep_id}"), json={"metadata": META}, headers=AUTH).status_code == published_refusal
+    )
     assert requests.delete(_api(zenodo, f"/{dep_id}"), headers=AUTH).status_code == published_refusal
 
     r = requests.post(_api(zenodo, f"/{dep_id}/actions/newversion"), headers=AUTH)
@@ -247,7 +268,9 @@ def test_standalone_entry_point_prints_its_url(tmp_path):
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
     with subprocess.Popen(
         [sys.executable, "-m", "tests.emulators.zenodo", "--port", "0", "--token", TOKEN],
-        stdout=subprocess.PIPE, text=True, cwd=str(repo),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(repo),
     ) as proc:
         try:
             assert proc.stdout is not None

@@ -9,15 +9,12 @@ import pytest
 
 from kipoi_containers import singularityhelper
 from kipoi_containers.errors import ChecksumMismatchError, ZenodoAuthError, ZenodoError
-from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
+from tests.zenodo_fixtures import (
     BUSYBOX_MD5,
     SIF_DIR,
     TINY_MD5,
     TOKEN,
-    helper_env,
     make_client,
-    zenodo,
-    zenodo_rdm,
 )
 
 BUSYBOX = SIF_DIR / "busybox_1.34.1.sif"
@@ -74,8 +71,12 @@ def test_server_errors_are_retried_for_every_method(zenodo_rdm, status):
     dep_id, _ = _new_draft(client)
     zenodo_rdm.inject(status, method="PUT", path_prefix=f"/api/deposit/depositions/{dep_id}")
     zenodo_rdm.inject(status, method="DELETE", path_prefix=f"/api/deposit/depositions/{dep_id}")
-    metadata = {"title": "Retry test", "upload_type": "other", "description": "retried put",
-                "creators": [{"name": "A"}]}
+    metadata = {
+        "title": "Retry test",
+        "upload_type": "other",
+        "description": "retried put",
+        "creators": [{"name": "A"}],
+    }
     assert client.update_metadata(dep_id, metadata)["title"] == "Retry test"
     client.delete_deposition(dep_id)
     assert zenodo_rdm.deposition(dep_id) is None
@@ -187,14 +188,19 @@ def test_left_over_draft_is_continued_not_failed(zenodo, helper_env):
         assert [r["status"] for r in newversions] == [201, 400]
     else:
         assert [r["status"] for r in newversions] == [201, 201]
-    entry = {"url": f"{zenodo.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-             "name": "tiny-container_latest", "md5": TINY_MD5}
+    entry = {
+        "url": f"{zenodo.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+        "name": "tiny-container_latest",
+        "md5": TINY_MD5,
+    }
     result = singularityhelper.update_existing_singularity_container(
         client, entry, SIF_DIR, "Test", file_to_upload="busybox_1.34.1.sif", push=False
     )
     assert result["new_deposition_id"] == str(first)
     assert sorted(f["filename"] for f in zenodo.deposition(first)["files"]) == [
-        "busybox_1.34.1.sif", "tiny-container_latest.sif"]
+        "busybox_1.34.1.sif",
+        "tiny-container_latest.sif",
+    ]
     client.delete_deposition(first)
     # The slot is free again.
     second = client.new_version(6576723)
@@ -226,8 +232,16 @@ def test_publish_repeated_after_a_lost_answer_is_accepted(zenodo_rdm):
     client = make_client(zenodo_rdm)
     dep_id, bucket = _new_draft(client)
     client.upload_file(bucket, "busybox_1.34.1.sif", BUSYBOX)
-    client.update_metadata(dep_id, {"title": "Lost answer", "upload_type": "other", "description": "xyz",
-                                    "creators": [{"name": "A"}], "license": "MIT"})
+    client.update_metadata(
+        dep_id,
+        {
+            "title": "Lost answer",
+            "upload_type": "other",
+            "description": "xyz",
+            "creators": [{"name": "A"}],
+            "license": "MIT",
+        },
+    )
     # A gateway timeout on publish is repeated (POST publish is safe to repeat).
     zenodo_rdm.inject(504, method="POST", path_prefix=f"/api/deposit/depositions/{dep_id}/actions/publish")
     dep = client.publish(dep_id)
@@ -269,7 +283,9 @@ def test_validation_errors_carry_zenodos_field_messages(zenodo):
     client = make_client(zenodo)
     dep_id, _ = _new_draft(client)
     with pytest.raises(ZenodoError) as err:
-        client.update_metadata(dep_id, {"title": "ok title", "upload_type": "bogus", "creators": [{"affiliation": "x"}]})
+        client.update_metadata(
+            dep_id, {"title": "ok title", "upload_type": "bogus", "creators": [{"affiliation": "x"}]}
+        )
     text = str(err.value)
     assert err.value.status == 400
     assert f"could not update the metadata of deposition `{dep_id}`" in text
@@ -282,7 +298,7 @@ def test_upload_of_a_missing_file_is_a_local_error_without_request(zenodo_rdm, t
     client = make_client(zenodo_rdm)
     dep_id, bucket = _new_draft(client)
     before = len(zenodo_rdm.requests_log)
-    with pytest.raises(ZenodoError, match="could not open `.*nope.sif`"):
+    with pytest.raises(ZenodoError, match=r"could not open `.*nope\.sif`"):
         client.upload_file(bucket, "nope.sif", tmp_path / "nope.sif")
     assert len(zenodo_rdm.requests_log) == before
     client.delete_deposition(dep_id)
@@ -341,7 +357,9 @@ def test_failed_push_new_deletes_its_draft(zenodo, helper_env, step):
     assert {d["id"] for d in zenodo.depositions()} == before  # the draft is gone
     created = [r for r in zenodo.requests_log if r["method"] == "POST" and r["path"] == "/api/deposit/depositions"]
     assert len(created) == 1
-    deletes = [r for r in zenodo.requests_log if r["method"] == "DELETE" and r["path"].startswith("/api/deposit/depositions/")]
+    deletes = [
+        r for r in zenodo.requests_log if r["method"] == "DELETE" and r["path"].startswith("/api/deposit/depositions/")
+    ]
     assert [r["status"] for r in deletes] == [204]
 
 

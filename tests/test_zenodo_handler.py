@@ -10,15 +10,12 @@ import pytest
 
 from kipoi_containers import singularityhandler
 from kipoi_containers.errors import DockerError
-from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
+from tests.zenodo_fixtures import (
     BUSYBOX_MD5,
     SIF_DIR,
     TINY_MD5,
-    helper_env,
     make_client,
     singularity_index,
-    zenodo,
-    zenodo_rdm,
 )
 
 
@@ -49,7 +46,11 @@ def test_pull_folder_comes_from_the_environment(monkeypatch, zenodo_rdm):
 def test_handler_keeps_the_index_shape(tmp_path, zenodo_rdm):
     index = singularity_index()
     handler = singularityhandler.SingularityHandler(
-        "Basset", "kipoi/kipoi-docker:basset-slim", index, {}, singularity_image_folder=tmp_path,
+        "Basset",
+        "kipoi/kipoi-docker:basset-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
         zenodo_client=make_client(zenodo_rdm),
     )
     assert handler.singularity_image_folder == tmp_path
@@ -57,7 +58,13 @@ def test_handler_keeps_the_index_shape(tmp_path, zenodo_rdm):
     assert all(sorted(v) == ["md5", "name", "url"] for v in handler.model_group_to_singularity_dict.values())
     handler.model_group = "DummyModel"
     handler.update_container_info(
-        {"url": "https://www.dummy.url", "name": "Dummy_container.sif", "md5": "123", "new_deposition_id": "x", "file_id": "1"}
+        {
+            "url": "https://www.dummy.url",
+            "name": "Dummy_container.sif",
+            "md5": "123",
+            "new_deposition_id": "x",
+            "file_id": "1",
+        }
     )
     assert index["DummyModel"] == {"url": "https://www.dummy.url", "name": "Dummy_container.sif", "md5": "123"}
 
@@ -68,7 +75,11 @@ def test_default_conversion_of_an_absent_image_fails_before_zenodo(tmp_path, zen
     index = singularity_index()
     before = dict(index["DeepMEL"])
     handler = singularityhandler.SingularityHandler(
-        "DeepMEL", "kipoi/kipoi-docker:absent-image-slim", index, {}, singularity_image_folder=tmp_path,
+        "DeepMEL",
+        "kipoi/kipoi-docker:absent-image-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
         zenodo_client=make_client(zenodo_rdm),
     )
     with pytest.raises(DockerError, match="kipoi/kipoi-docker:absent-image-slim"):
@@ -84,8 +95,13 @@ def test_unchanged_image_is_not_published(tmp_path, capsys, caplog, zenodo_rdm):
     before = dict(index["DeepMEL"])
     calls: list = []
     handler = singularityhandler.SingularityHandler(
-        "DeepMEL", "kipoi/kipoi-docker:deepmel-slim", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=make_client(zenodo_rdm), build_image=_builder(SIF_DIR / "tiny-container_latest.sif", calls),
+        "DeepMEL",
+        "kipoi/kipoi-docker:deepmel-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=make_client(zenodo_rdm),
+        build_image=_builder(SIF_DIR / "tiny-container_latest.sif", calls),
     )
     caplog.set_level("INFO", logger="kipoi_containers")
     handler.update(["DeepMEL/Model"], push=False)
@@ -99,12 +115,22 @@ def test_unchanged_image_is_not_published(tmp_path, capsys, caplog, zenodo_rdm):
 
 def test_changed_image_is_published_as_a_new_version(tmp_path, zenodo, helper_env):
     client = helper_env(zenodo)
-    index = {"Tiny": {"url": f"{zenodo.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-                      "name": "tiny-container_latest", "md5": TINY_MD5}}
+    index = {
+        "Tiny": {
+            "url": f"{zenodo.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+            "name": "tiny-container_latest",
+            "md5": TINY_MD5,
+        }
+    }
     tested: list = []
     handler = singularityhandler.SingularityHandler(
-        "Tiny", "kipoi/kipoi-docker:tiny-slim", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=client, build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        "Tiny",
+        "kipoi/kipoi-docker:tiny-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
         test_image=lambda **kw: tested.append(kw["model"]),
     )
     handler.update(["Tiny/a", "Tiny/b"], push=True)
@@ -121,14 +147,25 @@ def test_changed_image_is_published_as_a_new_version(tmp_path, zenodo, helper_en
 
 def test_update_without_push_keeps_the_entry_and_leaves_a_draft(tmp_path, zenodo_rdm, helper_env, monkeypatch):
     client = helper_env(zenodo_rdm)
-    index = {"Tiny": {"url": f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-                      "name": "tiny-container_latest", "md5": TINY_MD5}}
+    index = {
+        "Tiny": {
+            "url": f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+            "name": "tiny-container_latest",
+            "md5": TINY_MD5,
+        }
+    }
     before = dict(index["Tiny"])
-    monkeypatch.setattr("kipoi_containers.singularityhandler.build_singularity_image",
-                        _builder(SIF_DIR / "busybox_1.34.1.sif", []))
+    monkeypatch.setattr(
+        "kipoi_containers.singularityhandler.build_singularity_image", _builder(SIF_DIR / "busybox_1.34.1.sif", [])
+    )
     monkeypatch.setattr("kipoi_containers.singularityhandler.test_singularity_image", lambda **kw: None)
     handler = singularityhandler.SingularityHandler(
-        "Tiny", "kipoi/kipoi-docker:tiny-slim", index, {}, singularity_image_folder=tmp_path, zenodo_client=client,
+        "Tiny",
+        "kipoi/kipoi-docker:tiny-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
     )
     handler.update([], push=False)
     assert index["Tiny"] == before
@@ -169,18 +206,29 @@ def test_add_publishes_a_new_record_and_extends_the_release_matrix(tmp_path, zen
 def test_add_with_mocked_publish_sets_the_entry(tmp_path, zenodo_rdm, monkeypatch):
     """Upstream's own mocked test: the entry comes from whatever push returned."""
     index = singularity_index()
-    monkeypatch.setattr("kipoi_containers.singularityhandler.build_singularity_image",
-                        lambda **kw: tmp_path / "kipoi-docker_mpra-dragonn-slim.sif")
+    monkeypatch.setattr(
+        "kipoi_containers.singularityhandler.build_singularity_image",
+        lambda **kw: tmp_path / "kipoi-docker_mpra-dragonn-slim.sif",
+    )
     monkeypatch.setattr("kipoi_containers.singularityhandler.test_singularity_image", lambda **kw: None)
     monkeypatch.setattr(
         "kipoi_containers.singularityhandler.push_new_singularity_image",
-        lambda **kw: {"new_deposition_id": "123", "file_id": "456", "url": "https://dummy.url",
-                      "name": "wrong_name", "md5": "78758738"},
+        lambda **kw: {
+            "new_deposition_id": "123",
+            "file_id": "456",
+            "url": "https://dummy.url",
+            "name": "wrong_name",
+            "md5": "78758738",
+        },
     )
     release = {"jobs": {"buildtestandpushsingularity": {"strategy": {"matrix": {"image": ["dummy"]}}}}}
     handler = singularityhandler.SingularityHandler(
-        "MPRA-DragoNN/ConvModel", "kipoi/kipoi-docker:mpra-dragonn", index, release,
-        singularity_image_folder=tmp_path, zenodo_client=make_client(zenodo_rdm),
+        "MPRA-DragoNN/ConvModel",
+        "kipoi/kipoi-docker:mpra-dragonn",
+        index,
+        release,
+        singularity_image_folder=tmp_path,
+        zenodo_client=make_client(zenodo_rdm),
     )
     handler.add(["MPRA-DragoNN/ConvModel"], push=False)
     assert index["MPRA-DragoNN/ConvModel"] == {"url": "https://dummy.url", "name": "wrong_name", "md5": "78758738"}
@@ -198,14 +246,22 @@ def _failing_tester(**kw):
 @pytest.mark.parametrize("step", ["add", "update"])
 def test_a_failure_still_removes_the_built_image(tmp_path, zenodo_rdm, helper_env, step, failure):
     client = helper_env(zenodo_rdm)
-    index = {"Tiny": {"url": f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-                      "name": "tiny-container_latest", "md5": TINY_MD5}}
+    index = {
+        "Tiny": {
+            "url": f"{zenodo_rdm.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+            "name": "tiny-container_latest",
+            "md5": TINY_MD5,
+        }
+    }
     before = {k: dict(v) for k, v in index.items()}
     calls: list = []
     handler = singularityhandler.SingularityHandler(
         "Tiny" if step == "update" else "NewGroup",
         "kipoi/kipoi-docker:tiny-slim" if step == "update" else "kipoi/kipoi-docker:newgroup",
-        index, {}, singularity_image_folder=tmp_path, zenodo_client=client,
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
         build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", calls),
         test_image=_failing_tester if failure == "test" else (lambda **kw: None),
     )
@@ -225,8 +281,13 @@ def test_add_removes_the_built_image_after_publishing(tmp_path, zenodo_rdm, help
     client = helper_env(zenodo_rdm)
     index: dict = {}
     handler = singularityhandler.SingularityHandler(
-        "NewGroup", "kipoi/kipoi-docker:newgroup", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=client, build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        "NewGroup",
+        "kipoi/kipoi-docker:newgroup",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
         test_image=lambda **kw: None,
     )
     handler.add(["NewGroup"], push=True)
@@ -243,8 +304,13 @@ def test_handler_passes_its_index_so_shared_images_are_recognised(tmp_path, zeno
     entry = {"url": f"{zenodo_rdm.url}/record/9000001/files/{name}.sif?download=1", "name": name, "md5": TINY_MD5}
     index = {"GroupA": dict(entry), "GroupB/model": dict(entry)}
     handler = singularityhandler.SingularityHandler(
-        "GroupA", "kipoi/kipoi-docker:sharedpy3torch-slim", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=client, build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        "GroupA",
+        "kipoi/kipoi-docker:sharedpy3torch-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
         test_image=lambda **kw: None,
     )
     handler.update(["GroupA"], push=True)
@@ -259,16 +325,22 @@ def test_replacements_with_upstreams_exact_signature_still_work(tmp_path, zenodo
     without it."""
     seen: list = []
 
-    def push_new_singularity_image(zenodo_client, singularity_image_folder, singularity_dict, model_group,
-                                   file_to_upload="", path="", push=False):
+    def push_new_singularity_image(
+        zenodo_client, singularity_image_folder, singularity_dict, model_group, file_to_upload="", path="", push=False
+    ):
         seen.append(model_group)
         return {"url": "https://dummy.url", "name": "n", "md5": "m"}
 
     monkeypatch.setattr("kipoi_containers.singularityhandler.push_new_singularity_image", push_new_singularity_image)
     index: dict = {}
     handler = singularityhandler.SingularityHandler(
-        "NewGroup", "kipoi/kipoi-docker:newgroup", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=make_client(zenodo_rdm), build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
+        "NewGroup",
+        "kipoi/kipoi-docker:newgroup",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=make_client(zenodo_rdm),
+        build_image=_builder(SIF_DIR / "busybox_1.34.1.sif", []),
         test_image=lambda **kw: None,
     )
     handler.add([], push=False)

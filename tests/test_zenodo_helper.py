@@ -8,14 +8,11 @@ from datetime import date
 import pytest
 
 from kipoi_containers import helper, singularityhandler, singularityhelper
-from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
+from tests.zenodo_fixtures import (
     BUSYBOX_MD5,
     SIF_DIR,
     TINY_MD5,
-    helper_env,
     singularity_index,
-    zenodo,
-    zenodo_rdm,
 )
 
 TODAY = date.today().strftime("%Y-%m-%d")
@@ -48,7 +45,9 @@ def test_published_container_search_returns_one_per_unique_image(zenodo, helper_
     names = [c["name"] for c in handler.model_group_to_singularity_dict.values()]
     n = helper.total_number_of_unique_containers(names)
     assert n == 19
-    found = client.get_content(singularityhelper.ZENODO_DEPOSITION, status="published", q="singularity container", size=n)
+    found = client.get_content(
+        singularityhelper.ZENODO_DEPOSITION, status="published", q="singularity container", size=n
+    )
     assert len(found) == n
     # Stronger than upstream: with room to spare, exactly the latest version of each image.
     everything = client.get_content(
@@ -132,7 +131,10 @@ def test_upload_metadata_argument_errors_make_no_request(zenodo, helper_env, tes
     with pytest.raises(ValueError) as error:
         singularityhelper.upload_metadata(client, test_singularity_dict["url"], shared_env="abc")
     assert error.type is ValueError
-    assert "Available options are - mmsplice, sharedpy3keras2tf1, sharedpy3keras2tf2, sharedpy3keras1.2" in error.value.args[0]
+    assert (
+        "Available options are - mmsplice, sharedpy3keras2tf1, sharedpy3keras2tf2, sharedpy3keras1.2"
+        in error.value.args[0]
+    )
     assert len(zenodo.requests_log) == before
 
 
@@ -246,7 +248,7 @@ def test_get_singularity_image_downloads_and_checks_md5(zenodo, helper_env, tmp_
     from kipoi_containers.errors import ChecksumMismatchError
 
     bad = dict(entry, md5="0" * 32, name="other")
-    with pytest.raises(ChecksumMismatchError, match="expected 0{32}"):
+    with pytest.raises(ChecksumMismatchError, match=r"expected 0{32}"):
         singularityhelper.get_singularity_image(tmp_path, {"Tiny": bad}, "Tiny", client)
     assert not (tmp_path / "other.sif").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-container_latest.sif"]
@@ -289,17 +291,19 @@ def test_client_base_url_alone_directs_every_call(monkeypatch, tmp_path, prefix)
         built = tmp_path / "built"
         built.mkdir()
         (built / "tiny-container_latest.sif").write_bytes((SIF_DIR / "busybox_1.34.1.sif").read_bytes())
-        entry = {"url": f"{emu.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-                 "name": "tiny-container_latest", "md5": TINY_MD5}
-        result = singularityhelper.update_existing_singularity_container(
-            client, entry, built, "Test", push=True
-        )
+        entry = {
+            "url": f"{emu.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+            "name": "tiny-container_latest",
+            "md5": TINY_MD5,
+        }
+        result = singularityhelper.update_existing_singularity_container(client, entry, built, "Test", push=True)
         new_id = int(result["new_deposition_id"])
         assert result["url"] == f"{emu.url}/record/{new_id}/files/tiny-container_latest.sif?download=1"
         assert emu.deposition(new_id)["title"] == "Test singularity container"
         deletes = [r for r in emu.requests_log if r["method"] == "DELETE"]
-        assert [r["path"] for r in deletes] == [f"{prefix}/api/deposit/depositions/{new_id}/files/"
-                                                f"{deletes[0]['path'].rsplit('/', 1)[1]}"]
+        assert [r["path"] for r in deletes] == [
+            f"{prefix}/api/deposit/depositions/{new_id}/files/{deletes[0]['path'].rsplit('/', 1)[1]}"
+        ]
         assert client.download(result["url"], tmp_path / "b.sif", md5=result["md5"]) == BUSYBOX_MD5
         # The new record's URL is itself usable as the next update's input (id parsed robustly).
         (built / "tiny-container_latest.sif").write_bytes((SIF_DIR / "tiny-container_latest.sif").read_bytes())
@@ -346,8 +350,9 @@ def test_get_singularity_image_uses_the_longest_prefix_key(zenodo_rdm, helper_en
     busybox = {"url": f"{record}/busybox_1.34.1.sif?download=1", "name": "busybox_1.34.1", "md5": BUSYBOX_MD5}
     index = {"Grp": busybox, "Grp/sub": tiny}
     # A model below a sub-model key resolves to that key, not to its top-level group.
-    assert singularityhelper.get_singularity_image(tmp_path, index, "Grp/sub/model", client) == \
-        singularityhelper.Path("tiny-container_latest.sif")
+    assert singularityhelper.get_singularity_image(tmp_path, index, "Grp/sub/model", client) == singularityhelper.Path(
+        "tiny-container_latest.sif"
+    )
     assert singularityhelper.get_singularity_image(tmp_path, index, "Grp/other", client).name == "busybox_1.34.1.sif"
     # Only the sub-model key exists: upstream's split("/")[0] raised KeyError("Grp").
     assert singularityhelper.singularity_entry_for({"Grp/sub": tiny}, "Grp/sub/deeper/model") == tiny
@@ -368,23 +373,32 @@ def test_singularity_entry_for_accepts_an_index(tmp_path):
     index = Index.load(tmp_path / "ci")
     raw = json.loads(SINGULARITY_INDEX.read_text())
     assert singularityhelper.singularity_entry_for(index, "MMSplice/mtsplice") == raw["MMSplice/mtsplice"]
-    assert singularityhelper.singularity_entry_for(index, "DeepBind/Homo_sapiens/TF/D00328.018_ChIP-seq_CTCF") == \
-        raw["DeepBind"]
+    assert (
+        singularityhelper.singularity_entry_for(index, "DeepBind/Homo_sapiens/TF/D00328.018_ChIP-seq_CTCF")
+        == raw["DeepBind"]
+    )
 
 
 @pytest.mark.parametrize(
     ("record", "name", "title", "description_part"),
     [
-        (6603044, "kipoi-docker_sharedpy3keras2tf1-slim", "sharedpy3keras2tf1 singularity container",
-         "https://github.com/kipoi/kipoi-containers/blob/main/envfiles/sharedpy3keras2tf1.yml"),
-        (6603220, "kipoi-docker_mmsplice-slim", "MMSplice singularity container except mtsplice",
-         "Singularity container for MMSplice models except mtsplice"),
+        (
+            6603044,
+            "kipoi-docker_sharedpy3keras2tf1-slim",
+            "sharedpy3keras2tf1 singularity container",
+            "https://github.com/kipoi/kipoi-containers/blob/main/envfiles/sharedpy3keras2tf1.yml",
+        ),
+        (
+            6603220,
+            "kipoi-docker_mmsplice-slim",
+            "MMSplice singularity container except mtsplice",
+            "Singularity container for MMSplice models except mtsplice",
+        ),
         (None, "kipoi-docker_deepmel-slim", "Test singularity container", "https://kipoi.org/models/Test/"),
     ],
     ids=["shared-env", "mmsplice", "own-image"],
 )
-def test_metadata_is_decided_from_the_index(zenodo_rdm, helper_env, monkeypatch, record, name, title,
-                                            description_part):
+def test_metadata_is_decided_from_the_index(zenodo_rdm, helper_env, monkeypatch, record, name, title, description_part):
     client = helper_env(zenodo_rdm)
     monkeypatch.setattr("kipoi_containers.singularityhelper.upload_file", lambda *a, **k: None)
     index = singularity_index()
@@ -403,8 +417,11 @@ def test_a_shared_image_unknown_to_upstream_is_recognised_from_the_index(zenodo_
     client = helper_env(zenodo_rdm)
     monkeypatch.setattr("kipoi_containers.singularityhelper.upload_file", lambda *a, **k: None)
     zenodo_rdm.seed_published(9000001, title="x", files=[("kipoi-docker_sharedpy3torch-slim.sif", (TINY_MD5, 1))])
-    torch = {"url": f"{zenodo_rdm.url}/record/9000001/files/kipoi-docker_sharedpy3torch-slim.sif?download=1",
-             "name": "kipoi-docker_sharedpy3torch-slim", "md5": TINY_MD5}
+    torch = {
+        "url": f"{zenodo_rdm.url}/record/9000001/files/kipoi-docker_sharedpy3torch-slim.sif?download=1",
+        "name": "kipoi-docker_sharedpy3torch-slim",
+        "md5": TINY_MD5,
+    }
     index = {"A": torch, "B/m": torch, "C": {**torch, "name": "kipoi-docker_sharedpy3keras1.2-slim"}}
     result = singularityhelper.update_existing_singularity_container(
         client, torch, SIF_DIR, "A", push=False, model_group_to_singularity_dict=index

@@ -16,44 +16,44 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
 from kipoi_containers import _engine, singularityhandler, singularityhelper
 from kipoi_containers.errors import InvalidNameError, ZenodoError
-from tests.zenodo_fixtures import (  # noqa: F401 (fixtures)
+from tests.zenodo_fixtures import (
     BUSYBOX_MD5,
     SIF_DIR,
     SINGULARITY_INDEX,
     TINY_MD5,
     TOKEN,
-    helper_env,
     make_client,
     singularity_index,
-    zenodo,
-    zenodo_rdm,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 BUSYBOX = SIF_DIR / "busybox_1.34.1.sif"
 
 
-def _requests(emu, method: str, fragment: str = "") -> List[Dict[str, Any]]:
+def _requests(emu, method: str, fragment: str = "") -> list[dict[str, Any]]:
     return [r for r in emu.requests_log if r["method"] == method and fragment in r["path"]]
 
 
-def _drafts(emu) -> List[Dict[str, Any]]:
+def _drafts(emu) -> list[dict[str, Any]]:
     return [d for d in emu.depositions() if d["state"] != "done"]
 
 
-def _holding(emu, file_name: str) -> List[Dict[str, Any]]:
+def _holding(emu, file_name: str) -> list[dict[str, Any]]:
     return [d for d in emu.depositions() if any(f["filename"] == file_name for f in d["files"])]
 
 
-def _tiny_entry(emu) -> Dict[str, str]:
-    return {"url": f"{emu.url}/record/6576723/files/tiny-container_latest.sif?download=1",
-            "name": "tiny-container_latest", "md5": TINY_MD5}
+def _tiny_entry(emu) -> dict[str, str]:
+    return {
+        "url": f"{emu.url}/record/6576723/files/tiny-container_latest.sif?download=1",
+        "name": "tiny-container_latest",
+        "md5": TINY_MD5,
+    }
 
 
 # ------------------------------------------------------------------ end to end
@@ -64,9 +64,13 @@ def test_new_record_end_to_end(zenodo, helper_env, tmp_path):
     before = len(zenodo.depositions())
     steps: list = []
     progress: list = []
-    result = client.publish_new(BUSYBOX, "kipoi-docker_newgroup-slim.sif", model_group="NewGroup",
-                                on_step=lambda event, info: steps.append((event, info)),
-                                progress=lambda done, total: progress.append((done, total)))
+    result = client.publish_new(
+        BUSYBOX,
+        "kipoi-docker_newgroup-slim.sif",
+        model_group="NewGroup",
+        on_step=lambda event, info: steps.append((event, info)),
+        progress=lambda done, total: progress.append((done, total)),
+    )
     published = result["published"]
     dep_id = result["deposition_id"]
     assert published == {
@@ -85,8 +89,7 @@ def test_new_record_end_to_end(zenodo, helper_env, tmp_path):
     assert zenodo.file_bytes(dep_id, "kipoi-docker_newgroup-slim.sif") == BUSYBOX.read_bytes()
     assert client.download(published["url"], tmp_path / "back.sif", md5=published["md5"]) == BUSYBOX_MD5
     assert [event for event, _ in steps] == ["draft_created", "file_uploaded", "published"]
-    assert steps[1][1] == {"deposition_id": dep_id, "file_name": "kipoi-docker_newgroup-slim.sif",
-                           "md5": BUSYBOX_MD5}
+    assert steps[1][1] == {"deposition_id": dep_id, "file_name": "kipoi-docker_newgroup-slim.sif", "md5": BUSYBOX_MD5}
     assert steps[2][1] == published
     assert _drafts(zenodo) == []
     size = BUSYBOX.stat().st_size
@@ -105,7 +108,9 @@ def test_a_replaced_upload_file_that_raises_is_raised_and_the_draft_deleted(zeno
 
     monkeypatch.setattr("kipoi_containers.singularityhelper.upload_file", broken_upload)
     with pytest.raises(RuntimeError, match="disk on fire") as err:
-        singularityhelper.push_new_singularity_image(client, SIF_DIR, {"url": "", "name": "busybox_1.34.1", "md5": ""}, "G")
+        singularityhelper.push_new_singularity_image(
+            client, SIF_DIR, {"url": "", "name": "busybox_1.34.1", "md5": ""}, "G"
+        )
     (delete,) = _requests(zenodo_rdm, "DELETE")
     draft = int(delete["path"].rsplit("/", 1)[1])
     assert delete["path"] == f"/api/deposit/depositions/{draft}" and delete["status"] == 204
@@ -178,7 +183,9 @@ def test_a_failed_update_deletes_the_new_version_draft(zenodo, helper_env, tmp_p
     read = [int(r["path"].rsplit("/", 1)[1]) for r in _requests(zenodo, "GET", "/api/deposit/depositions/")]
     draft_id = next(i for i in read if i != 6576723)
     assert err.value.status == 400 and err.value.draft_id == 0
-    assert f"as a new version of Zenodo record `6576723`; its draft deposition `{draft_id}` was deleted" in str(err.value)
+    assert f"as a new version of Zenodo record `6576723`; its draft deposition `{draft_id}` was deleted" in str(
+        err.value
+    )
     assert _drafts(zenodo) == []
     assert zenodo.deposition(draft_id) is None
     assert zenodo.deposition(6576723) == record_before
@@ -216,8 +223,12 @@ class _Publisher:
     def __init__(self, emu, path: Path, mode: str) -> None:
         env = dict(os.environ, EMU_URL=emu.url, EMU_TOKEN=TOKEN)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _PUBLISHER, str(path), mode], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", _PUBLISHER, str(path), mode],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: list = []
         self.stderr = ""
@@ -271,8 +282,11 @@ def test_ctrl_c_during_an_upload_deletes_the_draft(zenodo_rdm, tmp_path, mode):
     assert code == 130, publisher.stderr
     assert publisher.line_time("KeyboardInterrupt") - sent < 1.5, "KeyboardInterrupt came late"
     draft = publisher.draft_id()
-    assert [line for _, line in publisher.lines] == [f"draft_created {draft}", f"draft_deleted {draft}",
-                                                     "KeyboardInterrupt"]
+    assert [line for _, line in publisher.lines] == [
+        f"draft_created {draft}",
+        f"draft_deleted {draft}",
+        "KeyboardInterrupt",
+    ]
     # The draft is gone; nothing else changed.
     assert _drafts(zenodo_rdm) == [] and zenodo_rdm.deposition(draft) is None
     assert [r["status"] for r in _requests(zenodo_rdm, "DELETE")] == [204]
@@ -311,8 +325,13 @@ def test_resume_keeps_a_file_already_uploaded(zenodo, helper_env):
     draft = first["deposition_id"]
     puts_before = len(_requests(zenodo, "PUT", "/api/files/"))
     steps: list = []
-    result = client.publish_new(BUSYBOX, "busybox_1.34.1.sif", model_group="Dummy", draft_id=draft,
-                                on_step=lambda event, info: steps.append(event))
+    result = client.publish_new(
+        BUSYBOX,
+        "busybox_1.34.1.sif",
+        model_group="Dummy",
+        draft_id=draft,
+        on_step=lambda event, info: steps.append(event),
+    )
     assert result["deposition_id"] == draft and result["published"]["md5"] == BUSYBOX_MD5
     assert len(_requests(zenodo, "PUT", "/api/files/")) == puts_before  # not uploaded again
     assert [d["id"] for d in _holding(zenodo, "busybox_1.34.1.sif") if d["id"] != 6576723] == [draft]
@@ -363,15 +382,27 @@ def test_handler_publishes_by_default(zenodo_rdm, helper_env, tmp_path):
     client = helper_env(zenodo_rdm)
     index = {"Tiny": _tiny_entry(zenodo_rdm)}
     handler = singularityhandler.SingularityHandler(
-        "Tiny", "kipoi/kipoi-docker:tiny-slim", index, {}, singularity_image_folder=tmp_path, zenodo_client=client,
-        build_image=_builder(BUSYBOX, []), test_image=lambda **kw: None,
+        "Tiny",
+        "kipoi/kipoi-docker:tiny-slim",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(BUSYBOX, []),
+        test_image=lambda **kw: None,
     )
     handler.update(["Tiny"])
     record = int(_engine.record_id_from_url(index["Tiny"]["url"]) or 0)
     assert record != 6576723 and zenodo_rdm.deposition(record)["state"] == "done"
     handler = singularityhandler.SingularityHandler(
-        "Other", "kipoi/kipoi-docker:other", index, {}, singularity_image_folder=tmp_path, zenodo_client=client,
-        build_image=_builder(BUSYBOX, []), test_image=lambda **kw: None,
+        "Other",
+        "kipoi/kipoi-docker:other",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(BUSYBOX, []),
+        test_image=lambda **kw: None,
     )
     handler.add(["Other"])
     record = int(_engine.record_id_from_url(index["Other"]["url"]) or 0)
@@ -382,19 +413,27 @@ def test_handler_publishes_by_default(zenodo_rdm, helper_env, tmp_path):
 # ------------------------------------------------------------------ shared images in add()
 
 
-def _docker_to_model() -> Dict[str, List[str]]:
+def _docker_to_model() -> dict[str, list[str]]:
     singularity_index()  # skips without the shared fixtures
     return json.loads((SINGULARITY_INDEX.parent / "docker-to-model.json").read_text())
 
 
-@pytest.mark.parametrize("image", ["kipoi/kipoi-docker:sharedpy3keras2tf2", "kipoi/kipoi-docker:sharedpy3keras2tf2-slim"])
+@pytest.mark.parametrize(
+    "image", ["kipoi/kipoi-docker:sharedpy3keras2tf2", "kipoi/kipoi-docker:sharedpy3keras2tf2-slim"]
+)
 def test_add_to_a_shared_image_reuses_its_entry(zenodo_rdm, tmp_path, image):
     index = singularity_index()
     release = {"jobs": {"buildtestandpushsingularity": {"strategy": {"matrix": {"image": ["dummy"]}}}}}
     calls: list = []
     handler = singularityhandler.SingularityHandler(
-        "NewKerasGroup", image, index, release, singularity_image_folder=tmp_path,
-        zenodo_client=make_client(zenodo_rdm), build_image=_builder(BUSYBOX, calls), test_image=lambda **kw: None,
+        "NewKerasGroup",
+        image,
+        index,
+        release,
+        singularity_image_folder=tmp_path,
+        zenodo_client=make_client(zenodo_rdm),
+        build_image=_builder(BUSYBOX, calls),
+        test_image=lambda **kw: None,
     )
     handler.add(["NewKerasGroup/model"], _docker_to_model())
     assert index["NewKerasGroup"] == index["Basset"]  # the image's first model's entry
@@ -404,21 +443,36 @@ def test_add_to_a_shared_image_reuses_its_entry(zenodo_rdm, tmp_path, image):
 
 def test_shared_is_decided_from_the_index_not_the_name(zenodo_rdm, helper_env, tmp_path):
     client = helper_env(zenodo_rdm)
-    custom = {"url": f"{zenodo_rdm.url}/record/6576723/files/kipoi-docker_customenv-slim.sif?download=1",
-              "name": "kipoi-docker_customenv-slim", "md5": TINY_MD5}
+    custom = {
+        "url": f"{zenodo_rdm.url}/record/6576723/files/kipoi-docker_customenv-slim.sif?download=1",
+        "name": "kipoi-docker_customenv-slim",
+        "md5": TINY_MD5,
+    }
     # No "shared" in the name, but a second group joins the image: reused.
     index = {"GroupA": dict(custom)}
     handler = singularityhandler.SingularityHandler(
-        "GroupB", "kipoi/kipoi-docker:customenv", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=client, build_image=_builder(BUSYBOX, []), test_image=lambda **kw: None,
+        "GroupB",
+        "kipoi/kipoi-docker:customenv",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(BUSYBOX, []),
+        test_image=lambda **kw: None,
     )
     handler.add(["GroupB"], {"kipoi/kipoi-docker:customenv": ["GroupA"]})
     assert index["GroupB"] == custom and zenodo_rdm.requests_log == []
     # "shared" in the name, but no other group uses it: built and published as its own record.
     calls: list = []
     handler = singularityhandler.SingularityHandler(
-        "Lonely", "kipoi/kipoi-docker:sharedlonely", index, {}, singularity_image_folder=tmp_path,
-        zenodo_client=client, build_image=_builder(BUSYBOX, calls), test_image=lambda **kw: None,
+        "Lonely",
+        "kipoi/kipoi-docker:sharedlonely",
+        index,
+        {},
+        singularity_image_folder=tmp_path,
+        zenodo_client=client,
+        build_image=_builder(BUSYBOX, calls),
+        test_image=lambda **kw: None,
     )
     handler.add(["Lonely"], {})
     assert calls == [("kipoi/kipoi-docker:sharedlonely-slim", "kipoi-docker_sharedlonely-slim.sif")]
@@ -438,8 +492,9 @@ def test_unsafe_upload_names_are_refused_before_any_request(zenodo_rdm, helper_e
     assert isinstance(err.value, ValueError)
     assert "the file name is refused" in str(err.value)
     with pytest.raises(InvalidNameError):
-        singularityhelper.update_existing_singularity_container(client, _tiny_entry(zenodo_rdm), SIF_DIR, "G",
-                                                                file_to_upload=name)
+        singularityhelper.update_existing_singularity_container(
+            client, _tiny_entry(zenodo_rdm), SIF_DIR, "G", file_to_upload=name
+        )
     with pytest.raises(InvalidNameError):
         client.publish_version(6576723, BUSYBOX, name, model_group="G", draft_id=6576723)
     assert zenodo_rdm.requests_log == []
@@ -449,7 +504,7 @@ def test_a_missing_file_fails_before_any_request(zenodo_rdm, helper_env, tmp_pat
     from kipoi_containers.errors import FileIOError
 
     client = helper_env(zenodo_rdm)
-    with pytest.raises(FileIOError, match="could not open `.*nope.sif`"):
+    with pytest.raises(FileIOError, match=r"could not open `.*nope\.sif`"):
         singularityhelper.push_new_singularity_image(client, tmp_path, {"url": "", "name": "nope", "md5": ""}, "G")
     assert zenodo_rdm.requests_log == []
 
@@ -457,7 +512,9 @@ def test_a_missing_file_fails_before_any_request(zenodo_rdm, helper_env, tmp_pat
 def test_the_default_file_name_is_checked_too(zenodo_rdm, helper_env):
     client = helper_env(zenodo_rdm)
     with pytest.raises(InvalidNameError):
-        singularityhelper.push_new_singularity_image(client, SIF_DIR, {"url": "", "name": "../../etc/x", "md5": ""}, "G")
+        singularityhelper.push_new_singularity_image(
+            client, SIF_DIR, {"url": "", "name": "../../etc/x", "md5": ""}, "G"
+        )
     assert zenodo_rdm.requests_log == []
 
 
@@ -467,14 +524,26 @@ def test_the_default_file_name_is_checked_too(zenodo_rdm, helper_env):
 @pytest.mark.parametrize(
     ("sif_name", "group", "title", "description"),
     [
-        ("kipoi-docker_deepmel-slim", "DeepMEL", "DeepMEL singularity container",
-         "This is a singularity container for models under https://kipoi.org/models/DeepMEL/"),
-        ("kipoi-docker_sharedpy3keras2tf2-slim", "Basset", "sharedpy3keras2tf2 singularity container",
-         "Singularity container with the conda environment "
-         "https://github.com/kipoi/kipoi-containers/blob/main/envfiles/sharedpy3keras2tf2.yml "
-         "shared by several kipoi model groups"),
-        ("kipoi-docker_mmsplice-slim", "MMSplice", "MMSplice singularity container except mtsplice",
-         "Singularity container for MMSplice models except mtsplice, see https://kipoi.org/models/MMSplice/"),
+        (
+            "kipoi-docker_deepmel-slim",
+            "DeepMEL",
+            "DeepMEL singularity container",
+            "This is a singularity container for models under https://kipoi.org/models/DeepMEL/",
+        ),
+        (
+            "kipoi-docker_sharedpy3keras2tf2-slim",
+            "Basset",
+            "sharedpy3keras2tf2 singularity container",
+            "Singularity container with the conda environment "
+            "https://github.com/kipoi/kipoi-containers/blob/main/envfiles/sharedpy3keras2tf2.yml "
+            "shared by several kipoi model groups",
+        ),
+        (
+            "kipoi-docker_mmsplice-slim",
+            "MMSplice",
+            "MMSplice singularity container except mtsplice",
+            "Singularity container for MMSplice models except mtsplice, see https://kipoi.org/models/MMSplice/",
+        ),
     ],
     ids=["group", "shared-env", "mmsplice-except-mtsplice"],
 )

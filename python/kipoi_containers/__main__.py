@@ -15,11 +15,12 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable
 
-Main = Callable[[List[str]], int]
+Main = Callable[[list[str]], int]
 
 PROG = "python -m kipoi_containers"
 
@@ -29,7 +30,7 @@ class Command:
     """One command: what it does, and ``argv -> exit code`` (or ``"module:function"``)."""
 
     summary: str
-    target: Union[Main, str]
+    target: Main | str
 
     def load(self) -> Main:
         if callable(self.target):
@@ -58,7 +59,7 @@ def _time(seconds: int) -> str:
         return str(seconds)
 
 
-def _print_inspection(info: Dict[str, Any]) -> None:
+def _print_inspection(info: dict[str, Any]) -> None:
     """The descriptor table (like ``apptainer sif list``), then the labels."""
     objects = info["objects"]
     print(f"SIF:         {info['path']}")
@@ -87,7 +88,7 @@ def _print_inspection(info: Dict[str, Any]) -> None:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print()
-    labels: Dict[str, str] = info["labels"]
+    labels: dict[str, str] = info["labels"]
     if labels:
         print("labels:")
         width = max(len(k) for k in labels)
@@ -129,17 +130,24 @@ def _sif_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-vv: debug)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("inspect", help="the descriptor table and labels of a SIF", description=(
-        "Print the header, the descriptor table (id, type, offset, size, name, partition "
-        "fstype/parttype/arch) and the labels (source image and digest, model group, zoo commit)."
-    ))
+    p = actions.add_parser(
+        "inspect",
+        help="the descriptor table and labels of a SIF",
+        description=(
+            "Print the header, the descriptor table (id, type, offset, size, name, partition "
+            "fstype/parttype/arch) and the labels (source image and digest, model group, zoo commit)."
+        ),
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
 
-    p = actions.add_parser("verify", help="check a SIF's structure (exit 0 valid, 1 not)", description=(
-        "Check the header, descriptors and partition layout; exit 0 when valid, else print "
-        "the problem and exit 1."
-    ))
+    p = actions.add_parser(
+        "verify",
+        help="check a SIF's structure (exit 0 valid, 1 not)",
+        description=(
+            "Check the header, descriptors and partition layout; exit 0 when valid, else print the problem and exit 1."
+        ),
+    )
     p.add_argument("file", metavar="FILE")
 
     p = actions.add_parser(
@@ -154,19 +162,33 @@ def _sif_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="after `--`: the command and its arguments")
-    p.add_argument("--bind", type=_bind, action="append", default=[], metavar="SRC[:DEST]",
-                   help="bind a host path read-only (DEST under /tmp or an existing directory of the image)")
+    p.add_argument(
+        "--bind",
+        type=_bind,
+        action="append",
+        default=[],
+        metavar="SRC[:DEST]",
+        help="bind a host path read-only (DEST under /tmp or an existing directory of the image)",
+    )
     p.add_argument("--no-network", action="store_true", help="no network inside (only loopback)")
     p.add_argument("--pwd", metavar="DIR", help="working directory inside (default: $HOME)")
     p.add_argument("--env", type=_env, action="append", default=[], metavar="NAME=VALUE", help="set a variable inside")
     p.add_argument("--timeout", type=_positive, metavar="SECONDS", help="kill the command after this long")
-    p.add_argument("--runner", choices=("auto", "apptainer", "singularity", "bwrap"), default=None,
-                   help="how to run it (default: $KIPOI_SIF_RUNNER, else the first available)")
+    p.add_argument(
+        "--runner",
+        choices=("auto", "apptainer", "singularity", "bwrap"),
+        default=None,
+        help="how to run it (default: $KIPOI_SIF_RUNNER, else the first available)",
+    )
 
-    p = actions.add_parser("convert", help="convert a local Docker image to a SIF", description=(
-        "Convert IMAGE from the local Docker Engine into the SIF OUT (no apptainer, no "
-        "registry); the same image gives the same bytes."
-    ))
+    p = actions.add_parser(
+        "convert",
+        help="convert a local Docker image to a SIF",
+        description=(
+            "Convert IMAGE from the local Docker Engine into the SIF OUT (no apptainer, no "
+            "registry); the same image gives the same bytes."
+        ),
+    )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("out", metavar="OUT")
     p.add_argument("--model-group", metavar="G", help="record the Kipoi model group in the labels")
@@ -182,10 +204,10 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
     return parser
 
 
-def sif_main(argv: List[str]) -> int:
+def sif_main(argv: list[str]) -> int:
     """``sif inspect|verify|run|convert``."""
     parser = _sif_parser()
-    command: Optional[List[str]] = None
+    command: list[str] | None = None
     if "--" in argv:  # everything after the first `--` is the command of `run`
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1 :]
@@ -226,7 +248,9 @@ def sif_main(argv: List[str]) -> int:
             runner=args.runner,
         )
         if result.timed_out:
-            print(f"error: `{command[0] if command else ''}` exceeded {args.timeout:g}s and was killed", file=sys.stderr)
+            print(
+                f"error: `{command[0] if command else ''}` exceeded {args.timeout:g}s and was killed", file=sys.stderr
+            )
             return 124
         return result.exit_code if 0 <= result.exit_code <= 255 else 1
     report = sif.convert(args.image, args.out, model_group=args.model_group, zoo_commit=args.zoo_commit)
@@ -240,9 +264,10 @@ def sif_main(argv: List[str]) -> int:
 # ----------------------------------------------------------------------------- the table
 
 #: The commands, one line each: name -> Command(summary, ``argv -> exit code``).
-COMMANDS: Dict[str, Command] = {
+COMMANDS: dict[str, Command] = {
     "updateoradd": Command(
-        "sync with the model zoo: build, test, push, convert, publish, write back (also `python -m kipoi_containers.updateoradd`)",
+        "sync with the model zoo: build, test, push, convert, publish, write back"
+        " (also `python -m kipoi_containers.updateoradd`)",
         "kipoi_containers.updateoradd:main",
     ),
     "sif": Command("inspect, verify, run and convert Singularity images (SIF) without apptainer", sif_main),
@@ -257,7 +282,7 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_listing())
@@ -278,9 +303,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the command line prints errors, never tracebacks
+    except Exception as error:
         text = str(error) or type(error).__name__
-        if not isinstance(error, (OSError, ValueError, LookupError)) and not type(error).__module__.startswith("kipoi_containers"):
+        if not isinstance(error, (OSError, ValueError, LookupError)) and not type(error).__module__.startswith(
+            "kipoi_containers"
+        ):
             text = f"{type(error).__name__}: {text}"
         print(f"error: {text}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Union
 
 from . import _engine
 from .dockerhelper import test_docker_image_without_exception
@@ -24,7 +24,7 @@ PathType = Union[str, "os.PathLike[str]"]
 __all__ = ["DockerAdder"]
 
 
-def _shared_images_of_local_index() -> List[str]:
+def _shared_images_of_local_index() -> list[str]:
     """The shared images of the local index; none when there is no index directory (a
     malformed index raises rather than silently meaning "no shared images")."""
     directory = container_info_dir()
@@ -54,13 +54,13 @@ class DockerAdder:
         self,
         model_group: str,
         kipoi_model_repo: Any,
-        kipoi_container_repo: Optional[Any] = None,
+        kipoi_container_repo: Any | None = None,
         *,
-        shared_images: Optional[List[str]] = None,
+        shared_images: list[str] | None = None,
         dockerfiles_dir: PathType = "dockerfiles",
-        template_dir: Optional[PathType] = None,
-        base_image: Optional[str] = None,
-        zoo: Optional[PathType] = None,
+        template_dir: PathType | None = None,
+        base_image: str | None = None,
+        zoo: PathType | None = None,
         push: bool = True,
     ) -> None:
         self.model_group = model_group
@@ -68,7 +68,7 @@ class DockerAdder:
         self.kipoi_container_repo = kipoi_container_repo
         self.image_name = _engine.image_for_group(model_group)
         self.slim_image = _engine.slim_image(self.image_name)
-        self.list_of_models: List[str] = []
+        self.list_of_models: list[str] = []
         self.shared_images = shared_images if shared_images is not None else _shared_images_of_local_index()
         self.dockerfiles_dir = Path(dockerfiles_dir)
         self.template_dir = template_dir
@@ -80,11 +80,11 @@ class DockerAdder:
         self.zoo = zoo
         self.push = push
 
-    def get_list_of_models_from_repo(self) -> List[str]:
+    def get_list_of_models_from_repo(self) -> list[str]:
         """The group's models in the zoo (``models.tsv``, sub-folders, or the group)."""
         return _engine.models_of_group(_zoo_spec(self.kipoi_model_repo), self.model_group)
 
-    def _models(self) -> List[str]:
+    def _models(self) -> list[str]:
         return self.list_of_models or [self.model_group]
 
     def is_compatible_with_existing_image(self) -> bool:
@@ -100,10 +100,10 @@ class DockerAdder:
 
     def update_content(
         self,
-        model_group_to_docker_dict: Dict[str, str],
-        docker_to_model_dict: Dict[str, List[str]],
-        workflow_test_data: Optional[Dict[str, Any]] = None,
-        workflow_release_data: Optional[Dict[str, Any]] = None,
+        model_group_to_docker_dict: dict[str, str],
+        docker_to_model_dict: dict[str, list[str]],
+        workflow_test_data: dict[str, Any] | None = None,
+        workflow_release_data: dict[str, Any] | None = None,
     ) -> None:
         """Record the group in the index dicts (and upstream's workflow data if given)."""
         model_group_to_docker_dict[self.model_group] = self.image_name
@@ -118,10 +118,10 @@ class DockerAdder:
 
     def add(
         self,
-        model_group_to_docker_dict: Dict[str, str],
-        docker_to_model_dict: Dict[str, List[str]],
-        workflow_test_data: Optional[Dict[str, Any]] = None,
-        workflow_release_data: Optional[Dict[str, Any]] = None,
+        model_group_to_docker_dict: dict[str, str],
+        docker_to_model_dict: dict[str, list[str]],
+        workflow_test_data: dict[str, Any] | None = None,
+        workflow_release_data: dict[str, Any] | None = None,
     ) -> None:
         """Containerise the group (shared image first, else its own full and ``-slim``
         images, each rendered, built, tested with every model and pushed) and record it."""

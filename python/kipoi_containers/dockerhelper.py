@@ -15,8 +15,8 @@ mounted read-only and the test runs offline against exactly that zoo.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Union
 
 from . import _engine
 from ._engine import ModelTestResult
@@ -43,13 +43,13 @@ __all__ = [
 ]
 
 
-def docker_repository(repository: Optional[str] = None) -> str:
+def docker_repository(repository: str | None = None) -> str:
     """The repository images are pushed to: ``repository``, ``$KIPOI_DOCKER_REPO``, or
     ``kipoi/kipoi-docker``. Index entries keep the ``kipoi/kipoi-docker:`` form."""
     return _engine.config_docker_repository(repository)
 
 
-def zoo_dir(explicit: Optional[PathType] = None) -> Optional[str]:
+def zoo_dir(explicit: PathType | None = None) -> str | None:
     """The zoo checkout to mount for tests: ``explicit``, else ``$KIPOI_MODEL_REPO`` when
     it names a directory, else ``None`` (upstream's ``--source=kipoi``)."""
     found = _engine.config_test_zoo(explicit)
@@ -61,10 +61,10 @@ def build_docker_image(
     name_of_docker_image: str,
     *,
     nocache: bool = True,
-    context_dir: Optional[PathType] = None,
-    labels: Optional[Dict[str, str]] = None,
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
+    context_dir: PathType | None = None,
+    labels: dict[str, str] | None = None,
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
 ) -> str:
     """Build ``name_of_docker_image`` from ``dockerfile_path`` (no cache, like upstream);
     the build log goes to the ``kipoi_containers`` logger. The image is labelled with its
@@ -80,7 +80,7 @@ def build_docker_image(
     )
 
 
-def zoo_commit(zoo: Optional[PathType]) -> Optional[str]:
+def zoo_commit(zoo: PathType | None) -> str | None:
     """The commit checked out in a local zoo ``zoo`` (``None`` when it is not a git checkout)."""
     if zoo is None:
         return None
@@ -94,8 +94,8 @@ def test_docker_image(
     image_name: str,
     model_name: str,
     *,
-    zoo: Optional[PathType] = None,
-    timeout: Optional[float] = None,
+    zoo: PathType | None = None,
+    timeout: float | None = None,
     network: bool = False,
 ) -> ModelTestResult:
     """Run ``kipoi test <model_name>`` in ``image_name``; raise
@@ -110,7 +110,7 @@ def test_docker_image(
 
 
 def test_docker_image_without_exception(
-    image_name: str, model_name: str, *, zoo: Optional[PathType] = None, timeout: Optional[float] = None
+    image_name: str, model_name: str, *, zoo: PathType | None = None, timeout: float | None = None
 ) -> bool:
     """Like :func:`test_docker_image` but returns whether the test passed (a missing
     image or an engine error is ``False`` too, as upstream)."""
@@ -126,10 +126,10 @@ def test_models(
     image_name: str,
     models: Sequence[str],
     *,
-    zoo: Optional[PathType] = None,
-    concurrency: Optional[int] = None,
-    timeout: Optional[float] = None,
-) -> List[ModelTestResult]:
+    zoo: PathType | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+) -> list[ModelTestResult]:
     """Test several models of one image concurrently (default: one per core)."""
     return _engine.test_models(
         image_name, list(models), zoo_dir=zoo_dir(zoo), concurrency=concurrency, timeout=timeout
@@ -139,11 +139,11 @@ def test_models(
 def push_docker_image(
     tag: str,
     *,
-    repository: Optional[str] = None,
-    image: Optional[str] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-) -> Tuple[str, str]:
+    repository: str | None = None,
+    image: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> tuple[str, str]:
     """Push the local ``kipoi/kipoi-docker:<tag>`` (or ``image``) to
     ``<repository>:<tag>`` with ``DOCKER_USERNAME``/``DOCKER_PASSWORD``. Returns
     ``(reference, digest)``; a rejected login raises
@@ -154,7 +154,7 @@ def push_docker_image(
     )
 
 
-def cleanup(images: bool = False) -> Dict[str, List[str]]:
+def cleanup(images: bool = False) -> dict[str, list[str]]:
     """Remove the containers, networks and volumes this tool created (and, with
     ``images``, its dangling images). Never touches anything else."""
     return _engine.docker_cleanup(images=images)
@@ -163,5 +163,5 @@ def cleanup(images: bool = False) -> Dict[str, List[str]]:
 # Keep pytest from collecting the upstream-named helpers as tests when imported into a
 # test module.
 for _f in (test_docker_image, test_docker_image_without_exception, test_models):
-    setattr(_f, "__test__", False)
+    _f.__test__ = False
 del _f

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Union
+from collections.abc import Iterable
+from typing import Any, Union
 
 from . import _engine
 
@@ -54,18 +55,18 @@ __all__ = [
 ]
 
 
-def populate_json(json_file: FileType) -> Dict[str, Any]:
+def populate_json(json_file: FileType) -> dict[str, Any]:
     """Read ``json_file`` into a dict (validated when it is one of the three index files)."""
     return _engine.load_json(os.fspath(json_file))
 
 
-def write_json(container_model_dict: Dict[str, Any], container_json: FileType) -> None:
+def write_json(container_model_dict: dict[str, Any], container_json: FileType) -> None:
     """Write ``container_model_dict`` to ``container_json`` atomically, formatted like
     ``json.dump(d, f, indent=4)``; an index file is validated before anything is written."""
     _engine.save_json(os.fspath(container_json), container_model_dict)
 
 
-def one_model_per_modelgroup(all_models: Iterable[str]) -> List[str]:
+def one_model_per_modelgroup(all_models: Iterable[str]) -> list[str]:
     """The first model of each top-level model group, in input order."""
     return _engine.one_model_per_modelgroup(list(all_models))
 
@@ -88,7 +89,7 @@ def branch_exists(kipoi_model_repo: RepoType) -> bool:
     return _engine.zoo_branch_exists(_zoo(kipoi_model_repo), TARGET_BRANCH)
 
 
-def populate_json_from_kipoi(json_file: FileType, kipoi_model_repo: RepoType) -> Dict[str, Any]:
+def populate_json_from_kipoi(json_file: FileType, kipoi_model_repo: RepoType) -> dict[str, Any]:
     """Read ``shared/containers/<json_file>`` of the model zoo into a dict: from branch
     ``update-json`` when it exists, else from the default branch."""
     path = f"{CONTAINER_PREFIX}/{os.fspath(json_file)}"
@@ -96,7 +97,7 @@ def populate_json_from_kipoi(json_file: FileType, kipoi_model_repo: RepoType) ->
 
 
 def write_json_to_kipoi(
-    container_model_dict: Dict[str, Any], container_json: FileType, kipoi_model_repo: RepoType
+    container_model_dict: dict[str, Any], container_json: FileType, kipoi_model_repo: RepoType
 ) -> bool:
     """Make ``shared/containers/<container_json>`` on branch ``update-json`` hold
     ``container_model_dict`` (formatted like ``json.dumps(d, indent=4)``), creating the branch
@@ -114,7 +115,7 @@ def write_json_to_kipoi(
     return bool(report["changed"])
 
 
-def create_pr(kipoi_model_repo: RepoType) -> Optional[Dict[str, Any]]:
+def create_pr(kipoi_model_repo: RepoType) -> dict[str, Any] | None:
     """Open the pull request "Update container jsons" from ``update-json`` to the default
     branch. One already open is returned (``{number, url, created: False}``) instead of
     raising; ``None`` when there is nothing to propose or the zoo is a local checkout."""

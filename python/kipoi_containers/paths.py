@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from . import _engine
 
@@ -19,11 +19,11 @@ __all__ = ["container_info_dir", "model_repo_hash_file"]
 PathType = Union[str, "os.PathLike[str]"]
 
 
-def container_info_dir(explicit: Optional[PathType] = None) -> Path:
+def container_info_dir(explicit: PathType | None = None) -> Path:
     """The ``container-info`` directory: ``explicit``, else ``$KIPOI_CONTAINER_INFO``, else ``./container-info``."""
     return _engine.config_container_info(explicit)
 
 
-def model_repo_hash_file(explicit: Optional[PathType] = None) -> Path:
+def model_repo_hash_file(explicit: PathType | None = None) -> Path:
     """The ``kipoi-model-repo-hash`` file: ``explicit``, else ``$KIPOI_MODEL_REPO_HASH``, else the local one."""
     return _engine.config_hash_file(explicit)

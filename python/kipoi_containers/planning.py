@@ -9,12 +9,23 @@ Defaults come from the engine (``src/config.rs``): the zoo from ``$KIPOI_MODEL_R
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Union
+from typing import Any, Union
 
 from . import _engine
 from ._engine import Action, Plan, Skipped, SyncReport
 
-__all__ = ["DEFAULT_ZOO", "Action", "Plan", "Skipped", "SyncReport", "default_zoo", "plan", "stored_hash", "sync", "sync_async"]
+__all__ = [
+    "DEFAULT_ZOO",
+    "Action",
+    "Plan",
+    "Skipped",
+    "SyncReport",
+    "default_zoo",
+    "plan",
+    "stored_hash",
+    "sync",
+    "sync_async",
+]
 
 #: The real model zoo.
 DEFAULT_ZOO = "github:kipoi/models"
@@ -27,19 +38,19 @@ def default_zoo() -> str:
     return _engine.config_zoo()
 
 
-def stored_hash(hash_file: Optional[PathType] = None) -> str:
+def stored_hash(hash_file: PathType | None = None) -> str:
     """The zoo commit the index reflects (``kipoi-model-repo-hash``)."""
     return _engine.stored_hash(hash_file)
 
 
 def plan(
-    zoo: Optional[str] = None,
-    from_commit: Optional[str] = None,
-    to: Optional[str] = None,
-    container_info: Optional[PathType] = None,
-    hash_file: Optional[PathType] = None,
-    github_api_url: Optional[str] = None,
-    only: Optional[List[str]] = None,
+    zoo: str | None = None,
+    from_commit: str | None = None,
+    to: str | None = None,
+    container_info: PathType | None = None,
+    hash_file: PathType | None = None,
+    github_api_url: str | None = None,
+    only: list[str] | None = None,
 ) -> Plan:
     """Plan a sync: what changed in ``zoo`` between ``from_commit`` (default: the stored
     ``kipoi-model-repo-hash``) and ``to`` (default: the branch head), and what to do.

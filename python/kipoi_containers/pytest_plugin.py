@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable
 
 import pytest
 
@@ -45,7 +45,7 @@ _OPTIONS = {
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: List[str]) -> Any:
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
     yield
     for name, help_text in _OPTIONS.items():
         try:
@@ -62,12 +62,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
             pass
 
 
-def _flatten(values: Any) -> List[str]:
+def _flatten(values: Any) -> list[str]:
     if values is None:
         return []
     if isinstance(values, str):
         values = [values]
-    out: List[str] = []
+    out: list[str] = []
     for value in values:
         out.extend(v.strip() for v in str(value).split(",") if v.strip())
     return out
@@ -80,7 +80,7 @@ def _option(config: pytest.Config, name: str) -> Any:
         return None
 
 
-def requested(config: pytest.Config, name: str) -> List[str]:
+def requested(config: pytest.Config, name: str) -> list[str]:
     """The values of ``--model``/``--modelgroup``/``--image``, comma lists flattened."""
     return _flatten(_option(config, name))
 
@@ -96,13 +96,13 @@ def _index(config: pytest.Config) -> Any:
     return cached
 
 
-def _zoo(config: pytest.Config) -> Optional[str]:
+def _zoo(config: pytest.Config) -> str | None:
     from kipoi_containers.dockerhelper import zoo_dir
 
     return zoo_dir(_option(config, "kipoi_zoo"))
 
 
-def models_for_request(config: pytest.Config) -> List[str]:
+def models_for_request(config: pytest.Config) -> list[str]:
     models = requested(config, "model")
     groups = requested(config, "modelgroup")
     if not models and groups:
@@ -110,18 +110,20 @@ def models_for_request(config: pytest.Config) -> List[str]:
 
         zoo = _zoo(config)
         if zoo is None:
-            raise pytest.UsageError("--modelgroup without --model needs a zoo checkout: pass --kipoi-zoo or set KIPOI_MODEL_REPO")
+            raise pytest.UsageError(
+                "--modelgroup without --model needs a zoo checkout: pass --kipoi-zoo or set KIPOI_MODEL_REPO"
+            )
         for group in groups:
             models.extend(_engine.models_of_group(zoo, group))
     return models
 
 
-def image_model_pairs(config: pytest.Config) -> List[tuple]:
+def image_model_pairs(config: pytest.Config) -> list[tuple]:
     from kipoi_containers.helper import one_model_per_modelgroup
 
     index = _index(config)
     groups = set(requested(config, "modelgroup"))
-    pairs: List[tuple] = []
+    pairs: list[tuple] = []
     for image in requested(config, "image"):
         models = index.models_for_image(image)
         if models is None:
@@ -150,17 +152,17 @@ def kipoi_index(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def requested_models(pytestconfig: pytest.Config) -> List[str]:
+def requested_models(pytestconfig: pytest.Config) -> list[str]:
     return requested(pytestconfig, "model")
 
 
 @pytest.fixture(scope="session")
-def requested_modelgroups(pytestconfig: pytest.Config) -> List[str]:
+def requested_modelgroups(pytestconfig: pytest.Config) -> list[str]:
     return requested(pytestconfig, "modelgroup")
 
 
 @pytest.fixture(scope="session")
-def requested_images(pytestconfig: pytest.Config) -> List[str]:
+def requested_images(pytestconfig: pytest.Config) -> list[str]:
     return requested(pytestconfig, "image")
 
 
@@ -175,11 +177,11 @@ def test_docker_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
     images = requested(pytestconfig, "image")
 
     def run(
-        model: Optional[str] = None,
-        image: Optional[str] = None,
+        model: str | None = None,
+        image: str | None = None,
         *,
-        model_name: Optional[str] = None,
-        image_name: Optional[str] = None,
+        model_name: str | None = None,
+        image_name: str | None = None,
     ) -> Any:
         model = _one_of("model", model, "model_name", model_name)
         image = image if image is not None else image_name
@@ -191,7 +193,7 @@ def test_docker_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
     return run
 
 
-def _one_of(name: str, value: Optional[str], alias: str, alias_value: Optional[str]) -> str:
+def _one_of(name: str, value: str | None, alias: str, alias_value: str | None) -> str:
     """The argument given as ``name`` or as upstream's ``alias`` (exactly one of them)."""
     if value is not None and alias_value is not None and value != alias_value:
         raise TypeError(f"pass `{name}` or `{alias}`, not both")
@@ -213,16 +215,16 @@ def test_singularity_image(pytestconfig: pytest.Config) -> Callable[..., Any]:
     from kipoi_containers.sif import test_singularity_image as run_test
 
     def run(
-        model: Optional[str] = None,
-        image: Optional[Union[str, "os.PathLike[str]"]] = None,
+        model: str | None = None,
+        image: str | os.PathLike[str] | None = None,
         *,
-        singularity_image_folder: Optional[Union[str, "os.PathLike[str]"]] = None,
-        singularity_image_name: Optional[Union[str, "os.PathLike[str]"]] = None,
+        singularity_image_folder: str | os.PathLike[str] | None = None,
+        singularity_image_name: str | os.PathLike[str] | None = None,
     ) -> Any:
         if model is None:
             raise TypeError("missing the `model` argument")
-        folder: Union[str, "os.PathLike[str]"]
-        name: Union[str, "os.PathLike[str]"]
+        folder: str | os.PathLike[str]
+        name: str | os.PathLike[str]
         if image is not None:
             if singularity_image_name is not None:
                 raise TypeError("pass `image` or `singularity_image_name`, not both")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 from . import _engine
 from ._engine import ModelTestResult
@@ -71,8 +72,8 @@ def build_singularity_image(
     singularity_image_name: str,
     singularity_image_folder: PathType,
     *,
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
 ) -> str:
     """Convert the local Docker image ``name_of_docker_image`` into
     ``singularity_image_folder/singularity_image_name``; returns that path (as upstream, a
@@ -90,8 +91,8 @@ def test_singularity_image(
     singularity_image_name: PathType,
     model: str,
     *,
-    zoo: Optional[PathType] = None,
-    timeout: Optional[float] = None,
+    zoo: PathType | None = None,
+    timeout: float | None = None,
 ) -> ModelTestResult:
     """Run ``kipoi test <model>`` inside ``singularity_image_folder/singularity_image_name``.
 
@@ -110,7 +111,7 @@ test_singularity_image.__test__ = False  # type: ignore[attr-defined]  # not a p
 
 
 def get_singularity_image(
-    singularity_image_folder: Optional[PathType],
+    singularity_image_folder: PathType | None,
     singularity_image_dict: Any,
     model_or_model_group: str,
 ) -> Path:
@@ -133,13 +134,13 @@ def get_singularity_image(
 # ----------------------------------------------------------------------------- helpers
 
 
-def pull_folder(folder: Optional[PathType] = None) -> Path:
+def pull_folder(folder: PathType | None = None) -> Path:
     """``folder``, else ``$SINGULARITY_PULL_FOLDER``, else the current directory (the
     engine's rule, ``src/config.rs``)."""
     return _engine.config_sif_folder(folder)
 
 
-def singularity_entry(singularity_image_dict: Any, model_or_model_group: str) -> Dict[str, str]:
+def singularity_entry(singularity_image_dict: Any, model_or_model_group: str) -> dict[str, str]:
     """The index entry (``url``, ``name``, ``md5``) responsible for a model or group: the
     key itself, else the longest key that is a ``/``-boundary prefix
     (``_engine.longest_prefix_key``). Accepts the mapping or a ``kipoi_containers.Index``;
@@ -161,11 +162,11 @@ def convert(
     image: str,
     out: PathType,
     *,
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
-    source_date_epoch: Optional[int] = None,
-    level: Optional[int] = None,
-) -> Dict[str, Any]:
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
+    source_date_epoch: int | None = None,
+    level: int | None = None,
+) -> dict[str, Any]:
     """Convert the local Docker image ``image`` into the SIF ``out``; returns the report
     (``md5``, ``size``, ``source_digest``, ``seconds``, ...). Raises ``SifError``."""
     return _engine.sif_convert(
@@ -178,7 +179,7 @@ def convert(
     )
 
 
-def inspect(path: PathType) -> Dict[str, Any]:
+def inspect(path: PathType) -> dict[str, Any]:
     """Header, descriptor table, deffile and labels of a SIF (see ``_engine.sif_inspect``)."""
     return _engine.sif_inspect(os.fspath(path))
 
@@ -192,13 +193,13 @@ def run(
     sif: PathType,
     command: Sequence[str],
     *,
-    binds: Sequence[Tuple[PathType, str]] = (),
+    binds: Sequence[tuple[PathType, str]] = (),
     network: bool = True,
-    workdir: Optional[str] = None,
-    env: Optional[Mapping[str, str]] = None,
-    timeout: Optional[float] = None,
+    workdir: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
     capture: bool = True,
-    runner: Optional[str] = None,
+    runner: str | None = None,
 ) -> RunResult:
     """Run ``command`` inside ``sif`` (apptainer/singularity when on PATH, else squashfuse +
     bwrap; ``runner`` or ``$KIPOI_SIF_RUNNER`` forces one) with private ``/tmp`` and
@@ -219,7 +220,7 @@ def run(
     return RunResult(**out)
 
 
-def download(url: str, dest: PathType, *, md5: Optional[str] = None) -> Dict[str, Any]:
+def download(url: str, dest: PathType, *, md5: str | None = None) -> dict[str, Any]:
     """Download ``url`` to ``dest`` through ``<dest>.part`` (resumed when present),
     checking ``md5`` while writing; the file appears atomically (see
     ``_engine.sif_download``)."""

@@ -26,9 +26,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable
 
 from . import _engine, zenodoclient
 from .singularityhelper import (
@@ -47,7 +48,7 @@ logger = logging.getLogger("kipoi_containers.singularityhandler")
 _RELEASE_MATRIX = ("jobs", "buildtestandpushsingularity", "strategy", "matrix", "image")
 
 
-def check_integrity(fpath: Union[str, "os.PathLike[str]"], md5: Optional[str] = None) -> bool:
+def check_integrity(fpath: str | os.PathLike[str], md5: str | None = None) -> bool:
     """Whether ``fpath`` exists and (when ``md5`` is given) has that md5."""
     path = Path(fpath)
     if not path.is_file():
@@ -73,15 +74,15 @@ class SingularityHandler:
 
     model_group: str
     docker_image_name: str
-    model_group_to_singularity_dict: Dict[str, Dict[str, str]]
-    workflow_release_data: Dict[str, Any] = field(default_factory=dict)
-    singularity_image_folder: Optional[Union[str, Path]] = None
-    zenodo_client: Optional[zenodoclient.Client] = None
+    model_group_to_singularity_dict: dict[str, dict[str, str]]
+    workflow_release_data: dict[str, Any] = field(default_factory=dict)
+    singularity_image_folder: str | Path | None = None
+    zenodo_client: zenodoclient.Client | None = None
     #: ``build_image(name_of_docker_image=, singularity_image_name=, singularity_image_folder=)``
     #: → path of the built SIF; default :func:`singularityhelper.build_singularity_image`.
-    build_image: Optional[Callable[..., Any]] = None
+    build_image: Callable[..., Any] | None = None
     #: ``test_image(singularity_image_folder=, singularity_image_name=, model=)``.
-    test_image: Optional[Callable[..., Any]] = None
+    test_image: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         """The image folder defaults to ``$SINGULARITY_PULL_FOLDER``, else the current
@@ -116,12 +117,12 @@ class SingularityHandler:
         except OSError as err:
             logger.warning("could not remove the built image `%s`: %s", built, err)
 
-    def _publish(self, publish: Callable[..., Any], **kwargs: Any) -> Dict[str, Any]:
+    def _publish(self, publish: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         if _accepts(publish, "model_group_to_singularity_dict"):
             kwargs["model_group_to_singularity_dict"] = self.model_group_to_singularity_dict
         return publish(**kwargs)
 
-    def _test(self, singularity_image_name: str, models_to_test: List[str]) -> None:
+    def _test(self, singularity_image_name: str, models_to_test: list[str]) -> None:
         tester = self.test_image or test_singularity_image
         for model in models_to_test:
             tester(
@@ -130,7 +131,7 @@ class SingularityHandler:
                 model=model,
             )
 
-    def update_container_info(self, updated_singularity_dict: Dict[str, Any]) -> None:
+    def update_container_info(self, updated_singularity_dict: dict[str, Any]) -> None:
         """Set the group's entry to the ``url``, ``name`` and ``md5`` of ``updated_singularity_dict``."""
         self.model_group_to_singularity_dict[self.model_group] = {
             k: v for k, v in updated_singularity_dict.items() if k in ("url", "name", "md5")
@@ -146,7 +147,7 @@ class SingularityHandler:
         if isinstance(images, list) and image not in images:
             images.append(image)
 
-    def _shared_entry(self, docker_to_model_dict: Mapping[str, List[str]], sif_name: str) -> Optional[Dict[str, str]]:
+    def _shared_entry(self, docker_to_model_dict: Mapping[str, list[str]], sif_name: str) -> dict[str, str] | None:
         """The published entry of the handler's image when it is a shared one (its models,
         with this group, span two or more top-level groups) and already has a SIF: the entry
         of the first of its models (``docker_to_model_dict``, then the index) that has one."""
@@ -154,7 +155,7 @@ class SingularityHandler:
         index = self.model_group_to_singularity_dict
         serving = list(docker_to_model_dict.get(image, []))
         serving += [key for key, entry in index.items() if entry.get("name") == sif_name]
-        models = {model: image for model in serving}
+        models = dict.fromkeys(serving, image)
         models[self.model_group] = image
         if image not in _engine.shared_images_of(models):
             return None
@@ -168,8 +169,8 @@ class SingularityHandler:
     # ------------------------------------------------------------------ steps
     def add(
         self,
-        models_to_test: List[str],
-        docker_to_model_dict: Optional[Mapping[str, List[str]]] = None,
+        models_to_test: list[str],
+        docker_to_model_dict: Mapping[str, list[str]] | None = None,
         push: bool = True,
     ) -> None:
         """Add the SIF of a new group. In a shared image that already has a SIF (see
@@ -207,7 +208,7 @@ class SingularityHandler:
         # The release matrix lists full tags: the tag of the full image (which always has one).
         self._add_to_release_matrix(_engine.full_image(self.docker_image_name).rsplit(":", 1)[-1])
 
-    def update(self, models_to_test: List[str], push: bool = True) -> None:
+    def update(self, models_to_test: list[str], push: bool = True) -> None:
         """Rebuild the group's SIF; when its md5 equals the index's, say so and stop (no
         Zenodo call). Otherwise test it and publish it as a new version of the record
         (``push=False`` leaves the new version's draft unpublished). The built SIF is

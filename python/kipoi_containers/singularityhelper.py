@@ -46,9 +46,10 @@ from __future__ import annotations
 import logging
 import os
 import urllib.parse
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from . import _engine, paths, sif
 from .zenodoclient import Client
@@ -99,11 +100,11 @@ def __getattr__(name: str) -> str:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | {"ZENODO_BASE", "ZENODO_DEPOSITION"})
 
 
-def _deposition_url(zenodo_client: Client, deposition_id: Union[int, str]) -> str:
+def _deposition_url(zenodo_client: Client, deposition_id: int | str) -> str:
     return f"{zenodo_client.deposition_url}/{deposition_id}"
 
 
@@ -118,7 +119,7 @@ def record_id_from_url(url: str) -> str:
     return str(found)
 
 
-def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str) -> Dict[str, str]:
+def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str) -> dict[str, str]:
     """The index entry responsible for a model or model group, by the index's rule: the key
     itself, else the longest key that is a ``/``-boundary prefix of it
     (``MMSplice/mtsplice`` → its own entry, ``DeepBind/Homo_sapiens/…`` → ``DeepBind``;
@@ -127,7 +128,7 @@ def singularity_entry_for(singularity_image_dict: Any, model_or_model_group: str
     return sif.singularity_entry(singularity_image_dict, model_or_model_group)
 
 
-def _default_index() -> Optional[Dict[str, Any]]:
+def _default_index() -> dict[str, Any] | None:
     """``model-to-singularity.json`` of the default ``container-info`` directory, if present."""
     path = paths.container_info_dir() / "model-to-singularity.json"
     if not path.is_file():
@@ -164,10 +165,10 @@ test_singularity_image.__test__ = False  # type: ignore[attr-defined]  # not a p
 
 
 def get_singularity_image(
-    singularity_image_folder: Optional[PathLike],
+    singularity_image_folder: PathLike | None,
     singularity_image_dict: Any,
     model_or_model_group: str,
-    zenodo_client: Optional[Client] = None,
+    zenodo_client: Client | None = None,
 ) -> Path:
     """Download the image of ``model_or_model_group`` into the folder (``None``:
     ``$SINGULARITY_PULL_FOLDER``) unless present; returns its file name. The md5 is checked
@@ -180,7 +181,7 @@ def get_singularity_image(
 # ----------------------------------------------------------------------------- depositions
 
 
-def create_new_deposition(zenodo_client: Client, deposition_id: Union[int, str]) -> str:
+def create_new_deposition(zenodo_client: Client, deposition_id: int | str) -> str:
     """Open a new version of the published deposition; returns the new draft's id (str).
 
     An already open draft of that record is continued from instead of failing.
@@ -188,7 +189,7 @@ def create_new_deposition(zenodo_client: Client, deposition_id: Union[int, str])
     return str(zenodo_client.new_version(deposition_id))
 
 
-def get_deposit(zenodo_client: Client, deposition_id: Union[int, str]) -> Dict[str, Any]:
+def get_deposit(zenodo_client: Client, deposition_id: int | str) -> dict[str, Any]:
     """The deposition ``deposition_id`` as Zenodo returns it (from the client's Zenodo)."""
     return zenodo_client.get_content(_deposition_url(zenodo_client, deposition_id))
 
@@ -204,7 +205,7 @@ def _bucket_of(url: str, filename: str) -> str:
     return url
 
 
-def upload_file(zenodo_client: Client, url: str, singularity_image_folder: PathLike, filename: str) -> Dict[str, Any]:
+def upload_file(zenodo_client: Client, url: str, singularity_image_folder: PathLike, filename: str) -> dict[str, Any]:
     """Stream ``singularity_image_folder/filename`` into a deposition's bucket as
     ``filename`` (md5-checked); returns the bucket object.
 
@@ -226,9 +227,9 @@ def upload_metadata(
     model_group: str = "",
     shared_env: str = "",
     *,
-    title: Optional[str] = None,
-    description: Optional[str] = None,
-) -> Dict[str, Any]:
+    title: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
     """Replace the deposition's metadata (``url``: the deposition) with kipoi's title and
     description (texts from the engine) for a model group, or else for a shared environment,
     by upstream's rules: a ``shared_env`` containing ``shared`` is a shared conda
@@ -255,13 +256,13 @@ def upload_metadata(
     return zenodo_client.put_content(url, data={"metadata": metadata})
 
 
-def push_deposition(zenodo_client: Client, deposition_id: Union[int, str]) -> Dict[str, Any]:
+def push_deposition(zenodo_client: Client, deposition_id: int | str) -> dict[str, Any]:
     """Publish the draft, then return the deposition as read back."""
     zenodo_client.publish(deposition_id)
     return get_deposit(zenodo_client, deposition_id)
 
 
-def _upload_hook(zenodo_client: Client, folder: Path, filename: str) -> Optional[Callable[[str], Any]]:
+def _upload_hook(zenodo_client: Client, folder: Path, filename: str) -> Callable[[str], Any] | None:
     """The replacement of :func:`upload_file`, when it was replaced (monkeypatched)."""
     replaced = globals()["upload_file"]
     if replaced is _ENGINE_UPLOAD:
@@ -276,8 +277,8 @@ def _publication(
     model_group: str,
     file_to_upload: str,
     push: bool,
-    index: Optional[SingularityIndex],
-) -> Dict[str, Any]:
+    index: SingularityIndex | None,
+) -> dict[str, Any]:
     """The keyword arguments of ``Client.publish_new`` / ``publish_version``."""
     folder = Path(singularity_image_folder)
     filename = file_to_upload or f"{singularity_dict['name']}.sif"
@@ -293,7 +294,7 @@ def _publication(
     }
 
 
-def _result(outcome: Dict[str, Any], singularity_dict: Mapping[str, Any], deposition_id: Union[int, str]) -> Dict[str, Any]:
+def _result(outcome: dict[str, Any], singularity_dict: Mapping[str, Any], deposition_id: int | str) -> dict[str, Any]:
     """Upstream's result dict: the published entry, or (not pushed) the input dict plus the draft id."""
     published = outcome["published"]
     if published is None:
@@ -309,14 +310,14 @@ def _result(outcome: Dict[str, Any], singularity_dict: Mapping[str, Any], deposi
 
 def update_existing_singularity_container(
     zenodo_client: Client,
-    singularity_dict: Dict[str, Any],
+    singularity_dict: dict[str, Any],
     singularity_image_folder: PathLike,
     model_group: str,
     file_to_upload: str = "",
     push: bool = True,
     *,
-    model_group_to_singularity_dict: Optional[SingularityIndex] = None,
-) -> Dict[str, Any]:
+    model_group_to_singularity_dict: SingularityIndex | None = None,
+) -> dict[str, Any]:
     """Publish ``file_to_upload`` (default ``<name>.sif``) as a new version of the record in
     ``singularity_dict['url']``: new version (or the record's open draft), remove the file of
     that name, upload, metadata, and with ``push`` publish. Returns upstream's dict: with
@@ -337,14 +338,14 @@ def update_existing_singularity_container(
 def push_new_singularity_image(
     zenodo_client: Client,
     singularity_image_folder: PathLike,
-    singularity_dict: Dict[str, Any],
+    singularity_dict: dict[str, Any],
     model_group: str,
     file_to_upload: str = "",
     path: str = "",
     push: bool = True,
     *,
-    model_group_to_singularity_dict: Optional[SingularityIndex] = None,
-) -> Dict[str, Any]:
+    model_group_to_singularity_dict: SingularityIndex | None = None,
+) -> dict[str, Any]:
     """Publish ``file_to_upload`` (default ``<name>.sif``) as a new Zenodo record: create,
     upload, metadata, and with ``push`` publish. Returns upstream's dict (as
     :func:`update_existing_singularity_container`, ``new_deposition_id`` an int). ``path`` is

@@ -16,7 +16,6 @@ from the index rather than from a copy of it.
 from __future__ import annotations
 
 import os
-from typing import Dict, List
 
 import click
 
@@ -32,7 +31,7 @@ from .updateoradd import DOCKER_TO_MODEL_JSON, MODEL_GROUP_TO_DOCKER_JSON, MODEL
 __all__ = ["main", "run_update"]
 
 
-def _keys_of_image(model_group_to_docker: Dict[str, str], docker_image: str) -> List[str]:
+def _keys_of_image(model_group_to_docker: dict[str, str], docker_image: str) -> list[str]:
     """The index keys served by ``docker_image`` (or by its full image, for a slim tag)."""
     full = _engine.full_image(docker_image)
     return [key for key, image in model_group_to_docker.items() if image == full]

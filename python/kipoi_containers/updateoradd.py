@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 from . import _engine
 from .errors import KipoiContainersError
@@ -68,7 +68,7 @@ class ModelSyncer:
     def __init__(self, github_obj: Any = None, **options: Any) -> None:
         self.github_obj = github_obj
         self.options = options
-        self.report: Optional[_engine.SyncReport] = None
+        self.report: _engine.SyncReport | None = None
 
     def sync(self) -> _engine.SyncReport:
         """Run the sync; returns its report (``report.to_table()`` is the summary)."""
@@ -85,23 +85,76 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--zoo", help="model zoo: a local git checkout or github:OWNER/REPO (default: $KIPOI_MODEL_REPO, else github:kipoi/models)")
-    add("--from", dest="from_commit", metavar="SHA", help="zoo commit the index reflects (default: the content of kipoi-model-repo-hash)")
+    add(
+        "--zoo",
+        help="model zoo: a local git checkout or github:OWNER/REPO"
+        " (default: $KIPOI_MODEL_REPO, else github:kipoi/models)",
+    )
+    add(
+        "--from",
+        dest="from_commit",
+        metavar="SHA",
+        help="zoo commit the index reflects (default: the content of kipoi-model-repo-hash)",
+    )
     add("--to", metavar="REV", help="zoo revision to sync to (default: the default branch's head)")
-    add("--container-info", metavar="DIR", help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)")
-    add("--hash-file", metavar="FILE", help="kipoi-model-repo-hash (default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)")
-    add("--registry", metavar="REPO", help="where images are pushed (default: $KIPOI_DOCKER_REPO, else kipoi/kipoi-docker); index entries keep kipoi/kipoi-docker:")
-    add("--base-image", metavar="IMAGE", help="base of own images (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)")
-    add("--templates", metavar="DIR", help="a directory with Dockerfile.template and Dockerfile-slim.template (default: the packaged ones)")
+    add(
+        "--container-info",
+        metavar="DIR",
+        help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)",
+    )
+    add(
+        "--hash-file",
+        metavar="FILE",
+        help="kipoi-model-repo-hash (default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)",
+    )
+    add(
+        "--registry",
+        metavar="REPO",
+        help="where images are pushed (default: $KIPOI_DOCKER_REPO, else kipoi/kipoi-docker);"
+        " index entries keep kipoi/kipoi-docker:",
+    )
+    add(
+        "--base-image",
+        metavar="IMAGE",
+        help="base of own images (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)",
+    )
+    add(
+        "--templates",
+        metavar="DIR",
+        help="a directory with Dockerfile.template and Dockerfile-slim.template (default: the packaged ones)",
+    )
     add("--zenodo-url", metavar="URL", help="Zenodo (default: $ZENODO_URL, else https://zenodo.org)")
-    add("--github-api-url", metavar="URL", help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)")
-    add("--only", metavar="GROUP", action="append", default=[], help="only this model group or key (repeatable); the hash does not move")
+    add(
+        "--github-api-url",
+        metavar="URL",
+        help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)",
+    )
+    add(
+        "--only",
+        metavar="GROUP",
+        action="append",
+        default=[],
+        help="only this model group or key (repeatable); the hash does not move",
+    )
     add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
-    add("--concurrency", metavar="N", type=int, help="units, and model tests within one, run at once (default: the number of cores)")
+    add(
+        "--concurrency",
+        metavar="N",
+        type=int,
+        help="units, and model tests within one, run at once (default: the number of cores)",
+    )
     add("--journal", metavar="DIR", help="where completed steps are recorded for a re-run (default: ./.kipoi-sync)")
     add("--restart", action="store_true", help="discard the journal first")
-    add("--test-zoo", metavar="DIR", help="zoo checkout model tests run against (default: the synced commit of a local zoo, else --source=kipoi)")
-    add("--dry-run", action="store_true", help="print the plan (what changed and what a sync would do) and touch nothing")
+    add(
+        "--test-zoo",
+        metavar="DIR",
+        help="zoo checkout model tests run against (default: the synced commit of a local zoo, else --source=kipoi)",
+    )
+    add(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (what changed and what a sync would do) and touch nothing",
+    )
     add("--json", action="store_true", help="print the plan or the summary as JSON")
     add("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -115,7 +168,7 @@ def _configure_logging(verbose: bool) -> None:
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.concurrency is not None and args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
@@ -133,7 +186,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.dry_run:
             the_plan = _engine.sync_plan(**common)
-            print(json.dumps(the_plan.to_dict(), indent=2) if args.json else the_plan.to_table(), end="\n" if args.json else "")
+            print(
+                json.dumps(the_plan.to_dict(), indent=2) if args.json else the_plan.to_table(),
+                end="\n" if args.json else "",
+            )
             return 0
         report = _engine.sync(
             **common,

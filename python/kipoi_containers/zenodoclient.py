@@ -24,8 +24,9 @@ draft, upload, metadata, publish, read back — deleting the draft on any failur
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable
 
 from . import _engine
 
@@ -36,11 +37,11 @@ ProgressCallback = Callable[[int, int], Any]
 #: ``on_step(event, info)`` after each completed step of a publication: ``"draft_created"``
 #: / ``"draft_deleted"`` (``{"deposition_id"}``), ``"file_uploaded"`` (``{"deposition_id",
 #: "file_name", "md5"}``), ``"published"`` (``{"record_id", "file_id", "url", "name", "md5"}``).
-StepCallback = Callable[[str, Dict[str, Any]], Any]
+StepCallback = Callable[[str, dict[str, Any]], Any]
 
 
-def _params(params: Dict[str, Any]) -> List[Tuple[str, str]]:
-    out: List[Tuple[str, str]] = []
+def _params(params: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     for key, value in params.items():
         if value is None:
             continue
@@ -83,17 +84,17 @@ class Client:
 
     def __init__(
         self,
-        base_url: Optional[str] = None,
-        access_token: Optional[str] = None,
+        base_url: str | None = None,
+        access_token: str | None = None,
         *,
-        progress: Optional[ProgressCallback] = None,
-        user_agent: Optional[str] = None,
+        progress: ProgressCallback | None = None,
+        user_agent: str | None = None,
         max_retries: int = 5,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 300.0,
-        connect_timeout: Optional[float] = None,
-        read_timeout: Optional[float] = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self._engine = _engine.ZenodoClient(
             base_url,
@@ -126,7 +127,7 @@ class Client:
         """``GET url`` with query ``params`` → the decoded JSON answer."""
         return self._engine.get(url, _params(params))
 
-    def put_content(self, url: str, data: Union[Path, Dict[str, Any], Any], **params: Any) -> Any:
+    def put_content(self, url: str, data: Path | dict[str, Any] | Any, **params: Any) -> Any:
         """``PUT url``: a :class:`~pathlib.Path` is streamed as the file's bytes (bucket
         upload, md5 checked), anything else is sent as JSON. Returns the decoded answer."""
         if isinstance(data, (Path, os.PathLike)):
@@ -135,7 +136,7 @@ class Client:
             return self._engine.upload(url, os.fspath(data), self.progress)
         return self._engine.put_json(url, data, _params(params))
 
-    def post_content(self, url: str, **params: Any) -> Tuple[int, Any]:
+    def post_content(self, url: str, **params: Any) -> tuple[int, Any]:
         """``POST url`` with an empty JSON body → ``(status, decoded JSON)``."""
         return self._engine.post(url, _params(params), {})
 
@@ -144,66 +145,66 @@ class Client:
         self._engine.delete(url, _params(params))
 
     # ------------------------------------------------------------------ typed operations
-    def list_depositions(self, **query: Any) -> List[Dict[str, Any]]:
+    def list_depositions(self, **query: Any) -> list[dict[str, Any]]:
         """Depositions of the account (``q``, ``status``, ``sort``, ``page``, ``size``, ``all_versions``)."""
         return self._engine.list_depositions(**query)
 
-    def create_deposition(self, metadata: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def create_deposition(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """A new draft deposition (with ``metadata`` when given)."""
         return self._engine.create_deposition(metadata)
 
-    def get_deposition(self, deposition_id: Union[int, str]) -> Dict[str, Any]:
+    def get_deposition(self, deposition_id: int | str) -> dict[str, Any]:
         return self._engine.get_deposition(deposition_id)
 
-    def new_version(self, deposition_id: Union[int, str]) -> int:
+    def new_version(self, deposition_id: int | str) -> int:
         """Open a new-version draft of a published deposition; returns the draft's id. A draft
         of that record that is already open (RDM answers 400) is found and returned."""
         return self._engine.new_version(deposition_id)
 
-    def find_open_draft(self, deposition_id: Union[int, str]) -> Optional[int]:
+    def find_open_draft(self, deposition_id: int | str) -> int | None:
         return self._engine.find_open_draft(deposition_id)
 
-    def list_files(self, deposition_id: Union[int, str]) -> List[Dict[str, Any]]:
+    def list_files(self, deposition_id: int | str) -> list[dict[str, Any]]:
         return self._engine.list_files(deposition_id)
 
-    def delete_file(self, deposition_id: Union[int, str], file_id: str) -> None:
+    def delete_file(self, deposition_id: int | str, file_id: str) -> None:
         self._engine.delete_file(deposition_id, file_id)
 
     def upload_file(
         self,
         bucket_url: str,
         filename: str,
-        path: Union[str, "os.PathLike[str]"],
-        progress: Optional[ProgressCallback] = None,
-    ) -> Dict[str, Any]:
+        path: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
         """Stream ``path`` into the bucket as ``filename``; returns the bucket object."""
         return self._engine.upload_file(bucket_url, filename, os.fspath(path), progress or self.progress)
 
-    def update_metadata(self, deposition_id: Union[int, str], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    def update_metadata(self, deposition_id: int | str, metadata: dict[str, Any]) -> dict[str, Any]:
         return self._engine.update_metadata(deposition_id, metadata)
 
-    def publish(self, deposition_id: Union[int, str]) -> Dict[str, Any]:
+    def publish(self, deposition_id: int | str) -> dict[str, Any]:
         return self._engine.publish(deposition_id)
 
-    def delete_deposition(self, deposition_id: Union[int, str]) -> None:
+    def delete_deposition(self, deposition_id: int | str) -> None:
         self._engine.delete_deposition(deposition_id)
 
     # ------------------------------------------------------------------ publishing a SIF
     def publish_new(
         self,
-        path: Union[str, "os.PathLike[str]"],
+        path: str | os.PathLike[str],
         file_name: str,
         *,
         model_group: str,
-        name: Optional[str] = None,
-        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        name: str | None = None,
+        index: Mapping[str, Mapping[str, str]] | None = None,
         push: bool = True,
-        draft_id: Union[int, str, None] = None,
-        publication_date: Optional[str] = None,
-        progress: Optional[ProgressCallback] = None,
-        upload: Optional[Callable[[str], Any]] = None,
-        on_step: Optional[StepCallback] = None,
-    ) -> Dict[str, Any]:
+        draft_id: int | str | None = None,
+        publication_date: str | None = None,
+        progress: ProgressCallback | None = None,
+        upload: Callable[[str], Any] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> dict[str, Any]:
         """Publish ``path`` as a new record holding it as ``file_name``.
 
         The record's title and description follow from ``index`` (``model-to-singularity``)
@@ -225,20 +226,20 @@ class Client:
 
     def publish_version(
         self,
-        record: Union[int, str],
-        path: Union[str, "os.PathLike[str]"],
+        record: int | str,
+        path: str | os.PathLike[str],
         file_name: str,
         *,
         model_group: str,
-        name: Optional[str] = None,
-        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        name: str | None = None,
+        index: Mapping[str, Mapping[str, str]] | None = None,
         push: bool = True,
-        draft_id: Union[int, str, None] = None,
-        publication_date: Optional[str] = None,
-        progress: Optional[ProgressCallback] = None,
-        upload: Optional[Callable[[str], Any]] = None,
-        on_step: Optional[StepCallback] = None,
-    ) -> Dict[str, Any]:
+        draft_id: int | str | None = None,
+        publication_date: str | None = None,
+        progress: ProgressCallback | None = None,
+        upload: Callable[[str], Any] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> dict[str, Any]:
         """Publish ``path`` as a new version of ``record`` (an id, or an index entry's URL):
         only the file named ``file_name`` is replaced. Otherwise as :meth:`publish_new`."""
         return self._engine.publish_version(
@@ -250,9 +251,9 @@ class Client:
     def download(
         self,
         url: str,
-        dest: Union[str, "os.PathLike[str]"],
-        md5: Optional[str] = None,
-        progress: Optional[ProgressCallback] = None,
+        dest: str | os.PathLike[str],
+        md5: str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> str:
         """Download ``url`` into ``dest``; with ``md5``, a mismatch keeps nothing and raises."""
         return self._engine.download(url, os.fspath(dest), md5, progress)
