@@ -103,6 +103,23 @@ impl Matrix {
             .filter(|e| e.level.is_some_and(|l| l > level))
             .collect()
     }
+
+    /// An error naming the entries deeper than `max` (a workflow that runs levels `0..=max`
+    /// would not build them), if any.
+    pub fn check_max_level(&self, max: usize) -> Result<(), RecipeError> {
+        let deeper = self.deeper_than(max);
+        if deeper.is_empty() {
+            return Ok(());
+        }
+        Err(RecipeError::TooDeep {
+            max,
+            images: deeper
+                .iter()
+                .map(|e| format!("`{}` (level {})", e.image, e.level.unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
 }
 
 /// The SIF name of `image`: the index's (`model-to-singularity.json`, for any key of the

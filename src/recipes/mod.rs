@@ -175,6 +175,11 @@ pub enum RecipeError {
     },
     #[error("the recipes' FROM images form a cycle: {cycle}")]
     Cycle { cycle: String },
+    #[error(
+        "the release runs levels 0 to {max}, but {images} would build later: add a level to \
+         the release workflow"
+    )]
+    TooDeep { max: usize, images: String },
     #[error("could not create the directory `{}`", dir.display())]
     CreateDir {
         dir: PathBuf,
