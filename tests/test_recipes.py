@@ -250,3 +250,65 @@ def test_matrix_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         matrix.main(["--kind", "test", "--level", "0"])
     assert exit_info.value.code == 2
     assert "--kind release only" in capsys.readouterr().err
+
+
+# --- a recipe's context reaches the build (real engine) ------------------------------
+
+TEST_TEMPLATES = REPO / "tests" / "data" / "dockerfiles"
+
+
+@pytest.fixture
+def tiny_shared_index(tmp_path: Path) -> tuple[Path, Path]:
+    """An index where `kipoi/kipoi-docker:tinyshared` runs two groups, and its env files."""
+    info = tmp_path / "container-info"
+    info.mkdir()
+    image = "kipoi/kipoi-docker:tinyshared"
+    (info / "model-to-docker.json").write_text(json.dumps({"TinyLinear": image, "TinySub": image}))
+    (info / "docker-to-model.json").write_text(json.dumps({image: ["TinyLinear", "TinySub/one"]}))
+    (info / "model-to-singularity.json").write_text("{}")
+    envfiles = tmp_path / "envfiles"
+    envfiles.mkdir()
+    (envfiles / "kipoi-env.yml").write_text("name: kipoi-env\n")
+    (envfiles / "tinyshared.yml").write_text("# a tiny shared environment\nname: kipoi-tinyshared\n")
+    return info, envfiles
+
+
+def test_a_shared_image_builds_from_its_recipe_with_the_environment_file_in_its_context(
+    base_image: str, tiny_shared_index: tuple[Path, Path]
+) -> None:
+    info, envfiles = tiny_shared_index
+    opts = {"container_info": info, "template_dir": TEST_TEMPLATES, "envfile_dir": envfiles, "base_image": base_image}
+    full, slim = "kipoi/kipoi-docker:tinyshared", "kipoi/kipoi-docker:tinyshared-slim"
+    try:
+        ordered = [r.image for r in _engine.recipes_for_index(**opts, build_order=True)]
+        assert ordered == [base_image, full, slim]
+        recipe = _engine.recipe_for_image(full, **opts)
+        assert recipe.kind == "shared-env" and recipe.from_images == [base_image]
+        _engine.build_recipe(full, **opts, model_group="TinyLinear")
+        cat = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "cat", full, "/app/tinyshared.yml"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert cat.returncode == 0, cat.stderr
+        assert cat.stdout == (envfiles / "tinyshared.yml").read_text()
+        labels = json.loads(
+            subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", full],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert labels["org.kipoi-containers.recipe"] == recipe.hash
+        assert labels["org.kipoi-containers.model-group"] == "TinyLinear"
+        # The slim image is built FROM the full one.
+        _engine.build_recipe(slim, **opts)
+        # A group template over the shared image is refused, whatever group asks.
+        with pytest.raises(SharedImageError, match="tinyshared"):
+            _engine.render_dockerfile_for_image(
+                "TinySub", full, info.parent / "df", template_dir=TEST_TEMPLATES, container_info=info
+            )
+    finally:
+        subprocess.run(["docker", "rmi", "-f", slim, full], capture_output=True)

@@ -486,6 +486,23 @@ def check_recipes(
     """Check that every image of the index (its ``-slim``, the base) has a recipe, that every
     environment file serves an image, and that the recipes have a build order."""
 
+def build_recipe(
+    image: str,
+    container_info: Optional[str | PathLike[str]] = None,
+    model_group: Optional[str] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+    labels: Optional[dict[str, str]] = None,
+    nocache: bool = False,
+    zoo_commit: Optional[str] = None,
+    docker_host: Optional[str] = None,
+) -> str:
+    """Build ``image`` from :func:`recipe_for_image`'s recipe; the Dockerfile and the files its
+    build context needs (environment files) go to the engine from memory, no checkout needed.
+    Labelled with the recipe hash (and ``model_group``, ``zoo_commit``, ``labels``). Returns the
+    image id; a failing step raises ``DockerBuildError``."""
+
 def recipe_matrix(
     kind: str,
     container_info: Optional[str | PathLike[str]] = None,

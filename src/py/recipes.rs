@@ -290,6 +290,45 @@ pub(crate) fn recipe_matrix(
     })
 }
 
+/// Builds `image` from its recipe ([`recipe_for_image`]): the Dockerfile and the files its
+/// build context needs go to the engine from memory. Labelled with the recipe hash, and with
+/// `model_group` / `zoo_commit` when given. Returns the image id.
+#[pyfunction]
+#[pyo3(signature = (image, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None, labels=None, nocache=false, zoo_commit=None, docker_host=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_recipe(
+    py: Python<'_>,
+    image: &str,
+    container_info: Option<PathBuf>,
+    model_group: Option<&str>,
+    template_dir: Option<PathBuf>,
+    envfile_dir: Option<PathBuf>,
+    base_image: Option<String>,
+    labels: Option<std::collections::HashMap<String, String>>,
+    nocache: bool,
+    zoo_commit: Option<String>,
+    docker_host: Option<String>,
+) -> PyResult<String> {
+    let index = load_index(container_info)?;
+    let recipe = recipes::recipe_for_update(
+        &index,
+        image,
+        model_group,
+        &options(template_dir, envfile_dir, base_image),
+    )?;
+    let mut all = crate::docker::group_labels(model_group, zoo_commit.as_deref());
+    all.extend(labels.unwrap_or_default());
+    super::wait::wait(py, || async move {
+        let engine = crate::docker::Engine::connect(docker_host.as_deref()).await?;
+        let image = recipe.image.clone();
+        let mut on_line = |line: &str| log::info!("[build {image}] {line}");
+        let id = engine
+            .build_recipe(&recipe, &all, nocache, &mut on_line)
+            .await?;
+        Ok::<_, PyErr>(id)
+    })
+}
+
 /// Registers the recipe bindings.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyImageRecipe>()?;
@@ -301,5 +340,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_recipes, m)?)?;
     m.add_function(wrap_pyfunction!(check_recipes, m)?)?;
     m.add_function(wrap_pyfunction!(recipe_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(build_recipe, m)?)?;
     Ok(())
 }
