@@ -588,14 +588,14 @@ pub fn check(index: &Index, opts: &RecipeOptions) -> CheckReport {
             }
         }
     }
-    // Environment files that no recipe uses serve no image.
-    let used: Vec<String> = recipes
-        .iter()
-        .map(|r| match &r.kind {
-            RecipeKind::Base => BASE_ENV_FILE.to_owned(),
-            RecipeKind::SharedEnv { env } => format!("{env}.yml"),
-            RecipeKind::Group { .. } => String::new(),
-        })
+    // Environment files that no image of the index is built from serve no image.
+    let used: Vec<String> = std::iter::once(BASE_ENV_FILE.to_owned())
+        .chain(
+            images
+                .iter()
+                .filter(|i| index.is_shared(i))
+                .map(|i| format!("{}.yml", full_tag(i))),
+        )
         .collect();
     for file in maker.env.names() {
         if used.iter().any(|u| u == file) {

@@ -48,7 +48,7 @@ pub struct EngineSteps {
     /// `model-to-singularity.json` keys and SIF names at the start (record texts).
     sif_names: Vec<(String, String)>,
     /// The index at the start: which images are shared (never rendered from a group's
-    /// template) and which group an own image is built for.
+    /// template).
     index: Index,
     write_back: Box<dyn WriteBack>,
 }
