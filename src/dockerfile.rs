@@ -1,13 +1,17 @@
-//! Dockerfiles for a model group, rendered from the templates in `dockerfiles/`.
+//! Dockerfiles rendered from the templates in `dockerfiles/`.
 //!
 //! A template is plain Dockerfile text with `{{name}}` placeholders; every placeholder
 //! must be known and every value is checked to be a single safe line, so a model group
-//! name can never inject Dockerfile instructions. The full and the `-slim` variant each
-//! have a template (`Dockerfile.template`, `Dockerfile-slim.template`); tests point the
-//! engine at their own template directory (a local base image, an offline environment
-//! step). The rendered file is written to `dockerfiles/Dockerfile.<tag>[-slim]` like
-//! upstream, and its sha256 is the image's recipe label.
+//! name can never inject Dockerfile instructions. A model group's own image has a template
+//! for the full and the `-slim` variant (`Dockerfile.template`, `Dockerfile-slim.template`);
+//! the shared environments and the base image have theirs (`Dockerfile-env.template`,
+//! `Dockerfile-env-slim.template`, `Dockerfile-base.template`; see [`crate::recipes`], which
+//! decides from the index which template an image is rendered from). Tests point the engine
+//! at their own template directory (a local base image, an offline environment step). The
+//! rendered file is written to `dockerfiles/Dockerfile.<tag>[-slim]` like upstream, and its
+//! sha256 is the image's recipe label.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -15,10 +19,35 @@ use crate::fsutil::{write_atomic, AtomicWriteError};
 
 pub const FULL_TEMPLATE: &str = "Dockerfile.template";
 pub const SLIM_TEMPLATE: &str = "Dockerfile-slim.template";
+/// The base image (`kipoi/kipoi-docker:kipoi-base-env`).
+pub const BASE_TEMPLATE: &str = "Dockerfile-base.template";
+/// A shared environment, full and slim.
+pub const ENV_TEMPLATE: &str = "Dockerfile-env.template";
+pub const ENV_SLIM_TEMPLATE: &str = "Dockerfile-env-slim.template";
 
-/// The upstream templates, compiled in so an installed package can render without a checkout.
-const BUILTIN_FULL: &str = include_str!("../dockerfiles/Dockerfile.template");
-const BUILTIN_SLIM: &str = include_str!("../dockerfiles/Dockerfile-slim.template");
+/// Every template, compiled in so an installed package renders without a checkout.
+const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    (
+        FULL_TEMPLATE,
+        include_str!("../dockerfiles/Dockerfile.template"),
+    ),
+    (
+        SLIM_TEMPLATE,
+        include_str!("../dockerfiles/Dockerfile-slim.template"),
+    ),
+    (
+        BASE_TEMPLATE,
+        include_str!("../dockerfiles/Dockerfile-base.template"),
+    ),
+    (
+        ENV_TEMPLATE,
+        include_str!("../dockerfiles/Dockerfile-env.template"),
+    ),
+    (
+        ENV_SLIM_TEMPLATE,
+        include_str!("../dockerfiles/Dockerfile-env-slim.template"),
+    ),
+];
 
 /// Default images the templates start from.
 pub const DEFAULT_BASE_IMAGE: &str = "kipoi/kipoi-docker:kipoi-base-env";
@@ -27,6 +56,8 @@ pub const DEFAULT_SLIM_BASE_IMAGE: &str = "debian:bullseye-slim";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerfileError {
+    #[error("no Dockerfile template `{name}` is compiled in")]
+    NoTemplate { name: String },
     #[error("could not read the Dockerfile template `{}`", path.display())]
     ReadTemplate {
         path: PathBuf,
@@ -57,7 +88,9 @@ pub enum Variant {
 /// Inputs of a rendering.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
-    /// Directory with `Dockerfile.template` / `Dockerfile-slim.template`; `None`: the built-in ones.
+    /// Directory with `Dockerfile.template` / `Dockerfile-slim.template` (both required);
+    /// the base and shared-environment templates are read from it when it has them, else
+    /// compiled in. `None`: every template compiled in.
     pub template_dir: Option<PathBuf>,
     pub base_image: String,
     pub build_image: String,
@@ -89,7 +122,50 @@ pub fn env_name(model_group: &str) -> String {
     model_group.replace('/', "__")
 }
 
-/// Renders the `variant` Dockerfile of `model_group`.
+/// The text of template `file`: from `opts.template_dir` when set (a group template must be
+/// there; any other falls back to the compiled-in one when the directory lacks it), else
+/// compiled in.
+pub fn template(file: &str, opts: &RenderOptions) -> Result<Cow<'static, str>, DockerfileError> {
+    let builtin = BUILTIN_TEMPLATES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, text)| *text);
+    if let Some(dir) = &opts.template_dir {
+        let path = dir.join(file);
+        let required = file == FULL_TEMPLATE || file == SLIM_TEMPLATE || builtin.is_none();
+        if required || path.exists() {
+            return std::fs::read_to_string(&path)
+                .map(Cow::Owned)
+                .map_err(|source| DockerfileError::ReadTemplate { path, source });
+        }
+    }
+    builtin
+        .map(Cow::Borrowed)
+        .ok_or_else(|| DockerfileError::NoTemplate {
+            name: file.to_owned(),
+        })
+}
+
+/// Renders template `file` with `vars` plus the images of `opts` (`base_image`,
+/// `build_image`, `slim_base_image`).
+pub fn render_template(
+    file: &str,
+    vars: &BTreeMap<&str, String>,
+    opts: &RenderOptions,
+) -> Result<Rendered, DockerfileError> {
+    let template = template(file, opts)?;
+    let mut all = vars.clone();
+    all.insert("base_image", opts.base_image.clone());
+    all.insert("build_image", opts.build_image.clone());
+    all.insert("slim_base_image", opts.slim_base_image.clone());
+    let text = substitute(file, &template, &all)?;
+    let recipe_hash = crate::docker::recipe_hash(&text);
+    Ok(Rendered { text, recipe_hash })
+}
+
+/// Renders the `variant` Dockerfile of `model_group` from the group templates. This is
+/// the template step only: which images may be rendered this way is decided by
+/// [`crate::recipes`] from the index (never a shared image).
 pub fn render(
     model_group: &str,
     variant: Variant,
@@ -99,26 +175,10 @@ pub fn render(
         Variant::Full => FULL_TEMPLATE,
         Variant::Slim => SLIM_TEMPLATE,
     };
-    let template = match &opts.template_dir {
-        Some(dir) => {
-            let path = dir.join(file);
-            std::fs::read_to_string(&path)
-                .map_err(|source| DockerfileError::ReadTemplate { path, source })?
-        }
-        None => match variant {
-            Variant::Full => BUILTIN_FULL.to_owned(),
-            Variant::Slim => BUILTIN_SLIM.to_owned(),
-        },
-    };
     let mut vars = BTreeMap::new();
     vars.insert("model_group", model_group.to_owned());
     vars.insert("env_name", env_name(model_group));
-    vars.insert("base_image", opts.base_image.clone());
-    vars.insert("build_image", opts.build_image.clone());
-    vars.insert("slim_base_image", opts.slim_base_image.clone());
-    let text = substitute(file, &template, &vars)?;
-    let recipe_hash = crate::docker::recipe_hash(&text);
-    Ok(Rendered { text, recipe_hash })
+    render_template(file, &vars, opts)
 }
 
 /// Replaces `{{name}}` placeholders; unknown names and unsafe values are errors.
@@ -199,24 +259,6 @@ pub fn write(
     let path = rendered_path(dir, tag, variant);
     write_atomic(&path, rendered.text.as_bytes())?;
     Ok((path, rendered))
-}
-
-/// Renders and writes the Dockerfile of `image` for `model_group` at the place
-/// [`dockerfile_for_image`] names (full or slim from the image's tag).
-pub fn write_for_image(
-    dir: &Path,
-    image: &str,
-    model_group: &str,
-    opts: &RenderOptions,
-) -> Result<(PathBuf, Rendered), DockerfileError> {
-    let (_, variant) = dockerfile_for_image(dir, image);
-    write(
-        dir,
-        crate::names::full_tag(image),
-        model_group,
-        variant,
-        opts,
-    )
 }
 
 #[cfg(test)]

@@ -638,6 +638,20 @@ pub fn shared_images_of<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -
         .collect()
 }
 
+/// The longest common `/`-separated prefix of `paths` (`None` when there is none): the
+/// unit the keys of one own image have in common (`MMSplice` for `MMSplice/pathogenicity`,
+/// `MMSplice/deltaLogitPSI`, ...), used by the plan and the recipes alike.
+pub fn common_path_prefix<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let first = paths.next()?;
+    let mut len = first.len();
+    for p in paths {
+        while !is_path_prefix(&first[..len], p) {
+            len = first[..len].rfind('/')?;
+        }
+    }
+    Some(&first[..len])
+}
+
 /// The longest key equal to `model` or a `/`-boundary prefix of it.
 pub fn longest_prefix_key<'a, K: AsRef<str> + 'a>(
     keys: impl Iterator<Item = &'a K>,

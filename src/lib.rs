@@ -15,6 +15,7 @@ pub mod layout;
 pub mod names;
 pub mod plan;
 pub mod pyjson;
+pub mod recipes;
 pub mod redact;
 pub mod retry;
 pub mod runtime;

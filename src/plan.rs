@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::index::{is_path_prefix, Index};
+use crate::index::{common_path_prefix, is_path_prefix, Index};
 use crate::layout::Layout;
 use crate::names::{top_group, validate_model_name};
 
@@ -388,18 +388,6 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         actions,
         skipped,
     }
-}
-
-/// The longest common `/`-separated prefix of `paths` (`None` when there is none).
-fn common_path_prefix<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let first = paths.next()?;
-    let mut len = first.len();
-    for p in paths {
-        while !is_path_prefix(&first[..len], p) {
-            len = first[..len].rfind('/')?;
-        }
-    }
-    Some(&first[..len])
 }
 
 #[cfg(test)]

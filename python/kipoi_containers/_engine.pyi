@@ -371,9 +371,150 @@ def render_dockerfile_for_image(
     dockerfiles_dir: str | PathLike[str],
     template_dir: Optional[str | PathLike[str]] = None,
     base_image: Optional[str] = None,
+    container_info: Optional[str | PathLike[str]] = None,
 ) -> tuple[Path, str, str]:
-    """Render the Dockerfile of ``image`` (full or slim, from its tag) for ``model_group`` into
-    ``dockerfiles_dir/Dockerfile.<tag>[-slim]``. Returns ``(path, text, recipe_hash)``."""
+    """Render the group templates for ``model_group`` as ``image`` (full or slim, from its tag)
+    into ``dockerfiles_dir/Dockerfile.<tag>[-slim]``. Raises ``SharedImageError`` naming the
+    image when the index (``container_info``, default ``$KIPOI_CONTAINER_INFO`` or
+    ``./container-info``) has it as shared: a shared image is built from its environment file
+    only (see :func:`recipe_for_image`). Returns ``(path, text, recipe_hash)``."""
+
+# --- Recipes of every image, and the CI matrices ------------------------------------
+
+@final
+class ImageRecipe:
+    """The recipe of one image, chosen by the index (never by the image's name)."""
+
+    image: str
+    """The image's index name (``kipoi/kipoi-docker:<tag>[-slim]``), or the base image."""
+    kind: str
+    """``base``, ``shared-env`` (from an environment file) or ``group`` (the group templates)."""
+    subject: Optional[str]
+    """The model group (``group``) or the environment file's stem (``shared-env``)."""
+    variant: str
+    """``full`` or ``slim``."""
+    file_name: str
+    """``Dockerfile.<tag>``."""
+    text: str
+    """The Dockerfile."""
+    hash: str
+    """sha256 hex of ``text``: the image's recipe label."""
+    from_images: list[str]
+    """The images it is built from (``FROM``, ``COPY --from=``; build stages left out)."""
+    models: list[str]
+    """The models it serves (``docker-to-model.json``)."""
+    test_models: list[str]
+    """What a release tests in it: every model; one per model group for a shared image."""
+    @property
+    def context(self) -> list[tuple[str, bytes]]:
+        """Files its build context needs besides the Dockerfile: ``[(relative path, bytes)]``."""
+
+@final
+class RecipeCheckLine:
+    """One image of :func:`check_recipes`."""
+
+    image: str
+    kind: str
+    subject: Optional[str]
+    file_name: str
+    hash: str
+    keys: list[str]
+    """Its index keys (the model groups or models it serves)."""
+    models: int
+    """How many models it serves."""
+    dependents: list[str]
+    """The images built from it."""
+
+@final
+class RecipeCheck:
+    """What :func:`check_recipes` found (truthy when there is no problem)."""
+
+    lines: list[RecipeCheckLine]
+    problems: list[str]
+    def __bool__(self) -> bool: ...
+
+def recipes_for_index(
+    container_info: Optional[str | PathLike[str]] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+    build_order: bool = False,
+) -> list[ImageRecipe]:
+    """Every recipe of the index: the base, then each image of ``docker-to-model.json``, full
+    then slim (in build order with ``build_order``: each image after those it is built from).
+    Raises ``RecipeError`` naming an image without a recipe, a cycle, or a ``FROM`` image of
+    ours without a recipe."""
+
+def recipe_for_image(
+    image: str,
+    container_info: Optional[str | PathLike[str]] = None,
+    model_group: Optional[str] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> ImageRecipe:
+    """The recipe of ``image``: the index's when it knows the image (a shared image: its
+    environment file), else the group templates for ``model_group`` (an image new to the index)."""
+
+def write_image_recipe(
+    image: str,
+    output_dir: str | PathLike[str],
+    container_info: Optional[str | PathLike[str]] = None,
+    model_group: Optional[str] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> tuple[Path, ImageRecipe]:
+    """Write :func:`recipe_for_image`'s recipe into ``output_dir`` (``Dockerfile.<tag>`` and its
+    context files, ``envfiles/*.yml``), so ``output_dir`` is its build context."""
+
+def write_recipes(
+    output_dir: str | PathLike[str],
+    container_info: Optional[str | PathLike[str]] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> list[Path]:
+    """Write every recipe of the index into ``output_dir``; returns the files written."""
+
+def check_recipes(
+    container_info: Optional[str | PathLike[str]] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> RecipeCheck:
+    """Check that every image of the index (its ``-slim``, the base) has a recipe, that every
+    environment file serves an image, and that the recipes have a build order."""
+
+def build_recipe(
+    image: str,
+    container_info: Optional[str | PathLike[str]] = None,
+    model_group: Optional[str] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+    labels: Optional[dict[str, str]] = None,
+    nocache: bool = False,
+    zoo_commit: Optional[str] = None,
+    docker_host: Optional[str] = None,
+) -> str:
+    """Build ``image`` from :func:`recipe_for_image`'s recipe; the Dockerfile and the files its
+    build context needs (environment files) go to the engine from memory, no checkout needed.
+    Labelled with the recipe hash (and ``model_group``, ``zoo_commit``, ``labels``). Returns the
+    image id; a failing step raises ``DockerBuildError``."""
+
+def recipe_matrix(
+    kind: str,
+    container_info: Optional[str | PathLike[str]] = None,
+    level: Optional[int] = None,
+    max_level: Optional[int] = None,
+    template_dir: Optional[str | PathLike[str]] = None,
+    envfile_dir: Optional[str | PathLike[str]] = None,
+    base_image: Optional[str] = None,
+) -> str:
+    """The GitHub Actions matrix ``kind`` (``test``, ``release``, ``singularity``) as one line of
+    JSON, ``{"include": [...]}``. ``level`` keeps the release entries of that level;
+    ``max_level`` raises ``RecipeError`` naming any release entry deeper than it."""
 
 def docker_ping(docker_host: Optional[str] = None) -> str:
     """Check the daemon answers; raises ``DockerUnreachableError``. Returns its address."""

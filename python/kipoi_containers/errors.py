@@ -20,6 +20,8 @@ __all__ = [
     "DockerUnreachableError",
     "DockerBuildError",
     "DockerfileError",
+    "RecipeError",
+    "SharedImageError",
     "ModelTestError",
     "DockerPushError",
     "DockerAuthError",
@@ -93,6 +95,17 @@ class DockerBuildError(DockerError):
 
 class DockerfileError(KipoiContainersError, ValueError):
     """A Dockerfile template could not be rendered (unknown placeholder, unsafe value)."""
+
+
+class RecipeError(KipoiContainersError, ValueError):
+    """An image has no recipe (no environment file for a shared image, not in the index), an
+    environment file is malformed, or the recipes' ``FROM`` images form a cycle or name an
+    image of ours without a recipe; the message names the image and the file."""
+
+
+class SharedImageError(RecipeError):
+    """A group's template was asked to render an image the index has as shared: a shared
+    image is built from its environment file only (``dockerfiles/envfiles/<tag>.yml``)."""
 
 
 class ModelTestError(DockerError):

@@ -27,9 +27,53 @@ impl Engine {
         nocache: bool,
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String, DockerError> {
+        let context = Context {
+            dir: context_dir.map(Path::to_path_buf),
+            files: Vec::new(),
+        };
+        self.build_context(image, dockerfile, context, labels, nocache, on_line)
+            .await
+    }
+
+    /// Builds `recipe.image` from its recipe: the Dockerfile and the files it needs
+    /// (environment files) go into the build context from memory, no checkout needed. The
+    /// image is labelled with the recipe hash and `labels`.
+    pub async fn build_recipe(
+        &self,
+        recipe: &crate::recipes::ImageRecipe,
+        labels: &HashMap<String, String>,
+        nocache: bool,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String, DockerError> {
+        let context = Context {
+            dir: None,
+            files: recipe.context.clone(),
+        };
+        let mut labels = labels.clone();
+        labels.insert(RECIPE_LABEL.into(), recipe.hash.clone());
+        self.build_context(
+            &recipe.image,
+            &recipe.text,
+            context,
+            &labels,
+            nocache,
+            on_line,
+        )
+        .await
+    }
+
+    async fn build_context(
+        &self,
+        image: &str,
+        dockerfile: &str,
+        context: Context,
+        labels: &HashMap<String, String>,
+        nocache: bool,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String, DockerError> {
         let context = {
-            let (text, dir) = (dockerfile.to_owned(), context_dir.map(Path::to_path_buf));
-            tokio::task::spawn_blocking(move || build_context(&text, dir.as_deref()))
+            let text = dockerfile.to_owned();
+            tokio::task::spawn_blocking(move || build_context(&text, &context))
                 .await
                 .map_err(|e| DockerError::Io {
                     path: PathBuf::from("Dockerfile"),
@@ -123,19 +167,37 @@ fn build_error(image: &str, step: &str, message: String, tail: &[String]) -> Doc
     }
 }
 
-/// A tar with `Dockerfile` and, when given, the files of `context_dir` (deterministic
+/// What goes into a build context besides the Dockerfile.
+struct Context {
+    /// A directory whose files are all added.
+    dir: Option<PathBuf>,
+    /// Files from memory: (relative path, bytes).
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// A tar with `Dockerfile`, the files of `context.dir` and `context.files` (deterministic
 /// headers so equal inputs give equal contexts).
-fn build_context(dockerfile: &str, context_dir: Option<&Path>) -> Result<Vec<u8>, DockerError> {
+fn build_context(dockerfile: &str, context: &Context) -> Result<Vec<u8>, DockerError> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     let io = |path: &Path, step| {
         let path = path.to_path_buf();
         move |source| DockerError::Io { path, step, source }
     };
-    if let Some(dir) = context_dir {
+    if let Some(dir) = &context.dir {
         builder
             .append_dir_all(".", dir)
             .map_err(io(dir, "adding the build context"))?;
+    }
+    for (path, bytes) in &context.files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, bytes.as_slice())
+            .map_err(io(Path::new(path), "writing the build context"))?;
     }
     let mut header = tar::Header::new_gnu();
     header.set_size(dockerfile.len() as u64);
@@ -156,13 +218,29 @@ mod tests {
 
     #[test]
     fn context_has_the_dockerfile() {
-        let tar_bytes = build_context("FROM scratch\n", None).unwrap();
-        let mut archive = tar::Archive::new(tar_bytes.as_slice());
-        let names: Vec<String> = archive
+        let none = Context {
+            dir: None,
+            files: Vec::new(),
+        };
+        assert_eq!(
+            names(&build_context("FROM scratch\n", &none).unwrap()),
+            ["Dockerfile"]
+        );
+        let files = Context {
+            dir: None,
+            files: vec![("envfiles/e.yml".into(), b"name: e\n".to_vec())],
+        };
+        let tar_bytes = build_context("FROM scratch\n", &files).unwrap();
+        assert_eq!(names(&tar_bytes), ["envfiles/e.yml", "Dockerfile"]);
+        assert_eq!(tar_bytes, build_context("FROM scratch\n", &files).unwrap());
+    }
+
+    fn names(tar_bytes: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        archive
             .entries()
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        assert_eq!(names, vec!["Dockerfile"]);
+            .collect()
     }
 }

@@ -26,7 +26,7 @@ fn to_value_in(obj: &Bound<'_, PyAny>, stack: &mut Vec<usize>) -> PyResult<Value
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_str()?.to_owned()));
+        return Ok(Value::String(s.to_cow()?.into_owned()));
     }
     if obj.cast::<PyInt>().is_ok() {
         if let Ok(i) = obj.extract::<i64>() {
@@ -76,7 +76,7 @@ fn container_to_value(obj: &Bound<'_, PyAny>, stack: &mut Vec<usize>) -> PyResul
                     k.repr().map_or_else(|_| "?".into(), |r| r.to_string())
                 ))
             })?;
-            map.insert(key.to_str()?.to_owned(), to_value_in(&v, stack)?);
+            map.insert(key.to_cow()?.into_owned(), to_value_in(&v, stack)?);
         }
         return Ok(Value::Object(map));
     }

@@ -103,25 +103,34 @@ pub(crate) fn render_dockerfile(
     }
 }
 
-/// Renders the Dockerfile of `image` (full or slim, from its tag) for `model_group` into
-/// `dockerfiles_dir/Dockerfile.<tag>[-slim]`. Returns `(path, text, recipe_hash)`.
+/// Renders the group templates for `model_group` as `image` (full or slim, from its tag)
+/// into `dockerfiles_dir/Dockerfile.<tag>[-slim]`. Refused for an image the index
+/// (`container_info`, default `$KIPOI_CONTAINER_INFO` or `./container-info`) has as shared.
+/// Returns `(path, text, recipe_hash)`.
 #[pyfunction]
-#[pyo3(signature = (model_group, image, dockerfiles_dir, template_dir=None, base_image=None))]
+#[pyo3(signature = (model_group, image, dockerfiles_dir, template_dir=None, base_image=None, container_info=None))]
 pub(crate) fn render_dockerfile_for_image(
     model_group: &str,
     image: &str,
     dockerfiles_dir: PathBuf,
     template_dir: Option<PathBuf>,
     base_image: Option<String>,
+    container_info: Option<PathBuf>,
 ) -> PyResult<(PathBuf, String, String)> {
+    let index =
+        crate::index::Index::load(&crate::config::container_info(container_info.as_deref()))?;
     let defaults = RenderOptions::default();
-    let opts = RenderOptions {
-        template_dir,
-        base_image: base_image.unwrap_or(defaults.base_image),
-        ..defaults
+    let opts = crate::recipes::RecipeOptions {
+        render: RenderOptions {
+            template_dir,
+            base_image: base_image.unwrap_or(defaults.base_image),
+            ..defaults
+        },
+        envfile_dir: None,
     };
-    let (path, r) = dockerfile::write_for_image(&dockerfiles_dir, image, model_group, &opts)?;
-    Ok((path, r.text, r.recipe_hash))
+    let (path, recipe) =
+        crate::recipes::write_group_recipe(&index, &dockerfiles_dir, model_group, image, &opts)?;
+    Ok((path, recipe.text, recipe.hash))
 }
 
 /// Checks the daemon answers; returns the address connected to.

@@ -173,6 +173,21 @@ impl From<DockerfileError> for PyErr {
     }
 }
 
+impl From<crate::recipes::RecipeError> for PyErr {
+    fn from(err: crate::recipes::RecipeError) -> Self {
+        use crate::recipes::RecipeError;
+        let class = match &err {
+            RecipeError::SharedImage { .. } => "SharedImageError",
+            RecipeError::ReadEnvFiles { .. }
+            | RecipeError::ReadEnvFile { .. }
+            | RecipeError::CreateDir { .. }
+            | RecipeError::Write(_) => "FileIOError",
+            _ => "RecipeError",
+        };
+        raise(class, chain(&err))
+    }
+}
+
 impl From<crate::sif::SifError> for PyErr {
     fn from(err: crate::sif::SifError) -> Self {
         let message = chain(&err);

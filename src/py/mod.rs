@@ -7,6 +7,7 @@ mod github;
 mod index;
 mod names;
 mod plan;
+mod recipes;
 mod sif;
 mod sync;
 mod wait;
@@ -72,6 +73,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<zenodo::PyZenodoClient>()?;
     m.add_function(wrap_pyfunction!(zenodo::md5_file, m)?)?;
     sif::register(m)?;
+    recipes::register(m)?;
     m.add_class::<sync::PySyncReport>()?;
     m.add_function(wrap_pyfunction!(sync::sync, m)?)?;
     m.add_function(wrap_pyfunction!(sync::sync_async, m)?)?;

@@ -212,7 +212,7 @@ impl PublishArgs {
                         .as_ref()
                         .and_then(|h| h.raised.lock().ok().and_then(|mut r| r.take()));
                     if let Some(raised) = raised {
-                        raised.add_note(py, chain(&err))?;
+                        add_note(py, &raised, chain(&err))?;
                         return Err(raised);
                     }
                 }
@@ -222,13 +222,34 @@ impl PublishArgs {
     }
 }
 
+/// Adds `note` to the exception `err` (PEP 678): `add_note` on Python 3.11+; on older
+/// versions, which lack it, appended to `__notes__` as PEP 678 specifies (the engine is built
+/// for the limited API of Python 3.9, so it cannot use the 3.11 C API).
+fn add_note(py: Python<'_>, err: &PyErr, note: String) -> PyResult<()> {
+    let value = err.value(py);
+    if value.hasattr("add_note")? {
+        value.call_method1("add_note", (note,))?;
+        return Ok(());
+    }
+    let notes = match value.getattr("__notes__") {
+        Ok(notes) => notes,
+        Err(_) => {
+            let notes = pyo3::types::PyList::empty(py).into_any();
+            value.setattr("__notes__", &notes)?;
+            notes
+        }
+    };
+    notes.call_method1("append", (note,))?;
+    Ok(())
+}
+
 /// A deposition id given as `int` or as a string of digits (upstream passes both).
 fn deposition_id(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     if obj.cast::<PyInt>().is_ok() {
         return obj.extract::<u64>();
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_str()?;
+        let text = s.to_cow()?;
         return text.trim().parse::<u64>().map_err(|_| {
             PyValueError::new_err(format!("a Zenodo deposition id is a number, got `{text}`"))
         });

@@ -47,6 +47,9 @@ pub struct EngineSteps {
     zenodo: ZenodoClient,
     /// `model-to-singularity.json` keys and SIF names at the start (record texts).
     sif_names: Vec<(String, String)>,
+    /// The index at the start: which images are shared (never rendered from a group's
+    /// template).
+    index: Index,
     write_back: Box<dyn WriteBack>,
     progress: super::progress::Progress,
 }
@@ -96,6 +99,7 @@ impl EngineSteps {
             registry,
             zenodo,
             sif_names,
+            index: index.clone(),
             write_back,
             progress: super::progress::Progress::for_stderr(),
         })
@@ -126,16 +130,22 @@ fn step_err(err: &(dyn std::error::Error + 'static)) -> StepError {
 
 impl Steps for EngineSteps {
     fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
-        let (path, rendered) = crate::dockerfile::write_for_image(
+        let opts = crate::recipes::RecipeOptions {
+            render: self.settings.render.clone(),
+            envfile_dir: None,
+        };
+        // Refuses a shared image: those are built from their environment files only.
+        let (path, recipe) = crate::recipes::write_group_recipe(
+            &self.index,
             &self.settings.dockerfiles_dir,
-            image,
             unit,
-            &self.settings.render,
+            image,
+            &opts,
         )
         .map_err(|e| step_err(&e))?;
         Ok(Recipe {
             path,
-            hash: rendered.recipe_hash,
+            hash: recipe.hash,
         })
     }
 
