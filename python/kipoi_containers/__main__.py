@@ -271,6 +271,8 @@ COMMANDS: dict[str, Command] = {
         "kipoi_containers.updateoradd:main",
     ),
     "sif": Command("inspect, verify, run and convert Singularity images (SIF) without apptainer", sif_main),
+    "recipes": Command("check, show and write the recipe (Dockerfile) of every image", "kipoi_containers.recipes:main"),
+    "matrix": Command("CI job matrices from the index (test, release, singularity)", "kipoi_containers.matrix:main"),
 }
 
 

@@ -1,8 +1,9 @@
 """Type stubs for the compiled engine ``kipoi_containers._engine`` (Rust, PyO3)."""
 
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Optional, Sequence, final
+from typing import Any, final
 
 __version__: str
 
@@ -32,7 +33,7 @@ class Action:
     """``remove-group``, ``update-image``, ``retest-shared`` or ``add-group``."""
     unit: str
     """The index key (or new group/model path) the action is about."""
-    image: Optional[str]
+    image: str | None
     """The image the unit uses now; ``None`` for a group new to the index."""
     models: list[str]
     """Models to test at the target commit (for ``remove-group``: the models dropped)."""
@@ -74,20 +75,20 @@ def plan(
     zoo: str,
     from_commit: str,
     container_info: str | PathLike[str],
-    to: Optional[str] = None,
-    github_api_url: Optional[str] = None,
+    to: str | None = None,
+    github_api_url: str | None = None,
 ) -> Plan:
     """Plan a sync of ``zoo`` (a git checkout path or ``github:OWNER/REPO``) from
     ``from_commit`` to ``to`` (default: the default branch's head) against the index in
     ``container_info``. Raises ``ZooError`` (and subclasses) or ``IndexFormatError``."""
 
 def changed_paths(
-    zoo: str, from_commit: str, to_commit: str, github_api_url: Optional[str] = None
+    zoo: str, from_commit: str, to_commit: str, github_api_url: str | None = None
 ) -> list[str]:
     """Paths that differ between two commits (tree difference, no merge base)."""
 
 def model_groups(
-    zoo: str, commit: Optional[str] = None, github_api_url: Optional[str] = None
+    zoo: str, commit: str | None = None, github_api_url: str | None = None
 ) -> list[tuple[str, list[str]]]:
     """Every model group at ``commit`` with its models."""
 
@@ -100,15 +101,15 @@ class Index:
         """Load the three files from ``directory``."""
     def save(self, directory: str | PathLike[str]) -> None:
         """Write the three files into ``directory``, each atomically, in upstream's format."""
-    def key_for_model(self, model: str) -> Optional[str]:
+    def key_for_model(self, model: str) -> str | None:
         """The index key responsible for ``model``: itself, else its longest path-prefix key."""
-    def image_for_model(self, model: str) -> Optional[str]:
+    def image_for_model(self, model: str) -> str | None:
         """The Docker image that runs ``model``."""
-    def models_for_image(self, image: str) -> Optional[list[str]]:
+    def models_for_image(self, image: str) -> list[str] | None:
         """The models to test in ``image`` (a ``-slim`` tag uses its full image's list)."""
     def keys_for_image(self, image: str) -> list[str]:
         """The index keys mapped to ``image``."""
-    def singularity_for_model(self, model: str) -> Optional[dict[str, str]]:
+    def singularity_for_model(self, model: str) -> dict[str, str] | None:
         """``{url, name, md5}`` of the SIF for ``model``."""
     def shared_images(self) -> list[str]:
         """The shared environments: images whose keys span two or more top-level groups."""
@@ -146,7 +147,7 @@ def sif_name_for_image(image: str) -> str:
 def dockerfile_for_image(dockerfiles_dir: str | PathLike[str], image: str) -> tuple[Path, str]:
     """``(dir/Dockerfile.<tag>[-slim], "full" | "slim")``: one rule for every group."""
 
-def longest_prefix_key(keys: list[str], model: str) -> Optional[str]:
+def longest_prefix_key(keys: list[str], model: str) -> str | None:
     """The key responsible for ``model``: itself, else the longest ``/``-boundary prefix."""
 
 def shared_images_of(model_to_docker: dict[str, str]) -> list[str]:
@@ -154,22 +155,22 @@ def shared_images_of(model_to_docker: dict[str, str]) -> list[str]:
 
 # ---------------------------------------------------------------- defaults (src/config.rs)
 
-def config_zoo(explicit: Optional[str] = None) -> str:
+def config_zoo(explicit: str | None = None) -> str:
     """The zoo: ``explicit``, else ``$KIPOI_MODEL_REPO``, else ``github:kipoi/models``."""
 
-def config_test_zoo(explicit: Optional[str | PathLike[str]] = None) -> Optional[Path]:
+def config_test_zoo(explicit: str | PathLike[str] | None = None) -> Path | None:
     """The zoo checkout model tests run against, or ``None`` (``--source=kipoi``)."""
 
-def config_container_info(explicit: Optional[str | PathLike[str]] = None) -> Path:
+def config_container_info(explicit: str | PathLike[str] | None = None) -> Path:
     """``explicit``, else ``$KIPOI_CONTAINER_INFO``, else ``./container-info``."""
 
-def config_hash_file(explicit: Optional[str | PathLike[str]] = None) -> Path:
+def config_hash_file(explicit: str | PathLike[str] | None = None) -> Path:
     """``explicit``, else ``$KIPOI_MODEL_REPO_HASH``, else ``./kipoi-model-repo-hash``."""
 
-def config_docker_repository(explicit: Optional[str] = None) -> str:
+def config_docker_repository(explicit: str | None = None) -> str:
     """``explicit``, else ``$KIPOI_DOCKER_REPO``, else ``kipoi/kipoi-docker``."""
 
-def config_sif_folder(explicit: Optional[str | PathLike[str]] = None, fallback: str | PathLike[str] = ...) -> Path:
+def config_sif_folder(explicit: str | PathLike[str] | None = None, fallback: str | PathLike[str] = ...) -> Path:
     """``explicit``, else ``$SINGULARITY_PULL_FOLDER``, else ``fallback`` (default ``.``)."""
 
 # ---------------------------------------------------------------- Zenodo (src/zenodo/)
@@ -180,12 +181,12 @@ def md5_file(path: str | PathLike[str]) -> str:
     """md5 (lower-case hex) of a file, read in one streaming pass; ``FileIOError`` when the
     file cannot be read."""
 
-def record_id_from_url(url: str) -> Optional[int]:
+def record_id_from_url(url: str) -> int | None:
     """The record id of a Zenodo URL (``…/record/<id>/files/…``, any base prefix; a bare
     number is itself), or ``None``."""
 
 def record_text(
-    sif_name: str, model_group: str, index: Optional[Mapping[str, Mapping[str, str]]] = None
+    sif_name: str, model_group: str, index: Mapping[str, Mapping[str, str]] | None = None
 ) -> tuple[str, str]:
     """``(title, description)`` of the SIF's Zenodo record, decided from ``index``
     (``model-to-singularity``): keys spanning two or more top-level groups → a shared
@@ -201,7 +202,7 @@ def shared_env_text(env: str) -> tuple[str, str]:
 def group_except_text(group: str, others: list[str]) -> tuple[str, str]:
     """``(title, description)`` of ``group``'s record when ``others`` have their own images."""
 
-def deposit_metadata(title: str, description: str, publication_date: Optional[str] = None) -> dict[str, Any]:
+def deposit_metadata(title: str, description: str, publication_date: str | None = None) -> dict[str, Any]:
     """The deposition metadata kipoi stores (``publication_date``: today, UTC, by default)."""
 
 @final
@@ -215,16 +216,16 @@ class ZenodoClient:
 
     def __new__(
         cls,
-        base_url: Optional[str] = None,
-        access_token: Optional[str] = None,
+        base_url: str | None = None,
+        access_token: str | None = None,
         *,
-        user_agent: Optional[str] = None,
+        user_agent: str | None = None,
         max_retries: int = 5,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 300.0,
-        connect_timeout: Optional[float] = None,
-        read_timeout: Optional[float] = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> ZenodoClient: ...
     @property
     def base_url(self) -> str:
@@ -232,41 +233,41 @@ class ZenodoClient:
     @property
     def has_token(self) -> bool:
         """Whether a token is configured (it cannot be read back)."""
-    def get(self, url: str, params: Optional[list[tuple[str, str]]] = None) -> Any:
+    def get(self, url: str, params: list[tuple[str, str]] | None = None) -> Any:
         """``GET url`` → decoded JSON."""
-    def put_json(self, url: str, body: Any, params: Optional[list[tuple[str, str]]] = None) -> Any:
+    def put_json(self, url: str, body: Any, params: list[tuple[str, str]] | None = None) -> Any:
         """``PUT url`` with a JSON body → decoded JSON."""
     def post(
-        self, url: str, params: Optional[list[tuple[str, str]]] = None, body: Any = None
+        self, url: str, params: list[tuple[str, str]] | None = None, body: Any = None
     ) -> tuple[int, Any]:
         """``POST url`` → ``(status, JSON)``; repeated only when the server certainly did not act."""
-    def delete(self, url: str, params: Optional[list[tuple[str, str]]] = None) -> None:
+    def delete(self, url: str, params: list[tuple[str, str]] | None = None) -> None:
         """``DELETE url``."""
     def upload(
         self,
         url: str,
         path: str | PathLike[str],
-        progress: Optional[Callable[[int, int], Any]] = None,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> dict[str, Any]:
         """Stream ``path`` to a bucket object URL, md5 checked; returns the bucket object."""
     def list_depositions(
         self,
-        q: Optional[str] = None,
-        status: Optional[str] = None,
-        sort: Optional[str] = None,
-        page: Optional[int] = None,
-        size: Optional[int] = None,
-        all_versions: Optional[bool] = None,
+        q: str | None = None,
+        status: str | None = None,
+        sort: str | None = None,
+        page: int | None = None,
+        size: int | None = None,
+        all_versions: bool | None = None,
     ) -> list[dict[str, Any]]:
         """``GET /api/deposit/depositions`` with search parameters."""
-    def create_deposition(self, metadata: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    def create_deposition(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create a new draft deposition."""
     def get_deposition(self, deposition_id: int | str) -> dict[str, Any]:
         """Read a deposition (draft or published)."""
     def new_version(self, deposition_id: int | str) -> int:
         """Open a new-version draft of a published deposition and return its id; an already
         open draft of the same record is found and returned instead of failing."""
-    def find_open_draft(self, deposition_id: int | str) -> Optional[int]:
+    def find_open_draft(self, deposition_id: int | str) -> int | None:
         """The open draft of the record ``deposition_id`` belongs to, if any."""
     def list_files(self, deposition_id: int | str) -> list[dict[str, Any]]:
         """The files of a deposition (``checksum`` is plain md5 hex)."""
@@ -277,7 +278,7 @@ class ZenodoClient:
         bucket_url: str,
         filename: str,
         path: str | PathLike[str],
-        progress: Optional[Callable[[int, int], Any]] = None,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> dict[str, Any]:
         """Stream ``path`` into the draft's bucket as ``filename``; md5 checked."""
     def update_metadata(self, deposition_id: int | str, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -290,8 +291,8 @@ class ZenodoClient:
         self,
         url: str,
         dest: str | PathLike[str],
-        md5: Optional[str] = None,
-        progress: Optional[Callable[[int, int], Any]] = None,
+        md5: str | None = None,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> str:
         """Download ``url`` into ``dest`` (redirects followed), md5 checked when given."""
     def publish_new(
@@ -300,14 +301,14 @@ class ZenodoClient:
         file_name: str,
         *,
         model_group: str,
-        name: Optional[str] = None,
-        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        name: str | None = None,
+        index: Mapping[str, Mapping[str, str]] | None = None,
         push: bool = True,
         draft_id: int | str | None = None,
-        publication_date: Optional[str] = None,
-        progress: Optional[Callable[[int, int], Any]] = None,
-        upload: Optional[Callable[[str], Any]] = None,
-        on_step: Optional[Callable[[str, dict[str, Any]], Any]] = None,
+        publication_date: str | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+        upload: Callable[[str], Any] | None = None,
+        on_step: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> dict[str, Any]:
         """Publish ``path`` as a new record holding it as ``file_name`` (checked to be one safe
         path segment before any request): create (or resume ``draft_id``), upload (md5
@@ -324,14 +325,14 @@ class ZenodoClient:
         file_name: str,
         *,
         model_group: str,
-        name: Optional[str] = None,
-        index: Optional[Mapping[str, Mapping[str, str]]] = None,
+        name: str | None = None,
+        index: Mapping[str, Mapping[str, str]] | None = None,
         push: bool = True,
         draft_id: int | str | None = None,
-        publication_date: Optional[str] = None,
-        progress: Optional[Callable[[int, int], Any]] = None,
-        upload: Optional[Callable[[str], Any]] = None,
-        on_step: Optional[Callable[[str, dict[str, Any]], Any]] = None,
+        publication_date: str | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+        upload: Callable[[str], Any] | None = None,
+        on_step: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> dict[str, Any]:
         """As :meth:`publish_new`, as a new version of ``record`` (an id, or an index entry's
         URL): the record's open draft is continued, and only the file named ``file_name`` is
@@ -356,12 +357,12 @@ def render_dockerfile(
     model_group: str,
     tag: str,
     variant_name: str = "full",
-    output_dir: Optional[str | PathLike[str]] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
-    build_image: Optional[str] = None,
-    slim_base_image: Optional[str] = None,
-) -> tuple[Optional[Path], str, str]:
+    output_dir: str | PathLike[str] | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
+    build_image: str | None = None,
+    slim_base_image: str | None = None,
+) -> tuple[Path | None, str, str]:
     """Render a group's Dockerfile (``full`` or ``slim``) from the templates; written to
     ``output_dir/Dockerfile.<tag>[-slim]`` when given. Returns ``(path, text, recipe_hash)``."""
 
@@ -369,9 +370,9 @@ def render_dockerfile_for_image(
     model_group: str,
     image: str,
     dockerfiles_dir: str | PathLike[str],
-    template_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
-    container_info: Optional[str | PathLike[str]] = None,
+    template_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
+    container_info: str | PathLike[str] | None = None,
 ) -> tuple[Path, str, str]:
     """Render the group templates for ``model_group`` as ``image`` (full or slim, from its tag)
     into ``dockerfiles_dir/Dockerfile.<tag>[-slim]``. Raises ``SharedImageError`` naming the
@@ -389,7 +390,7 @@ class ImageRecipe:
     """The image's index name (``kipoi/kipoi-docker:<tag>[-slim]``), or the base image."""
     kind: str
     """``base``, ``shared-env`` (from an environment file) or ``group`` (the group templates)."""
-    subject: Optional[str]
+    subject: str | None
     """The model group (``group``) or the environment file's stem (``shared-env``)."""
     variant: str
     """``full`` or ``slim``."""
@@ -415,7 +416,7 @@ class RecipeCheckLine:
 
     image: str
     kind: str
-    subject: Optional[str]
+    subject: str | None
     file_name: str
     hash: str
     keys: list[str]
@@ -434,10 +435,10 @@ class RecipeCheck:
     def __bool__(self) -> bool: ...
 
 def recipes_for_index(
-    container_info: Optional[str | PathLike[str]] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
     build_order: bool = False,
 ) -> list[ImageRecipe]:
     """Every recipe of the index: the base, then each image of ``docker-to-model.json``, full
@@ -447,11 +448,11 @@ def recipes_for_index(
 
 def recipe_for_image(
     image: str,
-    container_info: Optional[str | PathLike[str]] = None,
-    model_group: Optional[str] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    model_group: str | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
 ) -> ImageRecipe:
     """The recipe of ``image``: the index's when it knows the image (a shared image: its
     environment file), else the group templates for ``model_group`` (an image new to the index)."""
@@ -459,44 +460,44 @@ def recipe_for_image(
 def write_image_recipe(
     image: str,
     output_dir: str | PathLike[str],
-    container_info: Optional[str | PathLike[str]] = None,
-    model_group: Optional[str] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    model_group: str | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
 ) -> tuple[Path, ImageRecipe]:
     """Write :func:`recipe_for_image`'s recipe into ``output_dir`` (``Dockerfile.<tag>`` and its
     context files, ``envfiles/*.yml``), so ``output_dir`` is its build context."""
 
 def write_recipes(
     output_dir: str | PathLike[str],
-    container_info: Optional[str | PathLike[str]] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
 ) -> list[Path]:
     """Write every recipe of the index into ``output_dir``; returns the files written."""
 
 def check_recipes(
-    container_info: Optional[str | PathLike[str]] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
 ) -> RecipeCheck:
     """Check that every image of the index (its ``-slim``, the base) has a recipe, that every
     environment file serves an image, and that the recipes have a build order."""
 
 def build_recipe(
     image: str,
-    container_info: Optional[str | PathLike[str]] = None,
-    model_group: Optional[str] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
-    labels: Optional[dict[str, str]] = None,
+    container_info: str | PathLike[str] | None = None,
+    model_group: str | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
+    labels: dict[str, str] | None = None,
     nocache: bool = False,
-    zoo_commit: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    zoo_commit: str | None = None,
+    docker_host: str | None = None,
 ) -> str:
     """Build ``image`` from :func:`recipe_for_image`'s recipe; the Dockerfile and the files its
     build context needs (environment files) go to the engine from memory, no checkout needed.
@@ -505,29 +506,29 @@ def build_recipe(
 
 def recipe_matrix(
     kind: str,
-    container_info: Optional[str | PathLike[str]] = None,
-    level: Optional[int] = None,
-    max_level: Optional[int] = None,
-    template_dir: Optional[str | PathLike[str]] = None,
-    envfile_dir: Optional[str | PathLike[str]] = None,
-    base_image: Optional[str] = None,
+    container_info: str | PathLike[str] | None = None,
+    level: int | None = None,
+    max_level: int | None = None,
+    template_dir: str | PathLike[str] | None = None,
+    envfile_dir: str | PathLike[str] | None = None,
+    base_image: str | None = None,
 ) -> str:
     """The GitHub Actions matrix ``kind`` (``test``, ``release``, ``singularity``) as one line of
     JSON, ``{"include": [...]}``. ``level`` keeps the release entries of that level;
     ``max_level`` raises ``RecipeError`` naming any release entry deeper than it."""
 
-def docker_ping(docker_host: Optional[str] = None) -> str:
+def docker_ping(docker_host: str | None = None) -> str:
     """Check the daemon answers; raises ``DockerUnreachableError``. Returns its address."""
 
 def build_image(
     dockerfile_path: str | PathLike[str],
     image: str,
-    context_dir: Optional[str | PathLike[str]] = None,
-    labels: Optional[dict[str, str]] = None,
+    context_dir: str | PathLike[str] | None = None,
+    labels: dict[str, str] | None = None,
     nocache: bool = False,
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
+    docker_host: str | None = None,
 ) -> str:
     """Build ``image``; the log streams to logging. ``DockerBuildError`` names the failing
     step. Labels: the recipe hash always, ``model_group`` and ``zoo_commit`` when given."""
@@ -535,22 +536,22 @@ def build_image(
 async def build_image_async(
     dockerfile_path: str | PathLike[str],
     image: str,
-    context_dir: Optional[str | PathLike[str]] = None,
-    labels: Optional[dict[str, str]] = None,
+    context_dir: str | PathLike[str] | None = None,
+    labels: dict[str, str] | None = None,
     nocache: bool = False,
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
+    docker_host: str | None = None,
 ) -> str: ...
 def test_model(
     image: str,
     model: str,
-    zoo_dir: Optional[str | PathLike[str]] = None,
-    extra_args: Optional[list[str]] = None,
-    timeout: Optional[float] = None,
+    zoo_dir: str | PathLike[str] | None = None,
+    extra_args: list[str] | None = None,
+    timeout: float | None = None,
     check: bool = False,
     network: bool = False,
-    docker_host: Optional[str] = None,
+    docker_host: str | None = None,
 ) -> ModelTestResult:
     """``kipoi test MODEL`` in a fresh container (always removed). With ``zoo_dir`` the
     checkout is mounted read-only and the test runs offline. ``check`` raises
@@ -559,85 +560,85 @@ def test_model(
 async def test_model_async(
     image: str,
     model: str,
-    zoo_dir: Optional[str | PathLike[str]] = None,
-    extra_args: Optional[list[str]] = None,
-    timeout: Optional[float] = None,
+    zoo_dir: str | PathLike[str] | None = None,
+    extra_args: list[str] | None = None,
+    timeout: float | None = None,
     check: bool = False,
     network: bool = False,
-    docker_host: Optional[str] = None,
+    docker_host: str | None = None,
 ) -> ModelTestResult: ...
 def test_models(
     image: str,
     models: list[str],
-    zoo_dir: Optional[str | PathLike[str]] = None,
-    concurrency: Optional[int] = None,
-    timeout: Optional[float] = None,
+    zoo_dir: str | PathLike[str] | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
     network: bool = False,
-    docker_host: Optional[str] = None,
+    docker_host: str | None = None,
 ) -> list[ModelTestResult]:
     """Test several models of one image, at most ``concurrency`` at once (default: cores)."""
 
 def push_image(
     image: str,
-    repository: Optional[str] = None,
-    tag: Optional[str] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    docker_host: str | None = None,
 ) -> tuple[str, str]:
     """Push ``image`` as ``repository:tag``; returns ``(reference, digest)``."""
 
 async def push_image_async(
     image: str,
-    repository: Optional[str] = None,
-    tag: Optional[str] = None,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    docker_host: str | None = None,
 ) -> tuple[str, str]: ...
-def docker_cleanup(images: bool = False, docker_host: Optional[str] = None) -> dict[str, list[str]]:
+def docker_cleanup(images: bool = False, docker_host: str | None = None) -> dict[str, list[str]]:
     """Remove what this tool created (label filter); ``images``: its dangling images too."""
 
-def export_image(image: str, path: str | PathLike[str], docker_host: Optional[str] = None) -> int:
+def export_image(image: str, path: str | PathLike[str], docker_host: str | None = None) -> int:
     """Write ``image`` as a ``docker save`` tar to ``path``; returns the bytes written."""
 
 def registry_image(
-    reference: str, username: Optional[str] = None, password: Optional[str] = None
-) -> Optional[tuple[str, dict[str, str]]]:
+    reference: str, username: str | None = None, password: str | None = None
+) -> tuple[str, dict[str, str]] | None:
     """``(digest, labels)`` of an image in its registry, read without pulling; ``None`` when absent."""
 
 def pull_image(
     reference: str,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    docker_host: Optional[str] = None,
+    username: str | None = None,
+    password: str | None = None,
+    docker_host: str | None = None,
 ) -> str:
     """Pull ``reference`` (``repo:tag`` or ``repo@sha256:…``); returns the local image id."""
 
-def ensure_image(image: str, repository: Optional[str] = None, docker_host: Optional[str] = None) -> str:
+def ensure_image(image: str, repository: str | None = None, docker_host: str | None = None) -> str:
     """Make the index image ``image`` present locally (pulled from ``repository``, default
     ``$KIPOI_DOCKER_REPO``, when it is not); returns its id."""
 
 def model_test_args(model: str) -> list[str]:
     """Extra ``kipoi test`` arguments for ``model`` from the per-model table."""
 
-def resolve_revision(zoo: str, rev: Optional[str] = None, github_api_url: Optional[str] = None) -> str:
+def resolve_revision(zoo: str, rev: str | None = None, github_api_url: str | None = None) -> str:
     """The full sha of ``rev`` (default: the branch head) in ``zoo``."""
 
 def models_of_group(
-    zoo: str, group: str, commit: Optional[str] = None, github_api_url: Optional[str] = None
+    zoo: str, group: str, commit: str | None = None, github_api_url: str | None = None
 ) -> list[str]:
     """The models of one group at ``commit`` (default: the branch head)."""
 
 def sif_convert(
     image: str,
     out: str | PathLike[str],
-    model_group: Optional[str] = None,
-    zoo_commit: Optional[str] = None,
-    source_date_epoch: Optional[int] = None,
-    threads: Optional[int] = None,
-    level: Optional[int] = None,
-    docker_host: Optional[str] = None,
+    model_group: str | None = None,
+    zoo_commit: str | None = None,
+    source_date_epoch: int | None = None,
+    threads: int | None = None,
+    level: int | None = None,
+    docker_host: str | None = None,
 ) -> dict[str, Any]:
     """Convert ``image`` from the Docker Engine to the SIF ``out`` natively (no apptainer);
     deterministic for the same image and arguments. Returns the report (``md5``, ``size``,
@@ -657,11 +658,11 @@ def sif_verify(path: str | PathLike[str]) -> None:
 # ``github_api_url`` (else ``$GITHUB_API_URL``, else https://api.github.com) and the token in
 # ``$GITHUB_PAT`` / ``$GITHUB_TOKEN`` (required for writes).
 
-def zoo_branch_exists(zoo: str, branch: str = "update-json", github_api_url: Optional[str] = None) -> bool:
+def zoo_branch_exists(zoo: str, branch: str = "update-json", github_api_url: str | None = None) -> bool:
     """Whether ``branch`` exists in ``zoo``."""
 
 def zoo_read_json(
-    zoo: str, path: str, branch: str = "update-json", github_api_url: Optional[str] = None
+    zoo: str, path: str, branch: str = "update-json", github_api_url: str | None = None
 ) -> Any:
     """The JSON file ``path`` from ``branch`` when it exists, else from the default branch
     (a local checkout: the branch checked out)."""
@@ -672,7 +673,7 @@ def zoo_write_json(
     *,
     branch: str = "update-json",
     open_pr: bool = True,
-    github_api_url: Optional[str] = None,
+    github_api_url: str | None = None,
 ) -> dict[str, Any]:
     """Make each ``{path: object}`` of ``files`` hold its object on ``branch`` (created from
     the default branch's head when missing), merging with concurrent writers' other keys
@@ -681,8 +682,8 @@ def zoo_write_json(
     pull_request: {number, url, created} | None, changed}``."""
 
 def zoo_open_pull_request(
-    zoo: str, branch: str = "update-json", github_api_url: Optional[str] = None
-) -> Optional[dict[str, Any]]:
+    zoo: str, branch: str = "update-json", github_api_url: str | None = None
+) -> dict[str, Any] | None:
     """Open the pull request "Update container jsons" from ``branch`` to the default branch,
     or return the one already open (``{number, url, created}``); ``None`` for a local zoo or
     when ``branch`` holds nothing new."""
@@ -702,7 +703,7 @@ class SyncReport:
     @property
     def index_written(self) -> bool: ...
     @property
-    def write_back(self) -> Optional[str]:
+    def write_back(self) -> str | None:
         """What the zoo received (branch, commits, pull request), in words."""
     @property
     def to(self) -> str: ...
@@ -715,78 +716,78 @@ class SyncReport:
 
 def sync(
     *,
-    zoo: Optional[str] = None,
-    from_commit: Optional[str] = None,
-    to: Optional[str] = None,
-    container_info: Optional[str | PathLike[str]] = None,
-    hash_file: Optional[str | PathLike[str]] = None,
-    registry: Optional[str] = None,
-    base_image: Optional[str] = None,
-    templates: Optional[str | PathLike[str]] = None,
-    zenodo_url: Optional[str] = None,
-    github_api_url: Optional[str] = None,
-    only: Optional[list[str]] = None,
+    zoo: str | None = None,
+    from_commit: str | None = None,
+    to: str | None = None,
+    container_info: str | PathLike[str] | None = None,
+    hash_file: str | PathLike[str] | None = None,
+    registry: str | None = None,
+    base_image: str | None = None,
+    templates: str | PathLike[str] | None = None,
+    zenodo_url: str | None = None,
+    github_api_url: str | None = None,
+    only: list[str] | None = None,
     push: bool = True,
-    concurrency: Optional[int] = None,
-    journal: Optional[str | PathLike[str]] = None,
+    concurrency: int | None = None,
+    journal: str | PathLike[str] | None = None,
     restart: bool = False,
-    dockerfiles_dir: Optional[str | PathLike[str]] = None,
-    test_zoo: Optional[str | PathLike[str]] = None,
-    docker_host: Optional[str] = None,
-    test_timeout: Optional[float] = None,
+    dockerfiles_dir: str | PathLike[str] | None = None,
+    test_zoo: str | PathLike[str] | None = None,
+    docker_host: str | None = None,
+    test_timeout: float | None = None,
 ) -> SyncReport:
     """Sync the containers with the zoo: build, test, push, convert, publish, write back,
     move the hash (only when everything succeeded). Crash-safe: re-run to resume."""
 
 async def sync_async(
     *,
-    zoo: Optional[str] = None,
-    from_commit: Optional[str] = None,
-    to: Optional[str] = None,
-    container_info: Optional[str | PathLike[str]] = None,
-    hash_file: Optional[str | PathLike[str]] = None,
-    registry: Optional[str] = None,
-    base_image: Optional[str] = None,
-    templates: Optional[str | PathLike[str]] = None,
-    zenodo_url: Optional[str] = None,
-    github_api_url: Optional[str] = None,
-    only: Optional[list[str]] = None,
+    zoo: str | None = None,
+    from_commit: str | None = None,
+    to: str | None = None,
+    container_info: str | PathLike[str] | None = None,
+    hash_file: str | PathLike[str] | None = None,
+    registry: str | None = None,
+    base_image: str | None = None,
+    templates: str | PathLike[str] | None = None,
+    zenodo_url: str | None = None,
+    github_api_url: str | None = None,
+    only: list[str] | None = None,
     push: bool = True,
-    concurrency: Optional[int] = None,
-    journal: Optional[str | PathLike[str]] = None,
+    concurrency: int | None = None,
+    journal: str | PathLike[str] | None = None,
     restart: bool = False,
-    dockerfiles_dir: Optional[str | PathLike[str]] = None,
-    test_zoo: Optional[str | PathLike[str]] = None,
-    docker_host: Optional[str] = None,
-    test_timeout: Optional[float] = None,
+    dockerfiles_dir: str | PathLike[str] | None = None,
+    test_zoo: str | PathLike[str] | None = None,
+    docker_host: str | None = None,
+    test_timeout: float | None = None,
 ) -> SyncReport:
     """Awaitable :func:`sync`."""
 
 def sync_plan(
     *,
-    zoo: Optional[str] = None,
-    from_commit: Optional[str] = None,
-    to: Optional[str] = None,
-    container_info: Optional[str | PathLike[str]] = None,
-    hash_file: Optional[str | PathLike[str]] = None,
-    github_api_url: Optional[str] = None,
-    only: Optional[list[str]] = None,
+    zoo: str | None = None,
+    from_commit: str | None = None,
+    to: str | None = None,
+    container_info: str | PathLike[str] | None = None,
+    hash_file: str | PathLike[str] | None = None,
+    github_api_url: str | None = None,
+    only: list[str] | None = None,
 ) -> Plan:
     """The plan of a sync (touches nothing), defaults from the environment."""
 
-def stored_hash(hash_file: Optional[str | PathLike[str]] = None) -> str:
+def stored_hash(hash_file: str | PathLike[str] | None = None) -> str:
     """The zoo commit in ``kipoi-model-repo-hash`` (``$KIPOI_MODEL_REPO_HASH``)."""
 
 def sif_run(
     path: str | PathLike[str],
     command: Sequence[str],
-    binds: Optional[Sequence[tuple[str | PathLike[str], str]]] = None,
+    binds: Sequence[tuple[str | PathLike[str], str]] | None = None,
     isolate_network: bool = False,
-    workdir: Optional[str] = None,
-    env: Optional[Sequence[tuple[str, str]]] = None,
-    timeout: Optional[float] = None,
+    workdir: str | None = None,
+    env: Sequence[tuple[str, str]] | None = None,
+    timeout: float | None = None,
     capture: bool = True,
-    runner: Optional[str] = None,
+    runner: str | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` inside the SIF: with apptainer/singularity when on PATH, else
     squashfuse + bwrap (``runner``, or ``$KIPOI_SIF_RUNNER``, forces one). ``binds`` are
@@ -797,12 +798,12 @@ def sif_run(
 def sif_test_model(
     path: str | PathLike[str],
     model: str,
-    zoo_dir: Optional[str | PathLike[str]] = None,
-    extra_args: Optional[Sequence[str]] = None,
-    timeout: Optional[float] = None,
+    zoo_dir: str | PathLike[str] | None = None,
+    extra_args: Sequence[str] | None = None,
+    timeout: float | None = None,
     check: bool = False,
     network: bool = False,
-    runner: Optional[str] = None,
+    runner: str | None = None,
 ) -> ModelTestResult:
     """``kipoi test MODEL`` inside the SIF: ``--source=dir`` against ``zoo_dir`` (bound
     read-only, no network unless ``network``), else upstream's ``--source=kipoi``. A failed
@@ -811,14 +812,14 @@ def sif_test_model(
 def sif_test_models(
     path: str | PathLike[str],
     models: Sequence[str],
-    zoo_dir: Optional[str | PathLike[str]] = None,
-    concurrency: Optional[int] = None,
-    timeout: Optional[float] = None,
+    zoo_dir: str | PathLike[str] | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
     network: bool = False,
 ) -> list[ModelTestResult]:
     """Test several models in the SIF, at most ``concurrency`` at a time; input order."""
 
-def sif_download(url: str, dest: str | PathLike[str], md5: Optional[str] = None) -> dict[str, Any]:
+def sif_download(url: str, dest: str | PathLike[str], md5: str | None = None) -> dict[str, Any]:
     """Download ``url`` to ``dest`` through ``<dest>.part``: resumes a partial file, retries
     a broken connection with HTTP Range, checks ``md5`` while writing (a mismatch keeps
     nothing: ``ChecksumMismatchError``), renames atomically. Returns ``md5``, ``bytes``,

@@ -163,5 +163,5 @@ def cleanup(images: bool = False) -> dict[str, list[str]]:
 # Keep pytest from collecting the upstream-named helpers as tests when imported into a
 # test module.
 for _f in (test_docker_image, test_docker_image_without_exception, test_models):
-    _f.__test__ = False
+    setattr(_f, "__test__", False)  # noqa: B010 (a function attribute mypy does not know)
 del _f

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Union
 
 from . import _engine
 from .dockerhelper import build_docker_image, cleanup, push_docker_image, test_docker_image, zoo_commit, zoo_dir
@@ -34,11 +34,11 @@ class DockerUpdater:
         name_of_docker_image: str,
         *,
         dockerfiles_dir: PathType = "dockerfiles",
-        template_dir: Optional[PathType] = None,
-        base_image: Optional[str] = None,
-        zoo: Optional[PathType] = None,
+        template_dir: PathType | None = None,
+        base_image: str | None = None,
+        zoo: PathType | None = None,
         push: bool = True,
-        container_info: Optional[PathType] = None,
+        container_info: PathType | None = None,
     ) -> None:
         self.model_group = model_group
         self.name_of_docker_image = name_of_docker_image
@@ -81,7 +81,7 @@ class DockerUpdater:
             logger.info("wrote %s (%s recipe) for %s", written, recipe.kind, self.model_group)
         return Path(path)
 
-    def update(self, models_to_test: List[str], *, rerender: bool = False) -> None:
+    def update(self, models_to_test: list[str], *, rerender: bool = False) -> None:
         """Rebuild, test every model of ``models_to_test``, push, clean up. Nothing is
         pushed unless every test passed. ``rerender`` renders the Dockerfile afresh."""
         logger.info("Updating %s and %s", self.model_group, self.name_of_docker_image)
