@@ -48,6 +48,8 @@ class Stack:
     hash_file: Path
     journal: Path
     history: dict[str, object] = field(default_factory=dict)
+    # The shared registry's log also holds the pushes of earlier tests: count from here.
+    log_start: int = 0
 
     @property
     def registry_repo(self) -> str:
@@ -99,7 +101,9 @@ class Stack:
     def manifest_pushes(self) -> dict[str, int]:
         """Successful manifest PUTs per tag, from the registry's access log."""
         counts: dict[str, int] = {}
-        log = (self.registry.dir / "registry.log").read_text(errors="replace")
+        with (self.registry.dir / "registry.log").open("rb") as f:
+            f.seek(self.log_start)
+            log = f.read().decode(errors="replace")
         for tag in re.findall(r'"PUT /v2/' + REPO_PREFIX + r'/manifests/([^ "]+) HTTP/[0-9.]+" 201', log):
             counts[tag] = counts.get(tag, 0) + 1
         return counts
@@ -129,7 +133,12 @@ def stack(base_image: str, registry: Registry, tmp_path_factory: pytest.TempPath
     make_empty_index(container_info, hash_file, base)
     emulator = ZenodoEmulator(TOKEN).start()
     try:
-        yield Stack(root, zoo, base, head, registry, base_image, emulator, container_info, hash_file, root / "journal")
+        log = registry.dir / "registry.log"
+        log_start = log.stat().st_size if log.exists() else 0
+        yield Stack(
+            root, zoo, base, head, registry, base_image, emulator, container_info, hash_file, root / "journal",
+            log_start=log_start,
+        )
     finally:
         emulator.stop()
         tags = [f"{REPO_PREFIX}:{t}" for t in ("tinylinear", "tinymulti", "tinysub", "tinybroken")]
