@@ -90,6 +90,16 @@ pub fn base_image(explicit: Option<&str>) -> String {
         .unwrap_or_else(|| crate::dockerfile::DEFAULT_BASE_IMAGE.to_owned())
 }
 
+/// The image the base recipe starts from: `explicit`, else `KIPOI_BUILD_IMAGE`, else
+/// `continuumio/miniconda3:latest`.
+#[must_use]
+pub fn build_image(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_owned)
+        .or_else(|| env("KIPOI_BUILD_IMAGE"))
+        .unwrap_or_else(|| crate::dockerfile::DEFAULT_BUILD_IMAGE.to_owned())
+}
+
 /// Where SIFs are built and downloaded: `explicit`, else `SINGULARITY_PULL_FOLDER`, else
 /// `fallback`.
 #[must_use]

@@ -271,6 +271,14 @@ COMMANDS: dict[str, Command] = {
         "kipoi_containers.updateoradd:main",
     ),
     "sif": Command("inspect, verify, run and convert Singularity images (SIF) without apptainer", sif_main),
+    "release": Command(
+        "rebuild every image in dependency order, publish, write back (or one shard's fragment)",
+        "kipoi_containers.release:main",
+    ),
+    "merge-results": Command(
+        "apply the result fragments of a sharded release to the index and write it back",
+        "kipoi_containers.release:merge_main",
+    ),
     "recipes": Command("check, show and write the recipe (Dockerfile) of every image", "kipoi_containers.recipes:main"),
     "matrix": Command("CI job matrices from the index (test, release, singularity)", "kipoi_containers.matrix:main"),
 }

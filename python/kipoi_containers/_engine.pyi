@@ -439,6 +439,7 @@ def recipes_for_index(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
     build_order: bool = False,
 ) -> list[ImageRecipe]:
     """Every recipe of the index: the base, then each image of ``docker-to-model.json``, full
@@ -453,6 +454,7 @@ def recipe_for_image(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
 ) -> ImageRecipe:
     """The recipe of ``image``: the index's when it knows the image (a shared image: its
     environment file), else the group templates for ``model_group`` (an image new to the index)."""
@@ -465,6 +467,7 @@ def write_image_recipe(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
 ) -> tuple[Path, ImageRecipe]:
     """Write :func:`recipe_for_image`'s recipe into ``output_dir`` (``Dockerfile.<tag>`` and its
     context files, ``envfiles/*.yml``), so ``output_dir`` is its build context."""
@@ -475,6 +478,7 @@ def write_recipes(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
 ) -> list[Path]:
     """Write every recipe of the index into ``output_dir``; returns the files written."""
 
@@ -483,6 +487,7 @@ def check_recipes(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
 ) -> RecipeCheck:
     """Check that every image of the index (its ``-slim``, the base) has a recipe, that every
     environment file serves an image, and that the recipes have a build order."""
@@ -494,6 +499,7 @@ def build_recipe(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
     labels: dict[str, str] | None = None,
     nocache: bool = False,
     zoo_commit: str | None = None,
@@ -512,6 +518,7 @@ def recipe_matrix(
     template_dir: str | PathLike[str] | None = None,
     envfile_dir: str | PathLike[str] | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
 ) -> str:
     """The GitHub Actions matrix ``kind`` (``test``, ``release``, ``singularity``) as one line of
     JSON, ``{"include": [...]}``. ``level`` keeps the release entries of that level;
@@ -723,7 +730,9 @@ def sync(
     hash_file: str | PathLike[str] | None = None,
     registry: str | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
     templates: str | PathLike[str] | None = None,
+    envfiles: str | PathLike[str] | None = None,
     zenodo_url: str | None = None,
     github_api_url: str | None = None,
     only: list[str] | None = None,
@@ -748,7 +757,9 @@ async def sync_async(
     hash_file: str | PathLike[str] | None = None,
     registry: str | None = None,
     base_image: str | None = None,
+    build_image: str | None = None,
     templates: str | PathLike[str] | None = None,
+    envfiles: str | PathLike[str] | None = None,
     zenodo_url: str | None = None,
     github_api_url: str | None = None,
     only: list[str] | None = None,
@@ -772,8 +783,71 @@ def sync_plan(
     hash_file: str | PathLike[str] | None = None,
     github_api_url: str | None = None,
     only: list[str] | None = None,
+    base_image: str | None = None,
+    build_image: str | None = None,
+    templates: str | PathLike[str] | None = None,
+    envfiles: str | PathLike[str] | None = None,
 ) -> Plan:
     """The plan of a sync (touches nothing), defaults from the environment."""
+
+def release(
+    *,
+    fragment: str | PathLike[str] | None = None,
+    zoo: str | None = None,
+    container_info: str | PathLike[str] | None = None,
+    hash_file: str | PathLike[str] | None = None,
+    registry: str | None = None,
+    base_image: str | None = None,
+    build_image: str | None = None,
+    templates: str | PathLike[str] | None = None,
+    envfiles: str | PathLike[str] | None = None,
+    zenodo_url: str | None = None,
+    github_api_url: str | None = None,
+    only: list[str] | None = None,
+    push: bool = True,
+    concurrency: int | None = None,
+    journal: str | PathLike[str] | None = None,
+    restart: bool = False,
+    dockerfiles_dir: str | PathLike[str] | None = None,
+    test_zoo: str | PathLike[str] | None = None,
+    docker_host: str | None = None,
+    test_timeout: float | None = None,
+) -> SyncReport:
+    """Rebuild every image (``only``: these images) from its recipe in dependency order:
+    test, push, convert, publish a new SIF version where its md5 changed; update the index
+    and write it back to the zoo, or (``fragment``) write this shard's results to that file.
+    An image rebuilt from the same recipe and parents is not rebuilt. Journaled in
+    ``journal`` (default ``./.kipoi-release``): re-run to resume."""
+
+def release_plan(
+    *,
+    container_info: str | PathLike[str] | None = None,
+    only: list[str] | None = None,
+    base_image: str | None = None,
+    build_image: str | None = None,
+    templates: str | PathLike[str] | None = None,
+    envfiles: str | PathLike[str] | None = None,
+    zoo: str | None = None,
+    from_commit: str | None = None,
+    to: str | None = None,
+    hash_file: str | PathLike[str] | None = None,
+    github_api_url: str | None = None,
+) -> list[list[dict[str, Any]]]:
+    """The images a release rebuilds, level by level (touches nothing): ``image``,
+    ``with_slim``, ``parents`` (our images it is built FROM), ``external`` (the others),
+    ``keys``, ``models``, ``test_models``."""
+
+def merge_results(
+    directory: str | PathLike[str],
+    *,
+    zoo: str | None = None,
+    container_info: str | PathLike[str] | None = None,
+    github_api_url: str | None = None,
+    push: bool = True,
+) -> SyncReport:
+    """Apply the result fragments (``directory/*.json``) of a sharded release to the index in
+    a deterministic order and (``push``) write it back to the zoo; a failed shard's images
+    keep their entries."""
 
 def stored_hash(hash_file: str | PathLike[str] | None = None) -> str:
     """The zoo commit in ``kipoi-model-repo-hash`` (``$KIPOI_MODEL_REPO_HASH``)."""

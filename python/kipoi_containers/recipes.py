@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--envfiles", metavar="DIR", help="environment files replacing the packaged ones (every *.yml of DIR)")
     add("--base-image", metavar="IMAGE", help="the base image (default: $KIPOI_BASE_IMAGE, else the packaged name)")
+    add(
+        "--build-image",
+        metavar="IMAGE",
+        help="the image the base recipe starts from (default: $KIPOI_BUILD_IMAGE, else continuumio/miniconda3:latest)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser(
         "check",
@@ -64,6 +69,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "template_dir": args.templates,
         "envfile_dir": args.envfiles,
         "base_image": args.base_image,
+        "build_image": args.build_image,
     }
 
 

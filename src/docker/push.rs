@@ -56,7 +56,8 @@ impl Engine {
     }
 
     /// Makes the index image `image` (`kipoi/kipoi-docker:tag`) present locally: nothing
-    /// when it is; else pulled from `repository` (where images are pushed, e.g.
+    /// when it is (and, given `digest`, is that digest: a local copy of an older push is
+    /// replaced); else pulled from `repository` (where images are pushed, e.g.
     /// `127.0.0.1:5000/kipoi/kipoi-docker`) by `digest` when given, else by tag, and tagged
     /// with the index name.
     pub async fn ensure_local(
@@ -67,7 +68,16 @@ impl Engine {
         credentials: Option<&Credentials>,
     ) -> Result<(), DockerError> {
         if self.image_id(image).await.is_ok() {
-            return Ok(());
+            let wanted = digest.filter(|d| !d.is_empty());
+            match wanted {
+                None => return Ok(()),
+                Some(d) if self.image_repo_digests(image).await?.iter().any(|r| r == d) => {
+                    return Ok(())
+                }
+                Some(d) => {
+                    log::info!("the local `{image}` is not the pushed {d}; pulling that one")
+                }
+            }
         }
         let (index_repo, index_tag) = crate::names::split_image(image);
         let index_tag = index_tag.unwrap_or("latest");

@@ -239,6 +239,7 @@ impl From<crate::sync::SyncError> for PyErr {
             SyncError::Index(e) => e.into(),
             SyncError::Docker(e) => e.into(),
             SyncError::Zenodo(e) => e.into(),
+            SyncError::Recipe(e) => e.into(),
             SyncError::MissingSecrets(_) => raise("MissingSecretsError", chain(&err)),
             SyncError::ReadHash { .. } | SyncError::Write(_) => raise("IndexIOError", chain(&err)),
             _ => raise("SyncError", chain(&err)),

@@ -79,6 +79,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sync::sync_async, m)?)?;
     m.add_function(wrap_pyfunction!(sync::sync_plan, m)?)?;
     m.add_function(wrap_pyfunction!(sync::stored_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::release, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::release_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::merge_results, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::record_id_of_url, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::record_text, m)?)?;
     m.add_function(wrap_pyfunction!(zenodo::model_group_text, m)?)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::dockerfile::{RenderOptions, Variant};
+use crate::dockerfile::Variant;
 use crate::index::Index;
 use crate::recipes::{self, MatrixKind, RecipeOptions};
 
@@ -117,15 +117,14 @@ fn options(
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> RecipeOptions {
-    RecipeOptions {
-        render: RenderOptions {
-            template_dir,
-            base_image: crate::config::base_image(base_image.as_deref()),
-            ..RenderOptions::default()
-        },
+    RecipeOptions::configured(
+        template_dir,
         envfile_dir,
-    }
+        base_image.as_deref(),
+        build_image.as_deref(),
+    )
 }
 
 fn load_index(container_info: Option<PathBuf>) -> PyResult<Index> {
@@ -138,16 +137,20 @@ fn load_index(container_info: Option<PathBuf>) -> PyResult<Index> {
 /// `./container-info`): the base, then each image of `docker-to-model.json`, full then slim;
 /// in build order when `build_order`.
 #[pyfunction]
-#[pyo3(signature = (container_info=None, template_dir=None, envfile_dir=None, base_image=None, build_order=false))]
+#[pyo3(signature = (container_info=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None, build_order=false))]
 pub(crate) fn recipes_for_index(
     container_info: Option<PathBuf>,
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
     build_order: bool,
 ) -> PyResult<Vec<PyImageRecipe>> {
     let index = load_index(container_info)?;
-    let all = recipes::recipes_for_index(&index, &options(template_dir, envfile_dir, base_image))?;
+    let all = recipes::recipes_for_index(
+        &index,
+        &options(template_dir, envfile_dir, base_image, build_image),
+    )?;
     if build_order {
         let ordered = recipes::build_order(&all)?;
         Ok(ordered.into_iter().cloned().map(Into::into).collect())
@@ -159,7 +162,7 @@ pub(crate) fn recipes_for_index(
 /// The recipe of `image`: the index's when it knows the image (a shared image: its
 /// environment file), else the group templates for `model_group` (an image new to the index).
 #[pyfunction]
-#[pyo3(signature = (image, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None))]
+#[pyo3(signature = (image, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None))]
 pub(crate) fn recipe_for_image(
     image: &str,
     container_info: Option<PathBuf>,
@@ -167,13 +170,14 @@ pub(crate) fn recipe_for_image(
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> PyResult<PyImageRecipe> {
     let index = load_index(container_info)?;
     let recipe = recipes::recipe_for_update(
         &index,
         image,
         model_group,
-        &options(template_dir, envfile_dir, base_image),
+        &options(template_dir, envfile_dir, base_image, build_image),
     )?;
     Ok(recipe.into())
 }
@@ -182,7 +186,8 @@ pub(crate) fn recipe_for_image(
 /// `Dockerfile.<tag>` and the files of its context (`envfiles/…`), so `output_dir` is its
 /// build context. Returns `(dockerfile path, recipe)`.
 #[pyfunction]
-#[pyo3(signature = (image, output_dir, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None))]
+#[pyo3(signature = (image, output_dir, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_image_recipe(
     image: &str,
     output_dir: PathBuf,
@@ -191,13 +196,14 @@ pub(crate) fn write_image_recipe(
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> PyResult<(PathBuf, PyImageRecipe)> {
     let index = load_index(container_info)?;
     let recipe = recipes::recipe_for_update(
         &index,
         image,
         model_group,
-        &options(template_dir, envfile_dir, base_image),
+        &options(template_dir, envfile_dir, base_image, build_image),
     )?;
     let path = recipes::write_recipe(&output_dir, &recipe)?;
     Ok((path, recipe.into()))
@@ -205,32 +211,40 @@ pub(crate) fn write_image_recipe(
 
 /// Writes every recipe of the index into `output_dir`; returns the files written.
 #[pyfunction]
-#[pyo3(signature = (output_dir, container_info=None, template_dir=None, envfile_dir=None, base_image=None))]
+#[pyo3(signature = (output_dir, container_info=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None))]
 pub(crate) fn write_recipes(
     output_dir: PathBuf,
     container_info: Option<PathBuf>,
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> PyResult<Vec<PathBuf>> {
     let index = load_index(container_info)?;
-    let all = recipes::recipes_for_index(&index, &options(template_dir, envfile_dir, base_image))?;
+    let all = recipes::recipes_for_index(
+        &index,
+        &options(template_dir, envfile_dir, base_image, build_image),
+    )?;
     Ok(recipes::write_recipes(&output_dir, &all)?)
 }
 
 /// Checks that every image of the index (its `-slim`, the base) has a recipe, that every
 /// environment file serves an image and that the recipes have a build order.
 #[pyfunction]
-#[pyo3(signature = (container_info=None, template_dir=None, envfile_dir=None, base_image=None))]
+#[pyo3(signature = (container_info=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None))]
 pub(crate) fn check_recipes(
     py: Python<'_>,
     container_info: Option<PathBuf>,
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> PyResult<PyCheck> {
     let index = load_index(container_info)?;
-    let report = recipes::check(&index, &options(template_dir, envfile_dir, base_image));
+    let report = recipes::check(
+        &index,
+        &options(template_dir, envfile_dir, base_image, build_image),
+    );
     let lines = report
         .lines
         .into_iter()
@@ -260,7 +274,8 @@ pub(crate) fn check_recipes(
 /// line of JSON; `level` keeps the release entries of that level, `max_level` fails naming
 /// any release entry deeper than it.
 #[pyfunction]
-#[pyo3(signature = (kind, container_info=None, level=None, max_level=None, template_dir=None, envfile_dir=None, base_image=None))]
+#[pyo3(signature = (kind, container_info=None, level=None, max_level=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn recipe_matrix(
     kind: &str,
     container_info: Option<PathBuf>,
@@ -269,6 +284,7 @@ pub(crate) fn recipe_matrix(
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
 ) -> PyResult<String> {
     let kind = MatrixKind::parse(kind).ok_or_else(|| {
         pyo3::exceptions::PyValueError::new_err(format!(
@@ -279,7 +295,7 @@ pub(crate) fn recipe_matrix(
     let matrix = recipes::matrix(
         &index,
         kind,
-        &options(template_dir, envfile_dir, base_image),
+        &options(template_dir, envfile_dir, base_image, build_image),
     )?;
     if let Some(max) = max_level {
         matrix.check_max_level(max)?;
@@ -294,7 +310,7 @@ pub(crate) fn recipe_matrix(
 /// build context needs go to the engine from memory. Labelled with the recipe hash, and with
 /// `model_group` / `zoo_commit` when given. Returns the image id.
 #[pyfunction]
-#[pyo3(signature = (image, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None, labels=None, nocache=false, zoo_commit=None, docker_host=None))]
+#[pyo3(signature = (image, container_info=None, model_group=None, template_dir=None, envfile_dir=None, base_image=None, build_image=None, labels=None, nocache=false, zoo_commit=None, docker_host=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build_recipe(
     py: Python<'_>,
@@ -304,6 +320,7 @@ pub(crate) fn build_recipe(
     template_dir: Option<PathBuf>,
     envfile_dir: Option<PathBuf>,
     base_image: Option<String>,
+    build_image: Option<String>,
     labels: Option<std::collections::HashMap<String, String>>,
     nocache: bool,
     zoo_commit: Option<String>,
@@ -314,7 +331,7 @@ pub(crate) fn build_recipe(
         &index,
         image,
         model_group,
-        &options(template_dir, envfile_dir, base_image),
+        &options(template_dir, envfile_dir, base_image, build_image),
     )?;
     let mut all = crate::docker::group_labels(model_group, zoo_commit.as_deref());
     all.extend(labels.unwrap_or_default());

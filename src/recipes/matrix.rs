@@ -208,13 +208,17 @@ pub fn matrix(
                 }
             })
             .collect(),
-        MatrixKind::Release => release(index, &recipes_for_index(index, opts)?)?,
+        MatrixKind::Release => release_entries(index, &recipes_for_index(index, opts)?)?,
     };
     Ok(Matrix { include })
 }
 
-/// The release entries: one per full image (its slim recipe with it), in dependency order.
-fn release(index: &Index, recipes: &[ImageRecipe]) -> Result<Vec<MatrixEntry>, RecipeError> {
+/// The release entries: one per full image (its slim recipe with it), in dependency order,
+/// each with its level (the release runs level by level, here and as GitHub Actions jobs).
+pub fn release_entries(
+    index: &Index,
+    recipes: &[ImageRecipe],
+) -> Result<Vec<MatrixEntry>, RecipeError> {
     // Entries: the full images (the base's full image is itself), in recipe order.
     let mut entries: Vec<String> = Vec::new();
     let mut entry_of: Vec<usize> = Vec::with_capacity(recipes.len());

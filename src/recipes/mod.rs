@@ -27,8 +27,8 @@ mod order;
 
 pub use envfile::{EnvFile, EnvFiles, BASE_ENV_FILE, BASE_ENV_NAME, ENVFILES_DIR};
 pub use from::from_images;
-pub use matrix::{matrix, Matrix, MatrixEntry, MatrixKind};
-pub use order::build_order;
+pub use matrix::{matrix, release_entries, Matrix, MatrixEntry, MatrixKind};
+pub use order::{build_order, is_recipe_image};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,6 +115,29 @@ pub struct RecipeOptions {
     pub render: RenderOptions,
     /// A directory of environment files replacing the compiled-in ones.
     pub envfile_dir: Option<PathBuf>,
+}
+
+impl RecipeOptions {
+    /// The options with the configured defaults: the packaged templates and environment
+    /// files unless directories are given, `base_image` else `KIPOI_BASE_IMAGE`,
+    /// `build_image` else `KIPOI_BUILD_IMAGE` ([`crate::config`]).
+    #[must_use]
+    pub fn configured(
+        template_dir: Option<PathBuf>,
+        envfile_dir: Option<PathBuf>,
+        base_image: Option<&str>,
+        build_image: Option<&str>,
+    ) -> Self {
+        Self {
+            render: RenderOptions {
+                template_dir,
+                base_image: crate::config::base_image(base_image),
+                build_image: crate::config::build_image(build_image),
+                ..RenderOptions::default()
+            },
+            envfile_dir,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

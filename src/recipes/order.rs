@@ -18,6 +18,13 @@ fn normalise(reference: &str) -> String {
     }
 }
 
+/// Whether the `FROM` image `from` is one of `recipes`' images (as Docker resolves names).
+#[must_use]
+pub fn is_recipe_image(recipes: &[ImageRecipe], from: &str) -> bool {
+    let wanted = normalise(from);
+    recipes.iter().any(|r| normalise(&r.image) == wanted)
+}
+
 /// For each recipe, the indices of the recipes it is built from. A `FROM` image in a
 /// repository of ours (the repository of any recipe's image) that has no recipe is an error
 /// naming both; an image of any other repository is external (pulled).

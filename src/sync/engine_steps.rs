@@ -11,8 +11,8 @@ use super::steps::{
     PublishJob, PublishSteps, Recipe, Remote, Sif, SifSource, StepError, Steps, TestOutcome,
 };
 use crate::docker::{Credentials, Engine, RegistryReader, TestOptions};
-use crate::dockerfile::RenderOptions;
 use crate::index::{Index, SingularityEntry};
+use crate::recipes::{ImageRecipe, RecipeOptions};
 use crate::zenodo::metadata::RecordText;
 use crate::zenodo::publish::{PublishOptions, PublishReport, PublishRequest, PublishedEntry};
 use crate::zenodo::ZenodoClient;
@@ -23,8 +23,8 @@ pub struct EngineSettings {
     /// The repository images are pushed to (`KIPOI_DOCKER_REPO`), e.g.
     /// `127.0.0.1:5000/kipoi/kipoi-docker`; the index keeps `kipoi/kipoi-docker:` names.
     pub registry: String,
-    /// How Dockerfiles are rendered (templates, base image).
-    pub render: RenderOptions,
+    /// How recipes are made (templates, environment files, base and build images).
+    pub recipes: RecipeOptions,
     /// Where rendered Dockerfiles are written (`dockerfiles/`).
     pub dockerfiles_dir: PathBuf,
     /// Where SIFs are built (`SINGULARITY_PULL_FOLDER`, else the journal directory).
@@ -52,6 +52,9 @@ pub struct EngineSteps {
     index: Index,
     write_back: Box<dyn WriteBack>,
     progress: super::progress::Progress,
+    /// The recipes rendered so far, by image: what [`Steps::build`] builds (text and
+    /// context files from memory).
+    rendered: std::sync::Mutex<HashMap<String, Arc<ImageRecipe>>>,
 }
 
 /// Writes the index back to the zoo (GitHub or a local checkout).
@@ -102,6 +105,7 @@ impl EngineSteps {
             index: index.clone(),
             write_back,
             progress: super::progress::Progress::for_stderr(),
+            rendered: std::sync::Mutex::default(),
         })
     }
 
@@ -130,23 +134,23 @@ fn step_err(err: &(dyn std::error::Error + 'static)) -> StepError {
 
 impl Steps for EngineSteps {
     fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
-        let opts = crate::recipes::RecipeOptions {
-            render: self.settings.render.clone(),
-            envfile_dir: None,
-        };
-        // Refuses a shared image: those are built from their environment files only.
-        let (path, recipe) = crate::recipes::write_group_recipe(
+        // The index's recipe of an image it knows (a shared image: its environment file,
+        // never a group's template); a new group's image from the group templates.
+        let recipe = crate::recipes::recipe_for_update(
             &self.index,
-            &self.settings.dockerfiles_dir,
-            unit,
             image,
-            &opts,
+            Some(unit),
+            &self.settings.recipes,
         )
         .map_err(|e| step_err(&e))?;
-        Ok(Recipe {
-            path,
-            hash: recipe.hash,
-        })
+        let path = crate::recipes::write_recipe(&self.settings.dockerfiles_dir, &recipe)
+            .map_err(|e| step_err(&e))?;
+        let hash = recipe.hash.clone();
+        self.rendered
+            .lock()
+            .map_err(|_| StepError::new("internal: the recipe cache is poisoned"))?
+            .insert(image.to_owned(), Arc::new(recipe));
+        Ok(Recipe { path, hash })
     }
 
     async fn remote(&self, image: &str) -> Result<Option<Remote>, StepError> {
@@ -170,12 +174,18 @@ impl Steps for EngineSteps {
         recipe: &Recipe,
         labels: &HashMap<String, String>,
     ) -> Result<(), StepError> {
-        let text = tokio::fs::read_to_string(&recipe.path).await.map_err(|e| {
-            StepError::new(format!(
-                "could not read the Dockerfile `{}`: {e}",
-                recipe.path.display()
-            ))
-        })?;
+        let rendered = self
+            .rendered
+            .lock()
+            .map_err(|_| StepError::new("internal: the recipe cache is poisoned"))?
+            .get(image)
+            .cloned()
+            .filter(|r| r.hash == recipe.hash)
+            .ok_or_else(|| {
+                StepError::new(format!(
+                    "internal: `{image}` is built from a recipe that was not rendered in this run"
+                ))
+            })?;
         log::info!("building `{image}` from `{}`", recipe.path.display());
         let bar = self.progress.spinner(&format!("building `{image}`"));
         let mut on_line = |line: &str| {
@@ -185,7 +195,7 @@ impl Steps for EngineSteps {
             log::debug!("[build {image}] {line}");
         };
         self.engine
-            .build(image, &text, None, labels, false, &mut on_line)
+            .build_recipe(&rendered, labels, false, &mut on_line)
             .await
             .map(drop)
             .map_err(|e| step_err(&e))
@@ -259,6 +269,25 @@ impl Steps for EngineSteps {
             )
             .await
             .map_err(|e| step_err(&e))
+    }
+
+    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
+        if self.engine.image_id(image).await.is_err() {
+            log::info!("pulling `{image}` (a recipe starts FROM it)");
+            self.engine
+                .pull(image, None)
+                .await
+                .map_err(|e| step_err(&e))?;
+        }
+        let digests = self
+            .engine
+            .image_repo_digests(image)
+            .await
+            .map_err(|e| step_err(&e))?;
+        match digests.into_iter().min() {
+            Some(digest) => Ok(digest),
+            None => self.engine.image_id(image).await.map_err(|e| step_err(&e)),
+        }
     }
 
     async fn convert(

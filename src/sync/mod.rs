@@ -100,6 +100,8 @@ pub enum SyncError {
     Setup(StepError),
     #[error(transparent)]
     Release(#[from] release::ReleaseError),
+    #[error(transparent)]
+    Recipe(#[from] crate::recipes::RecipeError),
 }
 
 /// A sync as the CLI and Python call it: every field optional, defaults from the
@@ -113,8 +115,13 @@ pub struct SyncArgs {
     pub hash_file: Option<PathBuf>,
     pub registry: Option<String>,
     pub base_image: Option<String>,
-    /// A directory with `Dockerfile.template` and `Dockerfile-slim.template`.
+    /// The image the base recipe starts from (`KIPOI_BUILD_IMAGE`; a release builds the base).
+    pub build_image: Option<String>,
+    /// A directory with `Dockerfile.template` and `Dockerfile-slim.template` (and any other
+    /// template, e.g. `Dockerfile-base.template`, replacing the compiled-in one).
     pub templates: Option<PathBuf>,
+    /// A directory of environment files replacing the compiled-in ones (shared images, base).
+    pub envfiles: Option<PathBuf>,
     pub zenodo_url: Option<String>,
     pub github_api_url: Option<String>,
     pub only: Vec<String>,
@@ -151,6 +158,37 @@ impl SyncArgs {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_JOURNAL)),
             restart: self.restart,
+        }
+    }
+
+    /// How recipes are made: templates, environment files, base and build images.
+    #[must_use]
+    pub fn recipe_options(&self) -> crate::recipes::RecipeOptions {
+        crate::recipes::RecipeOptions::configured(
+            self.templates.clone(),
+            self.envfiles.clone(),
+            self.base_image.as_deref(),
+            self.build_image.as_deref(),
+        )
+    }
+
+    /// The settings of the real steps, given where SIFs go and which zoo tests read.
+    fn engine_settings(
+        &self,
+        opts: &SyncOptions,
+        test_zoo: Option<PathBuf>,
+    ) -> engine_steps::EngineSettings {
+        engine_steps::EngineSettings {
+            registry: crate::config::docker_repository(self.registry.as_deref()),
+            recipes: self.recipe_options(),
+            dockerfiles_dir: self
+                .dockerfiles_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("dockerfiles")),
+            work_dir: crate::config::sif_folder(None, &opts.journal_dir.join("sif")),
+            test_zoo,
+            test_concurrency: opts.concurrency,
+            test_timeout: self.test_timeout,
         }
     }
 
@@ -202,22 +240,7 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
         args.zenodo_url.as_deref(),
         None,
     )?)?;
-    let settings = engine_steps::EngineSettings {
-        registry: crate::config::docker_repository(args.registry.as_deref()),
-        render: crate::dockerfile::RenderOptions {
-            template_dir: args.templates.clone(),
-            base_image: crate::config::base_image(args.base_image.as_deref()),
-            ..crate::dockerfile::RenderOptions::default()
-        },
-        dockerfiles_dir: args
-            .dockerfiles_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("dockerfiles")),
-        work_dir: crate::config::sif_folder(None, &opts.journal_dir.join("sif")),
-        test_zoo,
-        test_concurrency: opts.concurrency,
-        test_timeout: args.test_timeout,
-    };
+    let settings = args.engine_settings(&opts, test_zoo);
     let steps = engine_steps::EngineSteps::new(
         engine,
         settings,
@@ -229,6 +252,99 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
     )
     .map_err(SyncError::Setup)?;
     execute(&opts, &plan, &tree, index, &steps).await
+}
+
+/// A release as the CLI and Python call it: the sync's arguments (`only` names images) and
+/// where a shard writes its results.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseArgs {
+    pub sync: SyncArgs,
+    /// Write the results to this file instead of the index (one shard of a release; see
+    /// [`merge_results`]).
+    pub fragment: Option<PathBuf>,
+}
+
+/// The journal of a release (apart from the sync's: finishing one never drops the other's).
+pub const DEFAULT_RELEASE_JOURNAL: &str = ".kipoi-release";
+
+/// The images a release would rebuild, level by level (touches nothing).
+pub fn release_plan(args: &ReleaseArgs) -> Result<Vec<Vec<release::ReleaseItem>>, SyncError> {
+    let opts = args.sync.options();
+    let index = Index::load(&opts.container_info)?;
+    let recipes = crate::recipes::recipes_for_index(&index, &args.sync.recipe_options())?;
+    Ok(release::plan_release(
+        release::release_levels(&index, &recipes)?,
+        &opts.only,
+    )?)
+}
+
+/// Runs a release from arguments with the real steps: every image (or `only` those) rebuilt
+/// in dependency order from its recipe, tested, pushed, converted and published; the index
+/// updated and written back to the zoo — or, with a fragment, the results written there.
+pub async fn release_configured(args: &ReleaseArgs) -> Result<SyncReport, SyncError> {
+    let mut sync_args = args.sync.clone();
+    if sync_args.journal.is_none() {
+        sync_args.journal = Some(PathBuf::from(DEFAULT_RELEASE_JOURNAL));
+    }
+    let opts = sync_args.options();
+    let levels = release_plan(&ReleaseArgs {
+        sync: sync_args.clone(),
+        fragment: args.fragment.clone(),
+    })?;
+    let index = Index::load(&opts.container_info)?;
+    let zoo = Arc::new(sync_args.open_zoo().await?);
+    let writes_to_github = args.fragment.is_none() && matches!(*zoo, Zoo::GitHub(_));
+    let missing = missing_for(true, opts.push, writes_to_github, |vars| {
+        crate::redact::Secret::from_env(vars).is_some()
+    });
+    if !missing.is_empty() {
+        return Err(SyncError::MissingSecrets(missing));
+    }
+    // The index reflects the stored zoo commit: labels name it, tests read the zoo there.
+    let zoo_commit = stored_hash(&opts.hash_file)?;
+    let test_zoo = match (&*zoo, &sync_args.test_zoo) {
+        (_, Some(dir)) => Some(dir.clone()),
+        (Zoo::Local(local), None) => {
+            let commit = local.resolve(Some(&zoo_commit)).await?;
+            let dir = opts.journal_dir.join(format!("zoo-{}", short(&commit)));
+            if !dir.is_dir() {
+                local.export(&commit, &dir).await?;
+            }
+            Some(dir)
+        }
+        (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
+    };
+    let engine = crate::docker::Engine::connect(sync_args.docker_host.as_deref()).await?;
+    let zenodo = crate::zenodo::ZenodoClient::new(crate::zenodo::ZenodoConfig::from_env(
+        sync_args.zenodo_url.as_deref(),
+        None,
+    )?)?;
+    let settings = sync_args.engine_settings(&opts, test_zoo);
+    let steps = engine_steps::EngineSteps::new(
+        engine,
+        settings,
+        zenodo,
+        &index,
+        Box::new(engine_steps::ZooWriteBack {
+            zoo: Arc::clone(&zoo),
+        }),
+    )
+    .map_err(SyncError::Setup)?;
+    let release_opts = release::ReleaseOptions {
+        only: opts.only.clone(),
+        push: opts.push,
+        concurrency: opts.concurrency,
+        journal_dir: opts.journal_dir.clone(),
+        restart: opts.restart,
+        container_info: opts.container_info.clone(),
+        fragment: args.fragment.clone(),
+    };
+    log::info!(
+        "release of {} image(s) in {} level(s)",
+        levels.iter().map(Vec::len).sum::<usize>(),
+        levels.len()
+    );
+    release::run(&release_opts, levels, index, &zoo_commit, &steps).await
 }
 
 /// Applies the result fragments of a sharded release (`dir/*.json`) to the index, in a
@@ -328,6 +444,22 @@ pub fn missing_secrets_in(
         .actions
         .iter()
         .any(|a| a.kind != ActionKind::RemoveGroup);
+    missing_for(
+        builds,
+        push,
+        writes_to_github && !plan.actions.is_empty(),
+        is_set,
+    )
+}
+
+/// The secrets missing for work that `builds` (pushes images, publishes SIFs when `push`)
+/// and `writes_to_github` (the zoo's write-back, when `push`).
+fn missing_for(
+    builds: bool,
+    push: bool,
+    writes_to_github: bool,
+    is_set: impl Fn(&[&str]) -> bool,
+) -> Vec<String> {
     let mut needs = Vec::new();
     if push && builds {
         needs.push(Need {
@@ -343,7 +475,7 @@ pub fn missing_secrets_in(
             vars: &[crate::zenodo::ENV_TOKEN],
         });
     }
-    if push && writes_to_github && !plan.actions.is_empty() {
+    if push && writes_to_github {
         needs.push(Need {
             what: "GITHUB_PAT or GITHUB_TOKEN",
             vars: crate::zoo::TOKEN_VARS,

@@ -33,14 +33,17 @@ pub const PARENTS_LABEL: &str = "org.kipoi-containers.parents";
 const FRAGMENT_VERSION: u32 = 1;
 
 /// One image of a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseItem {
     /// The index name of the full image (`kipoi/kipoi-docker:deepmel`, or the base).
     pub image: String,
     /// Has a `-slim` and a SIF (every index image; not the base).
     pub with_slim: bool,
-    /// Our images it is built `FROM` (index names; outside images are not listed).
+    /// Our images it (or its slim) is built `FROM` (index names, or the base image).
     pub parents: Vec<String>,
+    /// The other images its recipes start `FROM` (the base recipe's miniconda, a slim
+    /// recipe's Debian): their identity is part of the image's.
+    pub external: Vec<String>,
     /// The index keys it serves, and its models.
     pub keys: Vec<String>,
     pub models: Vec<String>,
@@ -63,10 +66,59 @@ pub struct ReleaseOptions {
     pub fragment: Option<PathBuf>,
 }
 
-/// Orders `items` so every image comes after its parents: levels of images that can be
-/// built at the same time. `only` (index names, full or slim) keeps those images.
+/// The release, level by level: one item per entry of the release matrix
+/// ([`crate::recipes::release_entries`]: the order and levels the GitHub Actions workflow
+/// runs), with what the orchestrator needs besides (the images outside ours the recipes
+/// start from, the index keys and models).
+pub fn release_levels(
+    index: &Index,
+    recipes: &[crate::recipes::ImageRecipe],
+) -> Result<Vec<Vec<ReleaseItem>>, crate::recipes::RecipeError> {
+    let mut levels: Vec<Vec<ReleaseItem>> = Vec::new();
+    for entry in crate::recipes::release_entries(index, recipes)? {
+        let slim = entry.slim.as_deref();
+        let own = recipes
+            .iter()
+            .filter(|r| r.image == entry.image || Some(r.image.as_str()) == slim);
+        let mut external: Vec<String> = Vec::new();
+        let mut models: Vec<String> = Vec::new();
+        for recipe in own {
+            for from in &recipe.from {
+                if !crate::recipes::is_recipe_image(recipes, from) && !external.contains(from) {
+                    external.push(from.clone());
+                }
+            }
+            if recipe.image == entry.image {
+                models.clone_from(&recipe.models);
+            }
+        }
+        external.sort();
+        let item = ReleaseItem {
+            keys: index
+                .keys_for_image(&entry.image)
+                .into_iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+            with_slim: entry.slim.is_some(),
+            parents: entry.depends_on.clone().unwrap_or_default(),
+            external,
+            models,
+            test_models: entry.models.clone(),
+            image: entry.image,
+        };
+        let level = entry.level.unwrap_or(0);
+        if levels.len() <= level {
+            levels.resize_with(level + 1, Vec::new);
+        }
+        levels[level].push(item);
+    }
+    Ok(levels)
+}
+
+/// Keeps the images of `only` (index names, full or slim; empty: all); an unknown name is
+/// an error.
 pub fn plan_release(
-    items: Vec<ReleaseItem>,
+    levels: Vec<Vec<ReleaseItem>>,
     only: &[String],
 ) -> Result<Vec<Vec<ReleaseItem>>, ReleaseError> {
     let wanted = |image: &str| {
@@ -77,33 +129,13 @@ pub fn plan_release(
     };
     for o in only {
         let full = crate::names::full_image(o);
-        if !items.iter().any(|i| i.image == full || &i.image == o) {
+        if !levels
+            .iter()
+            .flatten()
+            .any(|i| i.image == full || &i.image == o)
+        {
             return Err(ReleaseError::UnknownImage(o.clone()));
         }
-    }
-    let known: std::collections::BTreeSet<&str> = items.iter().map(|i| i.image.as_str()).collect();
-    let mut placed: BTreeMap<String, usize> = BTreeMap::new();
-    let mut remaining: Vec<&ReleaseItem> = items.iter().collect();
-    let mut levels: Vec<Vec<ReleaseItem>> = Vec::new();
-    while !remaining.is_empty() {
-        let (ready, blocked): (Vec<&ReleaseItem>, Vec<&ReleaseItem>) =
-            remaining.into_iter().partition(|item| {
-                item.parents
-                    .iter()
-                    .filter(|p| known.contains(p.as_str()))
-                    .all(|p| placed.contains_key(p))
-            });
-        if ready.is_empty() {
-            return Err(ReleaseError::Cycle(
-                blocked.iter().map(|i| i.image.clone()).collect(),
-            ));
-        }
-        let level = levels.len();
-        for item in &ready {
-            placed.insert(item.image.clone(), level);
-        }
-        levels.push(ready.into_iter().cloned().collect());
-        remaining = blocked;
     }
     Ok(levels
         .into_iter()
@@ -117,8 +149,6 @@ pub fn plan_release(
 pub enum ReleaseError {
     #[error("`{0}` is not an image of the index (nor the base image)")]
     UnknownImage(String),
-    #[error("the recipes of {} are built FROM each other in a cycle", .0.join(", "))]
-    Cycle(Vec<String>),
     #[error("could not read the result fragment `{}`", path.display())]
     ReadFragment {
         path: PathBuf,
@@ -162,7 +192,8 @@ impl FragmentChange {
     }
 }
 
-/// The identity of an image's inputs besides its recipe: its parents' digests.
+/// The identity of an image's inputs besides its recipe: the digests (or ids) of the
+/// images its recipes start from.
 fn parents_identity(parents: &BTreeMap<String, String>) -> String {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
@@ -315,6 +346,7 @@ async fn release_one<S: Steps>(
     let mut full_digest = None;
     out.result = async {
         let mut parents = BTreeMap::new();
+        let mut local = Vec::new();
         for parent in &item.parents {
             let digest = match digests.get(parent) {
                 Some(d) => d.clone(),
@@ -330,7 +362,11 @@ async fn release_one<S: Steps>(
                         ))
                     })?,
             };
+            local.push((parent.clone(), digest.clone()));
             parents.insert(parent.clone(), digest);
+        }
+        for image in &item.external {
+            parents.insert(image.clone(), ctx.steps.image_identity(image).await?);
         }
         let previous = item
             .keys
@@ -348,6 +384,7 @@ async fn release_one<S: Steps>(
             keys: item.keys.clone(),
             models: item.models.clone(),
             previous,
+            parents: local,
         };
         let change = unit::own_image(ctx, journal, job, &mut out).await?;
         if let Some(remote) = ctx.steps.remote(&item.image).await? {
@@ -439,47 +476,26 @@ mod tests {
             image: image.into(),
             with_slim: true,
             parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            external: Vec::new(),
             keys: Vec::new(),
             models: Vec::new(),
             test_models: Vec::new(),
         }
     }
 
-    fn names(levels: &[Vec<ReleaseItem>]) -> Vec<Vec<&str>> {
-        levels
-            .iter()
-            .map(|l| l.iter().map(|i| i.image.as_str()).collect())
-            .collect()
-    }
-
     #[test]
-    fn images_come_after_their_parents() {
-        let items = vec![
-            item("k:own", &["k:base"]),
-            item("k:shared", &["k:base"]),
-            item("k:base", &["debian:12"]),
-            item("k:child", &["k:shared"]),
+    fn only_keeps_the_images_asked_for_full_or_slim() {
+        let levels = vec![
+            vec![item("k:base", &["debian:12"])],
+            vec![item("k:own", &["k:base"]), item("k:shared", &["k:base"])],
         ];
-        let levels = plan_release(items.clone(), &[]).unwrap();
-        assert_eq!(
-            names(&levels),
-            vec![vec!["k:base"], vec!["k:own", "k:shared"], vec!["k:child"]]
-        );
-        let only = plan_release(items.clone(), &["k:child-slim".into()]).unwrap();
-        assert_eq!(names(&only), vec![vec!["k:child"]]);
+        let only = plan_release(levels.clone(), &["k:shared-slim".into()]).unwrap();
+        assert_eq!(only, vec![vec![item("k:shared", &["k:base"])]]);
+        assert_eq!(plan_release(levels.clone(), &[]).unwrap(), levels);
         assert!(matches!(
-            plan_release(items, &["k:nope".into()]),
+            plan_release(levels, &["k:nope".into()]),
             Err(ReleaseError::UnknownImage(_))
         ));
-    }
-
-    #[test]
-    fn a_cycle_is_named() {
-        let e = plan_release(vec![item("k:a", &["k:b"]), item("k:b", &["k:a"])], &[]).unwrap_err();
-        assert!(
-            e.to_string().contains("k:a") && e.to_string().contains("cycle"),
-            "{e}"
-        );
     }
 
     #[test]

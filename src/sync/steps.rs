@@ -142,6 +142,12 @@ pub trait Steps: Send + Sync {
         digest: Option<&str>,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
 
+    /// What identifies an image this tool does not build (one a recipe starts `FROM`, like
+    /// the base recipe's miniconda): its registry digest, else its local image id; pulled
+    /// first when it is not local.
+    fn image_identity(&self, image: &str)
+        -> impl Future<Output = Result<String, StepError>> + Send;
+
     /// Converts the local `image` into a SIF named `file_name` in the work directory.
     fn convert(
         &self,

@@ -29,6 +29,8 @@ struct Fake {
     records: Mutex<Vec<u64>>,
     drafts: Mutex<HashSet<u64>>,
     writebacks: Mutex<Vec<IndexChanges>>,
+    /// Identities of images we do not build (default `id-of-IMAGE`).
+    identities: Mutex<HashMap<String, String>>,
     work: PathBuf,
 }
 
@@ -123,6 +125,16 @@ impl Steps for Fake {
     async fn ensure_local(&self, image: &str, _digest: Option<&str>) -> Result<(), StepError> {
         self.log(format!("local {image}"));
         Ok(())
+    }
+
+    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
+        Ok(self
+            .identities
+            .lock()
+            .unwrap()
+            .get(image)
+            .cloned()
+            .unwrap_or_else(|| format!("id-of-{image}")))
     }
 
     async fn convert(
@@ -656,6 +668,9 @@ impl Steps for FailIn {
     async fn ensure_local(&self, image: &str, digest: Option<&str>) -> Result<(), StepError> {
         self.inner.ensure_local(image, digest).await
     }
+    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
+        self.inner.image_identity(image).await
+    }
     async fn convert(
         &self,
         image: &str,
@@ -680,4 +695,221 @@ impl Steps for FailIn {
     ) -> Result<Option<String>, StepError> {
         self.inner.write_back(changes, index).await
     }
+}
+
+// ------------------------------------------------------------------------------ release
+
+fn release_item(
+    image: &str,
+    slim: bool,
+    parents: &[&str],
+    external: &[&str],
+    keys: &[&str],
+    models: &[&str],
+) -> super::release::ReleaseItem {
+    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    super::release::ReleaseItem {
+        image: image.into(),
+        with_slim: slim,
+        parents: strings(parents),
+        external: strings(external),
+        keys: strings(keys),
+        models: strings(models),
+        test_models: strings(models),
+    }
+}
+
+const BASE: &str = "kipoi/kipoi-docker:base";
+
+fn release_items() -> Vec<Vec<super::release::ReleaseItem>> {
+    let own = release_item(
+        "kipoi/kipoi-docker:own",
+        true,
+        &[BASE],
+        &["debian"],
+        &["Own"],
+        &["Own/x", "Own/y"],
+    );
+    let shared = release_item(
+        "kipoi/kipoi-docker:shared",
+        true,
+        &[BASE],
+        &[],
+        &["A", "B"],
+        &["A", "B"],
+    );
+    let base = release_item(BASE, false, &[], &["miniconda"], &[], &[]);
+    vec![vec![base], vec![own, shared]]
+}
+
+fn release_opts(
+    s: &Setup,
+    only: &[&str],
+    fragment: Option<PathBuf>,
+) -> super::release::ReleaseOptions {
+    super::release::ReleaseOptions {
+        only: only.iter().map(|o| (*o).to_owned()).collect(),
+        push: true,
+        concurrency: 2,
+        journal_dir: s.dir.path().join(".kipoi-release"),
+        restart: false,
+        container_info: s.opts.container_info.clone(),
+        fragment,
+    }
+}
+
+async fn release(
+    s: &Setup,
+    fake: &Fake,
+    only: &[&str],
+    fragment: Option<PathBuf>,
+) -> super::SyncReport {
+    let opts = release_opts(s, only, fragment);
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    super::release::run(&opts, levels, load(s), &"a".repeat(40), fake)
+        .await
+        .unwrap()
+}
+
+fn position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no `{call}` in {calls:#?}"))
+}
+
+#[tokio::test]
+async fn a_release_rebuilds_in_order_and_a_second_one_publishes_nothing() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let report = release(&s, &fake, &[], None).await;
+    assert_eq!(report.failed(), 0, "{:#?}", report.rows);
+    assert_eq!(report.rows.len(), 3);
+    let calls = fake.calls();
+    let base_push = position(&calls, &format!("push {BASE}"));
+    for image in ["kipoi/kipoi-docker:own", "kipoi/kipoi-docker:shared"] {
+        let local = position(&calls, &format!("local {BASE}"));
+        assert!(base_push < local && local < position(&calls, &format!("build {image}")));
+        assert!(
+            position(&calls, &format!("build {image}"))
+                < position(&calls, &format!("build {image}-slim"))
+        );
+    }
+    // The base has no slim and no SIF; the two others get new versions of their records.
+    assert_eq!(fake.count(&format!("build {BASE}-slim")), 0);
+    assert_eq!(fake.records.lock().unwrap().len(), 2);
+    let index = load(&s);
+    let own = &index.model_to_singularity.0["Own"];
+    assert_ne!(
+        own.md5.as_str(),
+        "0".repeat(32),
+        "the new SIF is in the index"
+    );
+    assert_eq!(
+        index.model_to_singularity.0["A"],
+        index.model_to_singularity.0["B"]
+    );
+    assert_eq!(fake.writebacks.lock().unwrap().len(), 1);
+    assert!(
+        report.journal.is_none(),
+        "a successful release leaves nothing to resume"
+    );
+
+    // Nothing changed: nothing is built, pushed or published, the index is untouched.
+    let before = fake.calls().len();
+    let again = release(&s, &fake, &[], None).await;
+    assert_eq!(again.failed(), 0, "{:#?}", again.rows);
+    let later: Vec<String> = fake.calls()[before..].to_vec();
+    assert!(
+        later.iter().all(|c| !c.starts_with("build")
+            && !c.starts_with("push")
+            && !c.starts_with("publish")),
+        "{later:#?}"
+    );
+    assert_eq!(fake.records.lock().unwrap().len(), 2);
+    assert!(!again.index_written);
+    assert_eq!(load(&s), index);
+}
+
+#[tokio::test]
+async fn a_new_upstream_base_rebuilds_everything_built_from_it() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    release(&s, &fake, &[], None).await;
+    let before = fake.calls().len();
+    fake.identities
+        .lock()
+        .unwrap()
+        .insert("miniconda".into(), "sha256:new".into());
+    let report = release(&s, &fake, &[], None).await;
+    assert_eq!(report.failed(), 0, "{:#?}", report.rows);
+    let later: Vec<String> = fake.calls()[before..].to_vec();
+    for image in [BASE, "kipoi/kipoi-docker:own", "kipoi/kipoi-docker:shared"] {
+        assert!(
+            later.contains(&format!("build {image}")),
+            "{image} rebuilt: {later:#?}"
+        );
+    }
+    assert_eq!(
+        fake.records.lock().unwrap().len(),
+        4,
+        "a new version for each SIF"
+    );
+}
+
+#[tokio::test]
+async fn shards_write_fragments_and_their_merge_leaves_failed_images_alone() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let before = load(&s);
+    let frags = s.dir.path().join("fragments");
+    std::fs::create_dir(&frags).unwrap();
+    let base = release(&s, &fake, &[BASE], Some(frags.join("base.json"))).await;
+    assert_eq!(base.failed(), 0);
+    assert_eq!(load(&s), before, "a shard never writes the index");
+    // The shared image's shard fails (its model test); the own image's succeeds.
+    let failing = FailIn {
+        inner: Fake::new(s.dir.path()),
+        image: "kipoi/kipoi-docker:shared".into(),
+    };
+    *failing.inner.remote.lock().unwrap() = fake.remote.lock().unwrap().clone();
+    let opts = release_opts(
+        &s,
+        &["kipoi/kipoi-docker:shared"],
+        Some(frags.join("shared.json")),
+    );
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let shared = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &failing)
+        .await
+        .unwrap();
+    assert_eq!(shared.failed(), 1);
+    let own = release(
+        &s,
+        &fake,
+        &["kipoi/kipoi-docker:own-slim"],
+        Some(frags.join("own.json")),
+    )
+    .await;
+    assert_eq!(own.failed(), 0);
+    assert!(
+        fake.calls()
+            .contains(&"local kipoi/kipoi-docker:base".to_owned()),
+        "the parent is pulled"
+    );
+
+    let fragments = super::release::read_fragments(&frags).unwrap();
+    assert_eq!(fragments.len(), 3);
+    let (changes, rows) = super::release::merged_changes(fragments);
+    assert_eq!(rows.iter().filter(|r| r.result != "ok").count(), 1);
+    let mut merged = before.clone();
+    super::apply::apply(&mut merged, &changes).unwrap();
+    assert_ne!(
+        merged.model_to_singularity.0["Own"],
+        before.model_to_singularity.0["Own"]
+    );
+    assert_eq!(
+        merged.model_to_singularity.0["A"], before.model_to_singularity.0["A"],
+        "the failed image keeps its entries"
+    );
+    assert_eq!(merged.model_to_docker, before.model_to_docker);
 }

@@ -174,6 +174,7 @@ fn group_job<S: Steps>(
         keys,
         models: action.models.clone(),
         previous,
+        parents: Vec::new(),
     }
 }
 
@@ -200,6 +201,9 @@ pub struct ImageJob {
     pub models: Vec<String>,
     /// The SIF entry the image has now: a new version of its record; `None`: a new record.
     pub previous: Option<SingularityEntry>,
+    /// Our images the recipes start `FROM`, with the digest to build from: made local (and
+    /// that digest) before a build. The sync leaves it empty.
+    pub parents: Vec<(String, String)>,
 }
 
 /// Builds, tests, pushes, converts, tests and publishes one image.
@@ -268,6 +272,9 @@ pub async fn own_image<S: Steps>(
                 (ZOO_COMMIT_LABEL.to_owned(), ctx.zoo_commit.to_owned()),
                 (identity_label.to_owned(), identity.clone()),
             ]);
+            for (parent, digest) in &job.parents {
+                steps.ensure_local(parent, Some(digest)).await?;
+            }
             steps.build(image, &full_recipe, &labels).await?;
             if !job.test_models.is_empty() {
                 steps.test_image(image, &job.test_models).await?;

@@ -1,0 +1,215 @@
+"""``python -m kipoi_containers release``: rebuild every image after a kipoi or base-image release.
+
+Every image of the index and the base image are rebuilt from their recipes (``recipes
+check`` lists them) in dependency order, read from the recipes' ``FROM`` lines: the base,
+then the shared environments and the own images, each full image before its ``-slim``.
+Each image's models are tested (one per group in a shared image), the images pushed, the
+slim image converted to a SIF, tested, and published as a new Zenodo version where its md5
+changed; the index is updated and written back to the zoo like the sync's. An image whose
+registry copy has the same recipe and was built from the same parents is not rebuilt, so a
+second release with nothing changed publishes nothing. Completed steps are journaled
+(``--journal``, default ``./.kipoi-release``): a killed release, re-run, resumes.
+
+On more than one machine (the ``release`` GitHub Actions workflow), each job releases one
+image and writes a result fragment instead of the index::
+
+    python -m kipoi_containers release --only kipoi/kipoi-docker:deepmel --result-fragment frag/deepmel.json
+    python -m kipoi_containers merge-results frag/
+
+``merge-results`` applies every fragment to the index in a deterministic order and writes it
+back to the zoo; the images of a failed job keep their entries.
+
+Exit status: 0 when every image succeeded, 1 when one failed (or the release could not run),
+2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import _engine
+from .errors import KipoiContainersError
+from .updateoradd import _configure_logging
+
+__all__ = ["build_merge_parser", "build_parser", "main", "merge_main"]
+
+_SECRETS = (
+    "Secrets come from the environment only: DOCKER_USERNAME/DOCKER_PASSWORD, ZENODO_ACCESS_TOKEN, "
+    "GITHUB_PAT or GITHUB_TOKEN (the write-back to a GitHub zoo)."
+)
+
+
+def _zoo_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--zoo",
+        help="model zoo the index is written back to (and, when it is a local checkout, the zoo model "
+        "tests read at the stored commit); default: $KIPOI_MODEL_REPO, else github:kipoi/models",
+    )
+    add(
+        "--container-info",
+        metavar="DIR",
+        help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)",
+    )
+    add(
+        "--github-api-url",
+        metavar="URL",
+        help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kipoi_containers release",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=_SECRETS,
+    )
+    add = parser.add_argument
+    _zoo_options(parser)
+    add(
+        "--hash-file",
+        metavar="FILE",
+        help="kipoi-model-repo-hash: the zoo commit the index reflects, recorded in image labels "
+        "(default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)",
+    )
+    add(
+        "--registry",
+        metavar="REPO",
+        help="where images are pushed and parents pulled from (default: $KIPOI_DOCKER_REPO, "
+        "else kipoi/kipoi-docker)",
+    )
+    add(
+        "--base-image",
+        metavar="IMAGE",
+        help="the base image's name (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)",
+    )
+    add(
+        "--build-image",
+        metavar="IMAGE",
+        help="the image the base recipe starts from (default: $KIPOI_BUILD_IMAGE, else "
+        "continuumio/miniconda3:latest)",
+    )
+    add("--templates", metavar="DIR", help="Dockerfile templates replacing the packaged ones")
+    add("--envfiles", metavar="DIR", help="environment files replacing the packaged ones")
+    add("--zenodo-url", metavar="URL", help="Zenodo (default: $ZENODO_URL, else https://zenodo.org)")
+    add(
+        "--only",
+        metavar="IMAGE",
+        action="append",
+        default=[],
+        help="only this image (full or -slim name; repeatable); its parents are taken from the registry",
+    )
+    add(
+        "--result-fragment",
+        metavar="FILE",
+        help="write this shard's results to FILE (for merge-results) instead of the index",
+    )
+    add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
+    add("--concurrency", metavar="N", type=int, help="images of one level, and model tests, run at once")
+    add("--journal", metavar="DIR", help="where completed steps are recorded (default: ./.kipoi-release)")
+    add("--restart", action="store_true", help="discard the journal first")
+    add("--test-zoo", metavar="DIR", help="zoo checkout model tests run against (default: see --zoo)")
+    add("--dry-run", action="store_true", help="print the images, level by level, and touch nothing")
+    add("--json", action="store_true", help="print the plan or the summary as JSON")
+    add("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kipoi_containers merge-results",
+        description="Apply the result fragments of a sharded release to the index (in a deterministic "
+        "order) and write the index back to the zoo. A failed shard's images keep their entries.",
+        epilog=_SECRETS,
+    )
+    add = parser.add_argument
+    add("directory", metavar="DIR", help="a directory of result fragments (*.json)")
+    _zoo_options(parser)
+    add("--no-push", action="store_true", help="update the local index only: no write-back to the zoo")
+    add("--json", action="store_true", help="print the summary as JSON")
+    add("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _plan_table(levels: list[list[dict]]) -> str:
+    lines = []
+    for n, level in enumerate(levels):
+        lines.append(f"level {n}:")
+        for item in level:
+            parents = ", ".join(item["parents"] + item["external"]) or "-"
+            slim = " (+ slim, SIF)" if item["with_slim"] else ""
+            lines.append(f"  {item['image']}{slim}  FROM {parents}; tests {len(item['test_models'])} model(s)")
+    return "\n".join(lines) + "\n"
+
+
+def _print_report(report: _engine.SyncReport, as_json: bool) -> int:
+    print(json.dumps(report.to_dict(), indent=2) if as_json else report.to_table(), end="\n" if as_json else "")
+    return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    _configure_logging(args.verbose)
+    recipes = {
+        "container_info": args.container_info,
+        "only": args.only,
+        "base_image": args.base_image,
+        "build_image": args.build_image,
+        "templates": args.templates,
+        "envfiles": args.envfiles,
+    }
+    try:
+        if args.dry_run:
+            levels = _engine.release_plan(**recipes)
+            print(json.dumps(levels, indent=2) if args.json else _plan_table(levels), end="\n" if args.json else "")
+            return 0
+        report = _engine.release(
+            **recipes,
+            fragment=args.result_fragment,
+            zoo=args.zoo,
+            hash_file=args.hash_file,
+            registry=args.registry,
+            zenodo_url=args.zenodo_url,
+            github_api_url=args.github_api_url,
+            push=not args.no_push,
+            concurrency=args.concurrency,
+            journal=args.journal,
+            restart=args.restart,
+            test_zoo=args.test_zoo,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: completed steps are journaled; run again to resume", file=sys.stderr)
+        return 130
+    except (KipoiContainersError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return _print_report(report, args.json)
+
+
+def merge_main(argv: list[str] | None = None) -> int:
+    args = build_merge_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        report = _engine.merge_results(
+            args.directory,
+            zoo=args.zoo,
+            container_info=args.container_info,
+            github_api_url=args.github_api_url,
+            push=not args.no_push,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: run merge-results again", file=sys.stderr)
+        return 130
+    except (KipoiContainersError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return _print_report(report, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
