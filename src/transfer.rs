@@ -501,8 +501,13 @@ pub enum DownloadError {
     Status {
         url: String,
         status: u16,
-        /// `: <the server's message>`, or empty.
+        /// ` <reason>: <the server's message>; <why it was not retried>`.
         detail: String,
+        /// The body of the last answer.
+        body: String,
+        attempts: u32,
+        /// Why the status was not retried (a `Retry-After` over the cap, ...).
+        not_retried: Option<String>,
     },
     /// The connection failed (or kept failing); what arrived is kept for the next call.
     #[error(
@@ -747,6 +752,9 @@ fn validator(headers: &reqwest::header::HeaderMap) -> Option<reqwest::header::He
 /// mismatch removes the `.part` and keeps nothing (if the mismatch may come from stale bytes
 /// of an earlier call, the download is first repeated once from the start).
 ///
+/// `bearer` is sent as `Authorization: Bearer` (never in the URL); a redirect to another
+/// origin drops it.
+///
 /// Dropping the future keeps the `.part` for the next call.
 pub async fn download_resumable(
     http: &crate::http::HttpClient,
@@ -755,6 +763,7 @@ pub async fn download_resumable(
     expected_md5: Option<&str>,
     policy: &crate::retry::RetryPolicy,
     progress: ProgressRef,
+    bearer: Option<&crate::redact::Secret>,
 ) -> Result<Downloaded, DownloadError> {
     use crate::retry::{Decision, Outcome, Replay, RetryState};
     let shown = crate::redact::RedactedUrl::redact_str(url);
@@ -809,6 +818,9 @@ pub async fn download_resumable(
     loop {
         let attempt = state.start_attempt();
         let mut request = client.get(parsed.clone());
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token.expose());
+        }
         let asked_from = partial.len;
         if asked_from > 0 {
             request = request.header(reqwest::header::RANGE, format!("bytes={asked_from}-"));
@@ -895,14 +907,11 @@ pub async fn download_resumable(
                 } else {
                     format!("{reason}: {said}")
                 };
-                match retry_or(
-                    &mut state,
-                    Outcome::Status {
-                        status,
-                        retry_after,
-                    },
-                ) {
-                    Some(wait) => {
+                match state.decide(Outcome::Status {
+                    status,
+                    retry_after,
+                }) {
+                    Decision::RetryAfter(wait) => {
                         log::warn!(
                             "downloading `{shown}`: the server answered {status}{detail}; retry {attempt} in {:.1}s",
                             wait.as_secs_f64()
@@ -910,12 +919,17 @@ pub async fn download_resumable(
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    None => {
+                    Decision::GiveUp { note } => {
                         partial.give_up();
+                        let shown_note =
+                            note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                         return Err(DownloadError::Status {
                             url: shown,
                             status,
-                            detail,
+                            detail: format!("{detail}{shown_note}"),
+                            body,
+                            attempts: attempt,
+                            not_retried: note,
                         });
                     }
                 }
@@ -1291,9 +1305,17 @@ mod tests {
         let srv = server::start(data.clone(), true, 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
-        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
-            .await
-            .unwrap();
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(got.bytes, data.len() as u64);
         assert_eq!(got.range_requests, 1);
@@ -1318,8 +1340,8 @@ mod tests {
         let dest = dir.path().join("x.sif");
         let (client, policy) = (http(), fast_retries());
         let (a, b) = tokio::join!(
-            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
-            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None),
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None, None),
+            download_resumable(&client, &srv.url, &dest, Some(&md5), &policy, None, None),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(
@@ -1348,6 +1370,7 @@ mod tests {
             None,
             &fast_retries(),
             None,
+            None,
         )
         .await
         .unwrap();
@@ -1362,9 +1385,17 @@ mod tests {
         let srv = server::start(data.clone(), false, 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
-        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
-            .await
-            .unwrap();
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
@@ -1381,9 +1412,17 @@ mod tests {
             max_retries: 0,
             ..fast_retries()
         };
-        let err = download_resumable(&http(), &srv.url, &dest, Some(&md5), &no_retries, None)
-            .await
-            .unwrap_err();
+        let err = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &no_retries,
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
         let text = crate::errchain::chain(&err);
         assert!(matches!(err, DownloadError::Transport { .. }), "{text}");
         assert!(text.contains("x.sif.part"), "{text}");
@@ -1391,9 +1430,17 @@ mod tests {
         assert!(kept > 0 && kept < data.len() as u64, "{kept}");
         assert!(!dest.exists());
         let srv = server::start(data.clone(), true, 0).await;
-        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
-            .await
-            .unwrap();
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.resumed_from, kept);
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
@@ -1412,9 +1459,17 @@ mod tests {
         // Stale bytes from "an earlier download" of another file: retried once from 0.
         std::fs::write(partial_path(&dest), b"stale bytes").unwrap();
         let srv = server::start(data.clone(), true, 0).await;
-        let got = download_resumable(&http(), &srv.url, &dest, Some(&md5), &fast_retries(), None)
-            .await
-            .unwrap();
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.md5, md5);
         std::fs::remove_file(&dest).unwrap();
         let wrong = "0".repeat(32);
@@ -1424,6 +1479,7 @@ mod tests {
             &dest,
             Some(&wrong),
             &fast_retries(),
+            None,
             None,
         )
         .await
@@ -1458,6 +1514,7 @@ mod tests {
             &dir.path().join("x.sif"),
             None,
             &fast_retries(),
+            None,
             None,
         )
         .await

@@ -294,6 +294,7 @@ pub(crate) fn sif_download(
             md5.as_deref(),
             &crate::retry::RetryPolicy::default(),
             None,
+            None,
         )
         .await
     })?;

@@ -8,12 +8,12 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::client::{Answer, Call, ZenodoClient};
+use super::client::{Call, ZenodoClient};
 use super::deposition::normalize_md5;
 use super::display_url;
-use super::error::{server_message, ZenodoError, ZenodoErrorKind};
-use crate::retry::{self, Decision, Outcome, Replay, RetryState};
-use crate::transfer::{self, ProgressRef, Sent, TransferError};
+use super::error::{ZenodoError, ZenodoErrorKind};
+use crate::retry::Replay;
+use crate::transfer::{self, ProgressRef, Sent};
 
 /// The result of an upload: Zenodo's bucket object and what we sent.
 #[derive(Debug, Clone)]
@@ -180,8 +180,11 @@ impl ZenodoClient {
         })
     }
 
-    /// Downloads `url` into `dest` (following redirects such as `/record/…` → `/records/…`),
-    /// hashing in the same pass; with `expected_md5`, a mismatch keeps nothing and fails.
+    /// Downloads `url` into `dest` (following redirects such as `/record/…` → `/records/…`)
+    /// with [`transfer::download_resumable`]: through `<dest>.part`, resumed where an
+    /// earlier call or a broken connection stopped, hashed in the same pass, renamed into
+    /// place; with `expected_md5`, a mismatch keeps nothing and fails. A `dest` already
+    /// there is kept. The token goes only to the configured Zenodo origin.
     pub async fn download(
         &self,
         url: &str,
@@ -191,83 +194,70 @@ impl ZenodoClient {
     ) -> Result<Sent, ZenodoError> {
         let url = self.caller_url("download from Zenodo", url, &[])?;
         let step = format!("download `{}` to `{}`", display_url(&url), dest.display());
-        let call = Call {
-            step: &step,
-            method: Method::GET,
-            url: &url,
-            replay: Replay::Always,
-        };
-        let mut state = RetryState::new(self.config().retry.clone(), Replay::Always);
-        loop {
-            let attempt = state.start_attempt();
-            let resp = match self.request(Method::GET, &url)?.send().await {
-                Ok(r) => r,
-                Err(e) => match state.decide(Outcome::Transport(&e)) {
-                    Decision::RetryAfter(delay) => {
-                        log::warn!(
-                            "{step}: {}; retry {attempt} in {:.1}s",
-                            crate::errchain::chain(&e),
-                            delay.as_secs_f64()
-                        );
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    Decision::GiveUp { .. } => return Err(self.transport_error(&call, attempt, e)),
-                },
+        let bearer = self
+            .config()
+            .token
+            .as_ref()
+            .filter(|_| url.origin() == self.config().base_url.origin());
+        let got = transfer::download_resumable(
+            self.http(),
+            url.as_str(),
+            dest,
+            expected_md5,
+            &self.config().retry,
+            progress,
+            bearer,
+        )
+        .await
+        .map_err(|e| ZenodoError::new(&step, download_error(&url, e)))?;
+        Ok(Sent {
+            md5: got.md5,
+            bytes: got.bytes,
+        })
+    }
+}
+
+/// A failed download in the words of the Zenodo client's errors.
+fn download_error(url: &reqwest::Url, err: transfer::DownloadError) -> ZenodoErrorKind {
+    use transfer::DownloadError;
+    match err {
+        DownloadError::BadUrl { url } => ZenodoErrorKind::InvalidUrl {
+            url,
+            reason: "not an http(s) URL".into(),
+        },
+        DownloadError::Setup { source, .. } => ZenodoErrorKind::Client(source),
+        DownloadError::Status {
+            status,
+            body,
+            attempts,
+            not_retried,
+            ..
+        } => {
+            let answer = super::client::Answer {
+                status,
+                body: body.into_bytes().into(),
+                attempts,
+                ambiguous: false,
+                not_retried,
             };
-            let status = resp.status().as_u16();
-            if !resp.status().is_success() {
-                let retry_after = retry::parse_retry_after(resp.headers());
-                let body = resp.bytes().await.unwrap_or_default();
-                let not_retried = match state.decide(Outcome::Status {
-                    status,
-                    retry_after,
-                }) {
-                    Decision::RetryAfter(delay) => {
-                        log::warn!(
-                            "{step}: Zenodo answered {status} ({}); retry {attempt} in {:.1}s",
-                            server_message(&body),
-                            delay.as_secs_f64()
-                        );
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    Decision::GiveUp { note } => note,
-                };
-                return Err(Self::status_error(
-                    &call,
-                    &Answer {
-                        status,
-                        body,
-                        attempts: attempt,
-                        ambiguous: false,
-                        not_retried,
-                    },
-                ));
-            }
-            match transfer::download_to(resp, dest, expected_md5, progress.clone()).await {
-                Ok(sent) => return Ok(sent),
-                Err(TransferError::Interrupted { source, path }) => {
-                    match state.decide(Outcome::Transport(&source)) {
-                        Decision::RetryAfter(delay) => {
-                            log::warn!(
-                                "{step}: interrupted ({}); retry {attempt} in {:.1}s",
-                                crate::errchain::chain(&source),
-                                delay.as_secs_f64()
-                            );
-                            tokio::time::sleep(delay).await;
-                        }
-                        Decision::GiveUp { .. } => {
-                            return Err(ZenodoError::new(
-                                &step,
-                                ZenodoErrorKind::Local(TransferError::Interrupted { path, source }),
-                            ))
-                        }
-                    }
-                }
-                Err(e) => return Err(ZenodoError::new(&step, ZenodoErrorKind::Local(e))),
-            }
+            let call = Call {
+                step: "",
+                method: Method::GET,
+                url,
+                replay: Replay::Always,
+            };
+            ZenodoClient::status_error(&call, &answer).kind
         }
+        DownloadError::Transport {
+            attempts, source, ..
+        } => ZenodoErrorKind::Transport {
+            method: Method::GET,
+            url: display_url(url),
+            attempts,
+            note: String::new(),
+            source,
+        },
+        DownloadError::Local(e) => ZenodoErrorKind::Local(e),
     }
 }
 
