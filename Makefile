@@ -17,7 +17,7 @@ setup: ## Install build/test prerequisites (Debian and Python packages) when mis
 # The package is installed from the wheel users get: one abi3 wheel (CPython >= 3.9), built
 # by maturin into dist/ (tests/test_wheel.py checks that very wheel, in a fresh virtualenv).
 .PHONY: install
-install: setup ## Build the abi3 wheel (release) into dist/ and install it into $(PY)
+install: setup ## Build the abi3 wheel (release) into dist/ and install it into the Python of PY
 	rm -f dist/kipoi_containers-*.whl
 	$(PY) -m maturin build --release --out dist --interpreter $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/kipoi_containers-*.whl

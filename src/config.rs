@@ -9,7 +9,8 @@
 //! | the stored zoo commit | `--hash-file` | `KIPOI_MODEL_REPO_HASH` | `./kipoi-model-repo-hash` |
 //! | where images are pushed | `--registry` | `KIPOI_DOCKER_REPO` | `kipoi/kipoi-docker` |
 //! | the base image of own images | `--base-image` | `KIPOI_BASE_IMAGE` | `kipoi/kipoi-docker:kipoi-base-env` |
-//! | the sync journal | `--journal` | — | `./.kipoi-sync` |
+//! | what the base recipe starts from | `--build-image` | `KIPOI_BUILD_IMAGE` | `continuumio/miniconda3:latest` |
+//! | the sync journal | `--journal` | — | `./.kipoi-sync` (a release: `./.kipoi-release`) |
 //! | where SIFs are built and downloaded | — | `SINGULARITY_PULL_FOLDER` | the journal's `sif/`, or `.` |
 //!
 //! Zenodo (`ZENODO_URL`, `ZENODO_ACCESS_TOKEN`), GitHub (`GITHUB_API_URL`, `GITHUB_PAT` /

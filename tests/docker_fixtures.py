@@ -1,10 +1,7 @@
 """Session fixtures for tests that use the real Docker Engine.
 
-Load them from ``tests/conftest.py`` with::
-
-    pytest_plugins = ["tests.docker_fixtures"]
-
-(or ``python -m pytest -p tests.docker_fixtures ...``).
+``tests/conftest.py`` imports them, so every test module of ``tests/`` can use them by name
+(another suite: ``python -m pytest -p tests.docker_fixtures ...``).
 
 - ``base_image`` (str): the Kipoi base image reference built by ``scripts/base-image.sh``
   (``kipoi-containers-test/kipoi-base-env:<recipe hash>``); built once, then cached by the Docker

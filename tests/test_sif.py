@@ -27,8 +27,10 @@ import pytest
 from kipoi_containers import sif
 from kipoi_containers.errors import ChecksumMismatchError, DownloadError, SifError, SifTestError
 
+from . import requirements
 from .conftest import REPO, SHARED
 from .docker_fixtures import TinyZoo
+from .requirements import SETUP_HINT
 
 FIXTURE_SIFS = sorted((SHARED / "fixtures" / "sif").glob("*.sif"))
 BUSYBOX = SHARED / "fixtures" / "sif" / "busybox_1.34.1.sif"
@@ -36,12 +38,9 @@ CLI = [sys.executable, "-m", "kipoi_containers"]
 
 
 def require(available: bool, what: str) -> None:
-    """A test whose tool is missing fails under ``CI`` (naming it) and is skipped elsewhere."""
-    if available:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is missing and CI is set: install it (scripts/setup.sh)", pytrace=False)
-    pytest.skip(f"{what} is missing")
+    """A test whose tool is missing fails under ``CI`` (naming it) and is skipped elsewhere
+    (the project's one rule: :func:`tests.requirements.require`)."""
+    requirements.require(what, None if available else "is missing", SETUP_HINT)
 
 
 def have(*tools: str) -> bool:

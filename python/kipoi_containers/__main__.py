@@ -14,11 +14,12 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 Main = Callable[[list[str]], int]
 
@@ -292,7 +293,36 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
+class _ClosedPipeGuard:
+    """Standard output that ends the command quietly (status 141, as a shell tool killed by
+    SIGPIPE) when its reader goes away (``... | head``), instead of an error message."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> NoReturn:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        raise SystemExit(141)
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._closed()
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and not isinstance(sys.stdout, _ClosedPipeGuard):
+        sys.stdout = _ClosedPipeGuard(sys.stdout)  # type: ignore[assignment]
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_listing())

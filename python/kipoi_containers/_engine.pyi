@@ -835,7 +835,7 @@ def release_plan(
 ) -> list[list[dict[str, Any]]]:
     """The images a release rebuilds, level by level (touches nothing): ``image``,
     ``with_slim``, ``parents`` (our images it is built FROM), ``external`` (the others),
-    ``keys``, ``models``, ``test_models``."""
+    ``keys``, ``models``, ``test_models``, ``level`` (in the whole release)."""
 
 def merge_results(
     directory: str | PathLike[str],

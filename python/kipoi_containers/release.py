@@ -135,8 +135,8 @@ def build_merge_parser() -> argparse.ArgumentParser:
 
 def _plan_table(levels: list[list[dict]]) -> str:
     lines = []
-    for n, level in enumerate(levels):
-        lines.append(f"level {n}:")
+    for level in levels:
+        lines.append(f"level {level[0]['level']}:")
         for item in level:
             parents = ", ".join(item["parents"] + item["external"]) or "-"
             slim = " (+ slim, SIF)" if item["with_slim"] else ""

@@ -5,8 +5,8 @@ The steps call the module-level names ``build_singularity_image``,
 ``test_singularity_image``, ``check_integrity``, ``cleanup``,
 ``push_new_singularity_image`` and ``update_existing_singularity_container`` at run time,
 so they can be replaced (monkeypatched) as upstream's tests do. The image conversion can
-also be injected per handler with ``build_image=`` / ``test_image=`` (until the SIF
-conversion issue lands, the default conversion raises ``NotImplementedError``).
+also be injected per handler with ``build_image=`` / ``test_image=`` (the defaults are the
+native conversion and runner of :mod:`kipoi_containers.sif`: no apptainer needed).
 
 The built SIF (often several GB) is removed when ``add``/``update`` ends, whether the test,
 the upload or the publication succeeded or failed (upstream left it behind on any failure,

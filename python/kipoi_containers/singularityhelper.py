@@ -37,8 +37,9 @@ Differences (upstream was wrong here):
 ``upload_file`` may be replaced (monkeypatched) as upstream's tests do: the publication then
 calls the replacement for the upload step.
 
-Building and running images (``build_singularity_image``, ``test_singularity_image``)
-arrive with the SIF conversion issue; until then they raise ``NotImplementedError``.
+Building and running images (``build_singularity_image``, ``test_singularity_image``) use
+:mod:`kipoi_containers.sif`: the Docker image is converted to a SIF natively (no apptainer)
+and models run with apptainer/singularity when installed, else squashfuse + bubblewrap.
 """
 
 from __future__ import annotations

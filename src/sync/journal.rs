@@ -203,16 +203,38 @@ impl Journal {
         Ok(())
     }
 
-    /// Removes the journal: the sync completed and its results are in the index.
+    /// Removes the journal: the sync completed and its results are in the index. What the
+    /// run kept beside it for a re-run goes too (the zoo exports `zoo-<commit>/` model tests
+    /// read, SIFs left in `sif/`), and the directory when nothing else is in it.
     pub fn finish(self) -> Result<(), JournalError> {
         match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(JournalError::Read {
-                path: self.path,
-                source,
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: self.path,
+                    source,
+                })
+            }
         }
+        let Some(dir) = self.path.parent() else {
+            return Ok(());
+        };
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let ours = name == "sif" || name.starts_with("zoo-");
+                if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                        log::warn!("could not remove `{}`: {e}", entry.path().display());
+                    }
+                }
+            }
+        }
+        // Only when empty: a directory the user also keeps other things in stays.
+        let _ = std::fs::remove_dir(dir);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<UnitKey, UnitRecord>> {
@@ -285,12 +307,30 @@ mod tests {
     }
 
     #[test]
-    fn finish_removes_the_file() {
+    fn finish_removes_the_file_and_what_the_run_kept_beside_it() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), false).unwrap();
         j.record(&key("A", "c"), |r| r.done = true).unwrap();
         assert!(dir.path().join(JOURNAL_FILE).exists());
+        std::fs::create_dir_all(dir.path().join("zoo-0123456789ab/Group")).unwrap();
+        std::fs::create_dir_all(dir.path().join("sif")).unwrap();
+        std::fs::write(dir.path().join("sif/x.sif"), b"x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"the user's").unwrap();
         j.finish().unwrap();
-        assert!(!dir.path().join(JOURNAL_FILE).exists());
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            vec!["notes.txt".to_owned()],
+            "only what is not ours stays"
+        );
+        // Nothing else in it: the directory goes too.
+        let only = dir.path().join("only");
+        let j = Journal::open(&only, false).unwrap();
+        j.record(&key("A", "c"), |r| r.done = true).unwrap();
+        j.finish().unwrap();
+        assert!(!only.exists());
     }
 }

@@ -357,6 +357,19 @@ pub async fn merge_results(
 ) -> Result<SyncReport, SyncError> {
     let opts = args.options();
     let fragments = release::read_fragments(dir)?;
+    // The write-back needs the zoo (and on GitHub a token): checked before the index moves.
+    let zoo = if opts.push {
+        let zoo = Arc::new(args.open_zoo().await?);
+        let missing = missing_for(false, true, matches!(*zoo, Zoo::GitHub(_)), |vars| {
+            crate::redact::Secret::from_env(vars).is_some()
+        });
+        if !missing.is_empty() {
+            return Err(SyncError::MissingSecrets(missing));
+        }
+        Some(zoo)
+    } else {
+        None
+    };
     let (changes, rows) = release::merged_changes(fragments);
     let index = Index::load(&opts.container_info)?;
     let mut updated = index.clone();
@@ -379,11 +392,9 @@ pub async fn merge_results(
     if !index_changes.is_empty() {
         updated.save(&opts.container_info)?;
         report.index_written = true;
-        if opts.push
-            && (!index_changes.model_to_docker.is_empty()
-                || !index_changes.model_to_singularity.is_empty())
-        {
-            let zoo = Arc::new(args.open_zoo().await?);
+        let touches_zoo = !index_changes.model_to_docker.is_empty()
+            || !index_changes.model_to_singularity.is_empty();
+        if let Some(zoo) = zoo.filter(|_| touches_zoo) {
             let write_back = engine_steps::ZooWriteBack { zoo };
             report.write_back =
                 engine_steps::WriteBack::write(&write_back, &index_changes, &updated)

@@ -49,6 +49,8 @@ pub struct ReleaseItem {
     pub models: Vec<String>,
     /// What a release tests in it: every model; one per group for a shared image.
     pub test_models: Vec<String>,
+    /// Its level in the whole release (0: the base), kept when `--only` leaves others out.
+    pub level: usize,
 }
 
 /// How a release runs.
@@ -105,8 +107,9 @@ pub fn release_levels(
             models,
             test_models: entry.models.clone(),
             image: entry.image,
+            level: entry.level.unwrap_or(0),
         };
-        let level = entry.level.unwrap_or(0);
+        let level = item.level;
         if levels.len() <= level {
             levels.resize_with(level + 1, Vec::new);
         }
@@ -480,6 +483,7 @@ mod tests {
             keys: Vec::new(),
             models: Vec::new(),
             test_models: Vec::new(),
+            level: parents.len(),
         }
     }
 

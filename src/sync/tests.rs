@@ -716,6 +716,7 @@ fn release_item(
         keys: strings(keys),
         models: strings(models),
         test_models: strings(models),
+        level: parents.len(),
     }
 }
 

@@ -1,4 +1,4 @@
-"""A stateful Zenodo REST API emulator (``/work/shared/specs/zenodo-github-apis.md`` part A).
+"""A stateful Zenodo REST API emulator (the project's ``shared/specs/zenodo-github-apis.md``, part A).
 
 Depositions, versions (concepts), buckets, files, publishing and record downloads, in either
 behaviour of the spec's A.6 table: ``behaviour="rdm"`` (zenodo.org since October 2023, the
