@@ -562,12 +562,18 @@ struct Partial {
 
 enum Opened {
     Partial(Partial),
-    /// Another process completed `dest` while we waited for its lock.
-    Present,
+    /// `dest` is there (another process may have completed it while we waited for its
+    /// lock) and, when an md5 is expected, has it.
+    Present {
+        md5: String,
+        bytes: u64,
+    },
 }
 
-/// Opens (or creates) and locks `<dest>.part`, then hashes what it holds. Blocking.
-fn open_partial(dest: &Path) -> Result<Opened, TransferError> {
+/// Opens (or creates) and locks `<dest>.part`, then hashes what it holds. A `dest` already
+/// there is kept when it has `expected` md5 (or none is expected); one with other bytes (an
+/// older version under the same name) is replaced by the download. Blocking.
+fn open_partial(dest: &Path, expected: Option<&str>) -> Result<Opened, TransferError> {
     use std::io::Seek as _;
     use std::os::unix::fs::MetadataExt as _;
     let path = partial_path(dest);
@@ -586,16 +592,23 @@ fn open_partial(dest: &Path) -> Result<Opened, TransferError> {
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| write_err(e.into()))?;
         if dest.exists() {
-            // Nothing to resume in an empty `.part` (made just now by this call).
-            let ours = file
-                .metadata()
-                .ok()
-                .filter(|m| m.len() == 0)
-                .map(|m| m.ino());
-            if ours.is_some() && ours == std::fs::metadata(&path).ok().map(|m| m.ino()) {
-                let _ = std::fs::remove_file(&path);
+            let (md5, bytes) = md5_file(dest)?;
+            if expected.is_none_or(|e| e == md5) {
+                // Nothing to resume in an empty `.part` (made just now by this call).
+                let ours = file
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.len() == 0)
+                    .map(|m| m.ino());
+                if ours.is_some() && ours == std::fs::metadata(&path).ok().map(|m| m.ino()) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Ok(Opened::Present { md5, bytes });
             }
-            return Ok(Opened::Present);
+            log::info!(
+                "`{}` holds other bytes (md5 {md5}, not the expected one): downloading it again",
+                dest.display()
+            );
         }
         // The holder of the lock before us may have renamed or removed this inode.
         let ours = file.metadata().map_err(write_err)?.ino();
@@ -777,7 +790,8 @@ pub async fn download_resumable(
     })?;
     let expected = expected_md5.map(|m| m.trim().trim_start_matches("md5:").to_ascii_lowercase());
     let dest_owned = dest.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || open_partial(&dest_owned))
+    let wanted = expected.clone();
+    let opened = tokio::task::spawn_blocking(move || open_partial(&dest_owned, wanted.as_deref()))
         .await
         .map_err(|source| TransferError::Worker {
             path: dest.to_path_buf(),
@@ -785,14 +799,7 @@ pub async fn download_resumable(
         })??;
     let mut partial = match opened {
         Opened::Partial(p) => p,
-        Opened::Present => {
-            let path = dest.to_path_buf();
-            let (md5, bytes) = tokio::task::spawn_blocking(move || md5_file(&path))
-                .await
-                .map_err(|source| TransferError::Worker {
-                    path: dest.to_path_buf(),
-                    source,
-                })??;
+        Opened::Present { md5, bytes } => {
             log::info!("`{}` is already there: kept as it is", dest.display());
             return Ok(Downloaded {
                 md5,
@@ -1377,6 +1384,44 @@ mod tests {
         assert!(got.already_present);
         assert_eq!(got.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_existing_file_with_other_bytes_is_replaced() {
+        let (data, md5) = payload();
+        let srv = server::start(data.clone(), true, 0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        // An older version under the same name.
+        std::fs::write(&dest, b"hello world").unwrap();
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!got.already_present);
+        assert_eq!(got.md5, md5);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+        // The same bytes again: kept, nothing downloaded.
+        let again = download_resumable(
+            &http(),
+            "http://127.0.0.1:9/never",
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(again.already_present);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,7 @@ K = "kipoi/kipoi-docker"
 BASE = "kipoi/release-test:kipoi-base-env"
 OWN, SHARED = f"{K}:tinylinear", f"{K}:sharedpy3keras2tf2"
 ZERO = "0" * 32
+WRONG_PASSWORD = "wrong-pw-CanaryDoNotLeak-7f3a9c"
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -102,7 +103,7 @@ class Side:
         env.update(extra)
         return env
 
-    def command(self, *extra: str, journal: str = "journal", env: dict[str, str] | None = None) -> list[str]:
+    def command(self, *extra: str, journal: str = "journal") -> list[str]:
         return [sys.executable, "-m", "kipoi_containers", "release", *self.args(journal), *extra]
 
     def release(self, *extra: str, journal: str = "journal", **env: str) -> subprocess.CompletedProcess:
@@ -250,7 +251,7 @@ def test_a_sharded_release_merges_to_the_same_index_and_a_failed_shard_keeps_its
         tag: subprocess.Popen(
             sharded.command("--only", image, "--result-fragment", str(fragments / f"{tag}.json"), journal=f"j-{tag}"),
             cwd=sharded.root,
-            env=sharded.env(**({"DOCKER_PASSWORD": "wrong"} if tag == "tinylinear" else {})),
+            env=sharded.env(**({"DOCKER_PASSWORD": WRONG_PASSWORD} if tag == "tinylinear" else {})),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -260,7 +261,7 @@ def test_a_sharded_release_merges_to_the_same_index_and_a_failed_shard_keeps_its
     outputs = {tag: proc.communicate(timeout=1400) for tag, proc in procs.items()}
     assert procs["shared"].returncode == 0, outputs["shared"]
     assert procs["tinylinear"].returncode == 1, outputs["tinylinear"]
-    assert "wrong" not in "".join(outputs["tinylinear"]), "the password never appears"
+    assert WRONG_PASSWORD not in "".join(outputs["tinylinear"]), "the password never appears"
 
     # The merge applies what succeeded and exits 1: the release is not complete.
     merged = sharded.merge(fragments)

@@ -333,6 +333,10 @@ def test_a_merged_branch_restarts_from_the_default_branch(gh: GitHubEmulator, ba
     assert git(bare, "rev-parse", "update-json^") == master, "restarted from the default branch's head"
     assert json.loads(on_branch(bare, DOCKER_PATH)) == second
     assert calls(gh, "PATCH", f"/repos/{REPO}/git/refs/heads/update-json") == [200]
+    [patch] = [r["json"] for r in gh.requests_log if r["method"] == "PATCH"]
+    # A merged branch moves by fast-forward (GitHub refuses it if the branch moved); only a
+    # squash-merged one needs force.
+    assert patch == {"sha": master, "force": merge_method == "squash"}
     again = helper.create_pr(REPO)
     assert again is not None and again["number"] == 2 and again["created"] is True
     compare = api(gh, "GET", "/compare/master...update-json").json()

@@ -783,10 +783,6 @@ def sync_plan(
     hash_file: str | PathLike[str] | None = None,
     github_api_url: str | None = None,
     only: list[str] | None = None,
-    base_image: str | None = None,
-    build_image: str | None = None,
-    templates: str | PathLike[str] | None = None,
-    envfiles: str | PathLike[str] | None = None,
 ) -> Plan:
     """The plan of a sync (touches nothing), defaults from the environment."""
 
@@ -827,11 +823,6 @@ def release_plan(
     build_image: str | None = None,
     templates: str | PathLike[str] | None = None,
     envfiles: str | PathLike[str] | None = None,
-    zoo: str | None = None,
-    from_commit: str | None = None,
-    to: str | None = None,
-    hash_file: str | PathLike[str] | None = None,
-    github_api_url: str | None = None,
 ) -> list[list[dict[str, Any]]]:
     """The images a release rebuilds, level by level (touches nothing): ``image``,
     ``with_slim``, ``parents`` (our images it is built FROM), ``external`` (the others),

@@ -16,7 +16,9 @@ https://api.github.com) with the token in ``$GITHUB_PAT`` or ``$GITHUB_TOKEN`` (
 writes). Differences from upstream, each removing a failure mode: a write is an edit of the
 file's current content, retried on a concurrent change so both writers' keys survive; an
 already open pull request is returned instead of raising; the default branch is the
-repository's, not a hard-coded ``master``.
+repository's, not a hard-coded ``master``; an ``update-json`` whose head was merged into the
+default branch (merge, squash or rebase) is read through the default branch and restarted
+from its head before the next write, so a new pull request never reverts what changed there.
 """
 
 from __future__ import annotations
@@ -85,13 +87,15 @@ def _zoo(kipoi_model_repo: RepoType) -> str:
 
 
 def branch_exists(kipoi_model_repo: RepoType) -> bool:
-    """Whether the branch ``update-json`` exists in the model zoo."""
+    """Whether the branch ``update-json`` exists in the model zoo (merged or not; reads and
+    writes restart a merged one from the default branch)."""
     return _engine.zoo_branch_exists(_zoo(kipoi_model_repo), TARGET_BRANCH)
 
 
 def populate_json_from_kipoi(json_file: FileType, kipoi_model_repo: RepoType) -> dict[str, Any]:
     """Read ``shared/containers/<json_file>`` of the model zoo into a dict: from branch
-    ``update-json`` when it exists, else from the default branch."""
+    ``update-json`` when it holds changes of its own, else (missing, or merged) from the
+    default branch."""
     path = f"{CONTAINER_PREFIX}/{os.fspath(json_file)}"
     return _engine.zoo_read_json(_zoo(kipoi_model_repo), path, TARGET_BRANCH)
 

@@ -151,9 +151,6 @@ def _print_report(report: _engine.SyncReport, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.concurrency is not None and args.concurrency < 1:
-        print("error: --concurrency must be at least 1", file=sys.stderr)
-        return 2
     _configure_logging(args.verbose)
     recipes = {
         "container_info": args.container_info,

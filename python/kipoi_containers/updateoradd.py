@@ -170,9 +170,6 @@ def _configure_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.concurrency is not None and args.concurrency < 1:
-        print("error: --concurrency must be at least 1", file=sys.stderr)
-        return 2
     _configure_logging(args.verbose)
     common = {
         "zoo": args.zoo,

@@ -27,8 +27,9 @@ pub(crate) fn zoo_branch_exists(
     })
 }
 
-/// The JSON file `path` of `zoo`, from `branch` when it exists, else from the default
-/// branch (a local checkout: the branch checked out).
+/// The JSON file `path` of `zoo`, from `branch` when it holds changes of its own, else from
+/// the default branch (a local checkout: the branch checked out): a missing branch, or one
+/// whose head was merged into the default branch, is read through the default branch.
 #[pyfunction]
 #[pyo3(signature = (zoo, path, branch="update-json", github_api_url=None))]
 pub(crate) fn zoo_read_json<'py>(

@@ -96,14 +96,20 @@ const SYNC_KEYWORDS: &[&str] = &[
     "test_timeout",
 ];
 
-/// The keywords [`sync_plan`] and [`release_plan`] take (planning touches nothing).
-const PLAN_KEYWORDS: &[&str] = &[
+/// The keywords [`sync_plan`] takes (planning touches nothing).
+const SYNC_PLAN_KEYWORDS: &[&str] = &[
     "zoo",
     "from_commit",
     "to",
     "container_info",
     "hash_file",
     "github_api_url",
+    "only",
+];
+
+/// The keywords [`release_plan`] takes: the index and how recipes are made.
+const RELEASE_PLAN_KEYWORDS: &[&str] = &[
+    "container_info",
     "only",
     "base_image",
     "build_image",
@@ -176,7 +182,11 @@ fn sync_args(
                     ))
                 })?);
             }
-            _ => unreachable!("every allowed keyword is handled"),
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "{function}() cannot take the keyword argument '{other}' here"
+                )))
+            }
         }
     }
     Ok(args)
@@ -218,7 +228,7 @@ pub(crate) fn sync_async<'py>(
 #[pyfunction]
 #[pyo3(signature = (**options))]
 pub(crate) fn sync_plan(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<PyPlan> {
-    let args = sync_args("sync_plan", options, PLAN_KEYWORDS)?;
+    let args = sync_args("sync_plan", options, SYNC_PLAN_KEYWORDS)?;
     let inner = wait(py, || async { engine_sync::plan_configured(&args).await })?;
     Ok(PyPlan::from(inner))
 }
@@ -252,7 +262,7 @@ pub(crate) fn release_plan<'py>(
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let args = ReleaseArgs {
-        sync: sync_args("release_plan", options, PLAN_KEYWORDS)?,
+        sync: sync_args("release_plan", options, RELEASE_PLAN_KEYWORDS)?,
         fragment: None,
     };
     let levels = engine_sync::release_plan(&args)?;

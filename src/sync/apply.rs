@@ -6,7 +6,7 @@ use crate::index::{ImageName, Index, ModelName, SingularityEntry};
 use super::unit::Change;
 
 /// What changed, key by key (`None`: removed), for the write-back to the zoo.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexChanges {
     pub model_to_docker: Vec<(String, Option<String>)>,
     pub model_to_singularity: Vec<(String, Option<SingularityEntry>)>,
@@ -15,6 +15,29 @@ pub struct IndexChanges {
 }
 
 impl IndexChanges {
+    /// Whether the zoo's copies (`model-to-docker.json`, `model-to-singularity.json`) change.
+    #[must_use]
+    pub fn touches_zoo(&self) -> bool {
+        !self.model_to_docker.is_empty() || !self.model_to_singularity.is_empty()
+    }
+
+    /// `self` followed by `newer`: a key both change takes `newer`'s value.
+    #[must_use]
+    pub fn then(mut self, newer: IndexChanges) -> IndexChanges {
+        fn merge<V>(old: &mut Vec<(String, V)>, new: Vec<(String, V)>) {
+            for (key, value) in new {
+                match old.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = value,
+                    None => old.push((key, value)),
+                }
+            }
+        }
+        merge(&mut self.model_to_docker, newer.model_to_docker);
+        merge(&mut self.model_to_singularity, newer.model_to_singularity);
+        self.docker_to_model |= newer.docker_to_model;
+        self
+    }
+
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.model_to_docker.is_empty()

@@ -82,12 +82,19 @@ impl EngineSteps {
         let registry =
             RegistryReader::new(credentials.clone()).map_err(|e| StepError::from_error(&e))?;
         for dir in [&settings.work_dir, &settings.dockerfiles_dir] {
+            let made = !dir.exists();
             std::fs::create_dir_all(dir).map_err(|e| {
                 StepError::new(format!(
                     "could not create the directory `{}`: {e}",
                     dir.display()
                 ))
             })?;
+            // The SIFs' directory this run made is removed when its journal is finished.
+            if made && dir == &settings.work_dir {
+                super::journal::mark_workdir(dir).map_err(|e| {
+                    StepError::new(format!("could not write in `{}`: {e}", dir.display()))
+                })?;
+            }
         }
         let sif_names = index
             .model_to_singularity
@@ -271,23 +278,20 @@ impl Steps for EngineSteps {
             .map_err(|e| step_err(&e))
     }
 
-    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
-        if self.engine.image_id(image).await.is_err() {
+    async fn image_identity(&self, image: &str, pull: bool) -> Result<String, StepError> {
+        if pull {
             log::info!("pulling `{image}` (a recipe starts FROM it)");
-            self.engine
-                .pull(image, None)
-                .await
-                .map_err(|e| step_err(&e))?;
+            if let Err(e) = self.engine.pull(image, None).await {
+                if self.engine.image_id(image).await.is_err() {
+                    return Err(step_err(&e));
+                }
+                log::warn!(
+                    "could not pull `{image}` ({}); using the local copy",
+                    crate::errchain::chain(&e)
+                );
+            }
         }
-        let digests = self
-            .engine
-            .image_repo_digests(image)
-            .await
-            .map_err(|e| step_err(&e))?;
-        match digests.into_iter().min() {
-            Some(digest) => Ok(digest),
-            None => self.engine.image_id(image).await.map_err(|e| step_err(&e)),
-        }
+        self.engine.image_id(image).await.map_err(|e| step_err(&e))
     }
 
     async fn convert(

@@ -16,6 +16,17 @@ use serde::{Deserialize, Serialize};
 
 /// The journal's file name inside its directory.
 pub const JOURNAL_FILE: &str = "journal.json";
+/// A file in a work directory a run made beside the journal (a zoo export, the SIFs'
+/// directory): [`Journal::finish`] removes such directories, and only those.
+pub const WORKDIR_MARKER: &str = ".kipoi-containers-workdir";
+
+/// Marks `dir` (which this run made) as a work directory for [`Journal::finish`].
+pub fn mark_workdir(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join(WORKDIR_MARKER),
+        b"made by kipoi-containers; removed when the run completes\n",
+    )
+}
 /// Format version written into the file; another version is not read (and reported).
 const VERSION: u32 = 1;
 
@@ -95,6 +106,17 @@ pub struct UnitRecord {
 struct File {
     version: u32,
     units: Vec<Entry>,
+    /// Index changes verified and applied locally whose write-back to the zoo has not
+    /// succeeded yet (the next run does it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_write_back: Option<super::IndexChanges>,
+}
+
+/// What the journal holds.
+#[derive(Debug, Default)]
+struct State {
+    units: BTreeMap<UnitKey, UnitRecord>,
+    pending_write_back: Option<super::IndexChanges>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +129,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    units: Mutex<BTreeMap<UnitKey, UnitRecord>>,
+    state: Mutex<State>,
 }
 
 impl Journal {
@@ -120,6 +142,7 @@ impl Journal {
         })?;
         let path = dir.join(JOURNAL_FILE);
         let mut units = BTreeMap::new();
+        let mut pending_write_back = None;
         if restart {
             if path.exists() {
                 log::info!("--restart: discarding the journal `{}`", path.display());
@@ -144,6 +167,13 @@ impl Journal {
                     for entry in file.units {
                         units.insert(entry.key, entry.record);
                     }
+                    pending_write_back = file.pending_write_back;
+                    if pending_write_back.is_some() {
+                        log::info!(
+                            "the journal `{}` holds a write-back to the zoo that did not succeed: it is retried",
+                            path.display()
+                        );
+                    }
                     if !units.is_empty() {
                         log::info!(
                             "resuming from the journal `{}` ({} unit(s) recorded)",
@@ -158,7 +188,10 @@ impl Journal {
         }
         let journal = Self {
             path,
-            units: Mutex::new(units),
+            state: Mutex::new(State {
+                units,
+                pending_write_back,
+            }),
         };
         journal.save()?;
         Ok(journal)
@@ -173,7 +206,24 @@ impl Journal {
     /// The record of `key` (empty when nothing was recorded for exactly these inputs).
     #[must_use]
     pub fn get(&self, key: &UnitKey) -> UnitRecord {
-        self.lock().get(key).cloned().unwrap_or_default()
+        self.lock().units.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The write-back an earlier run could not complete, if any.
+    #[must_use]
+    pub fn pending_write_back(&self) -> Option<super::IndexChanges> {
+        self.lock().pending_write_back.clone()
+    }
+
+    /// Records (or, with `None`, clears) the write-back to do; durable when this returns.
+    pub fn set_pending_write_back(
+        &self,
+        changes: Option<super::IndexChanges>,
+    ) -> Result<(), JournalError> {
+        let mut state = self.lock();
+        state.pending_write_back = changes;
+        crate::fsutil::write_atomic(&self.path, &Self::serialize(&state))?;
+        Ok(())
     }
 
     /// Applies `change` to `key`'s record and writes the journal (atomically) before
@@ -183,29 +233,40 @@ impl Journal {
         key: &UnitKey,
         change: impl FnOnce(&mut UnitRecord),
     ) -> Result<UnitRecord, JournalError> {
-        let (updated, bytes) = {
-            let mut units = self.lock();
-            let record = units.entry(key.clone()).or_default();
-            change(record);
-            let updated = record.clone();
-            (updated, Self::serialize(&units))
-        };
-        // Serialised under the lock, written outside it; a later write always carries a
-        // superset of this one because records only move forward.
-        crate::fsutil::write_atomic(&self.path, &bytes)?;
+        // Written under the lock: concurrent units' writes land in the order of their
+        // changes, so the file never goes back to an older state.
+        let mut state = self.lock();
+        let record = state.units.entry(key.clone()).or_default();
+        change(record);
+        let updated = record.clone();
+        crate::fsutil::write_atomic(&self.path, &Self::serialize(&state))?;
         Ok(updated)
     }
 
     /// Writes the current state.
     pub fn save(&self) -> Result<(), JournalError> {
-        let bytes = Self::serialize(&self.lock());
-        crate::fsutil::write_atomic(&self.path, &bytes)?;
+        let state = self.lock();
+        crate::fsutil::write_atomic(&self.path, &Self::serialize(&state))?;
         Ok(())
     }
 
-    /// Removes the journal: the sync completed and its results are in the index. What the
-    /// run kept beside it for a re-run goes too (the zoo exports `zoo-<commit>/` model tests
-    /// read, SIFs left in `sif/`), and the directory when nothing else is in it.
+    /// [`Self::finish`] when the journal records nothing (no unit, no pending write-back).
+    pub fn finish_if_empty(self) -> Result<(), JournalError> {
+        let empty = {
+            let state = self.lock();
+            state.units.is_empty() && state.pending_write_back.is_none()
+        };
+        if empty {
+            self.finish()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Removes the journal: the sync completed and its results are in the index. The work
+    /// directories runs made beside it (marked with [`WORKDIR_MARKER`]: the zoo exports model
+    /// tests read, the SIFs' directory) go too, and the directory when nothing else is in it.
+    /// Nothing unmarked is touched.
     pub fn finish(self) -> Result<(), JournalError> {
         match std::fs::remove_file(&self.path) {
             Ok(()) => {}
@@ -222,10 +283,9 @@ impl Journal {
         };
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let ours = name == "sif" || name.starts_with("zoo-");
-                if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let ours = entry.file_type().is_ok_and(|t| t.is_dir())
+                    && entry.path().join(WORKDIR_MARKER).is_file();
+                if ours {
                     if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                         log::warn!("could not remove `{}`: {e}", entry.path().display());
                     }
@@ -237,22 +297,24 @@ impl Journal {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<UnitKey, UnitRecord>> {
-        self.units
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn serialize(units: &BTreeMap<UnitKey, UnitRecord>) -> Vec<u8> {
+    fn serialize(state: &State) -> Vec<u8> {
         let file = File {
             version: VERSION,
-            units: units
+            units: state
+                .units
                 .iter()
                 .map(|(key, record)| Entry {
                     key: key.clone(),
                     record: record.clone(),
                 })
                 .collect(),
+            pending_write_back: state.pending_write_back.clone(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
@@ -313,17 +375,22 @@ mod tests {
         j.record(&key("A", "c"), |r| r.done = true).unwrap();
         assert!(dir.path().join(JOURNAL_FILE).exists());
         std::fs::create_dir_all(dir.path().join("zoo-0123456789ab/Group")).unwrap();
+        mark_workdir(&dir.path().join("zoo-0123456789ab")).unwrap();
         std::fs::create_dir_all(dir.path().join("sif")).unwrap();
+        mark_workdir(&dir.path().join("sif")).unwrap();
         std::fs::write(dir.path().join("sif/x.sif"), b"x").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"the user's").unwrap();
+        // A directory of the user's, even with our names, is not ours.
+        std::fs::create_dir_all(dir.path().join("zoo-users")).unwrap();
         j.finish().unwrap();
-        let left: Vec<String> = std::fs::read_dir(dir.path())
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
+        left.sort();
         assert_eq!(
             left,
-            vec!["notes.txt".to_owned()],
+            vec!["notes.txt".to_owned(), "zoo-users".to_owned()],
             "only what is not ours stays"
         );
         // Nothing else in it: the directory goes too.

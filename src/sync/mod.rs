@@ -227,11 +227,7 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
     let test_zoo = match (&*zoo, &args.test_zoo) {
         (_, Some(dir)) => Some(dir.clone()),
         (Zoo::Local(local), None) => {
-            let dir = opts.journal_dir.join(format!("zoo-{}", short(&plan.to)));
-            if !dir.is_dir() {
-                local.export(&plan.to, &dir).await?;
-            }
-            Some(dir)
+            Some(export_test_zoo(local, &plan.to, &opts.journal_dir).await?)
         }
         (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
     };
@@ -306,11 +302,7 @@ pub async fn release_configured(args: &ReleaseArgs) -> Result<SyncReport, SyncEr
         (_, Some(dir)) => Some(dir.clone()),
         (Zoo::Local(local), None) => {
             let commit = local.resolve(Some(&zoo_commit)).await?;
-            let dir = opts.journal_dir.join(format!("zoo-{}", short(&commit)));
-            if !dir.is_dir() {
-                local.export(&commit, &dir).await?;
-            }
-            Some(dir)
+            Some(export_test_zoo(local, &commit, &opts.journal_dir).await?)
         }
         (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
     };
@@ -389,20 +381,111 @@ pub async fn merge_results(
     if failed > 0 {
         log::warn!("{failed} image(s) of the release failed: their entries are kept");
     }
-    if !index_changes.is_empty() {
-        updated.save(&opts.container_info)?;
-        report.index_written = true;
-        let touches_zoo = !index_changes.model_to_docker.is_empty()
-            || !index_changes.model_to_singularity.is_empty();
-        if let Some(zoo) = zoo.filter(|_| touches_zoo) {
-            let write_back = engine_steps::ZooWriteBack { zoo };
-            report.write_back =
-                engine_steps::WriteBack::write(&write_back, &index_changes, &updated)
-                    .await
-                    .map_err(SyncError::WriteBack)?;
+    let Some(zoo) = zoo else {
+        if !index_changes.is_empty() {
+            updated.save(&opts.container_info)?;
+            report.index_written = true;
+        }
+        return Ok(report);
+    };
+    // A write-back that fails is kept in the journal for the next merge-results.
+    let journal = journal::Journal::open(
+        args.journal
+            .as_deref()
+            .unwrap_or(std::path::Path::new(DEFAULT_RELEASE_JOURNAL)),
+        false,
+    )?;
+    let write_back = engine_steps::ZooWriteBack { zoo };
+    (report.index_written, report.write_back) = save_and_write_back(
+        &journal,
+        &index_changes,
+        &updated,
+        &opts.container_info,
+        |changes| {
+            let (write_back, updated) = (&write_back, &updated);
+            async move { engine_steps::WriteBack::write(write_back, &changes, updated).await }
+        },
+    )
+    .await?;
+    journal.finish_if_empty()?;
+    Ok(report)
+}
+
+/// Saves `updated` into `container_info` when `changes` changed it, and writes the zoo's
+/// copies back with `write`. The changes to write (with any write-back an earlier run left
+/// pending) are recorded in the journal before the index is saved and cleared once `write`
+/// succeeded, so a failed or interrupted write-back is done by the next run even though the
+/// local index then has nothing new. Returns whether the index was written, and what
+/// `write` did.
+async fn save_and_write_back<F, Fut>(
+    journal: &journal::Journal,
+    changes: &IndexChanges,
+    updated: &Index,
+    container_info: &std::path::Path,
+    write: F,
+) -> Result<(bool, Option<String>), SyncError>
+where
+    F: FnOnce(IndexChanges) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, StepError>>,
+{
+    let to_write = match journal.pending_write_back() {
+        Some(pending) => pending.then(changes.clone()),
+        None => changes.clone(),
+    };
+    if to_write.touches_zoo() {
+        journal.set_pending_write_back(Some(to_write.clone()))?;
+    }
+    let index_written = !changes.is_empty();
+    if index_written {
+        updated.save(container_info)?;
+    }
+    if !to_write.touches_zoo() {
+        return Ok((index_written, None));
+    }
+    let done = write(to_write).await.map_err(SyncError::WriteBack)?;
+    journal.set_pending_write_back(None)?;
+    Ok((index_written, done))
+}
+
+/// The zoo at `commit` as a directory model tests read (`<journal>/zoo-<commit>`): exported
+/// once into a temporary directory and renamed into place, so an interrupted export is never
+/// taken for a complete one; marked for [`journal::Journal::finish`] to remove.
+async fn export_test_zoo(
+    local: &crate::zoo::LocalZoo,
+    commit: &str,
+    journal_dir: &std::path::Path,
+) -> Result<PathBuf, SyncError> {
+    let dir = journal_dir.join(format!("zoo-{}", short(commit)));
+    if dir.join(journal::WORKDIR_MARKER).is_file() {
+        return Ok(dir);
+    }
+    let setup = |e: std::io::Error, what: &std::path::Path| {
+        SyncError::Setup(StepError::new(format!(
+            "could not prepare the zoo export `{}`: {e}",
+            what.display()
+        )))
+    };
+    let partial = journal_dir.join(format!(
+        ".zoo-{}.partial-{}",
+        short(commit),
+        std::process::id()
+    ));
+    for stale in [&partial, &dir] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).map_err(|e| setup(e, stale))?;
         }
     }
-    Ok(report)
+    std::fs::create_dir_all(journal_dir).map_err(|e| setup(e, journal_dir))?;
+    local.export(commit, &partial).await?;
+    journal::mark_workdir(&partial).map_err(|e| setup(e, &partial))?;
+    std::fs::rename(&partial, &dir).map_err(|e| setup(e, &dir))?;
+    Ok(dir)
+}
+
+/// Whether a run completed the whole work it was given (every unit succeeded, nothing left
+/// out by `--only` or `--no-push`): only then is its journal finished (sync and release).
+fn completes_the_work(failed: usize, only: &[String], push: bool) -> bool {
+    failed == 0 && only.is_empty() && push
 }
 
 /// The report of a sync with nothing to build, test or remove: the hash moves to the zoo's
@@ -607,20 +690,18 @@ pub async fn execute<S: Steps>(
         hash_note: None,
         journal: None,
     };
-    if !index_changes.is_empty() {
-        updated.save(&opts.container_info)?;
-        report.index_written = true;
-        if !index_changes.model_to_docker.is_empty()
-            || !index_changes.model_to_singularity.is_empty()
-        {
-            report.write_back = steps
-                .write_back(&index_changes, &updated)
-                .await
-                .map_err(SyncError::WriteBack)?;
-        }
-    }
-    let all_ran = opts.only.is_empty() && opts.push;
-    if failed == 0 && all_ran {
+    (report.index_written, report.write_back) = save_and_write_back(
+        &journal,
+        &index_changes,
+        &updated,
+        &opts.container_info,
+        |changes| {
+            let updated = &updated;
+            async move { steps.write_back(&changes, updated).await }
+        },
+    )
+    .await?;
+    if completes_the_work(failed, &opts.only, opts.push) {
         crate::fsutil::write_atomic(&opts.hash_file, format!("{}\n", plan.to).as_bytes())?;
         report.hash_moved = true;
         Arc::try_unwrap(journal)

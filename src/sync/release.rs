@@ -150,7 +150,9 @@ pub fn plan_release(
 /// Why a release could not be planned or merged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
-    #[error("`{0}` is not an image of the index (nor the base image)")]
+    #[error(
+        "`{0}` is not an image of the index (nor the base image); `release --dry-run` lists them"
+    )]
     UnknownImage(String),
     #[error("could not read the result fragment `{}`", path.display())]
     ReadFragment {
@@ -162,6 +164,17 @@ pub enum ReleaseError {
     BadFragment { path: PathBuf, detail: String },
     #[error("no result fragment (`*.json`) in `{}`", .0.display())]
     NoFragments(PathBuf),
+    #[error(
+        "`{image}` is in two result fragments, `{}` and `{}`: a directory holds the fragments of one \
+         release, one per image (remove the stale one)",
+        first.display(),
+        second.display()
+    )]
+    DuplicateImage {
+        image: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 /// What one shard of a release verified: its rows and the index changes of the images
@@ -224,24 +237,25 @@ pub async fn run<S: Steps>(
         zoo_commit,
         push: opts.push,
     };
-    // Digests of the images released so far in this run (parents of later levels).
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    // The images released so far in this run (parents of later levels): their registry
+    // digest, or `None` for one built and not pushed (`--no-push`), which is used as it is.
+    let mut built: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut outcomes: Vec<UnitOutcome> = Vec::new();
     let mut released: Vec<String> = Vec::new();
     for level in levels {
-        let mut level_outcomes: Vec<(usize, (UnitOutcome, Option<String>))> =
+        let mut level_outcomes: Vec<(usize, UnitOutcome)> =
             futures_util::stream::iter(level.into_iter().enumerate())
                 .map(|(i, item)| {
-                    let (ctx, journal, digests) = (&ctx, Arc::clone(&journal), &digests);
-                    async move { (i, release_one(ctx, &journal, item, digests).await) }
+                    let (ctx, journal, built) = (&ctx, Arc::clone(&journal), &built);
+                    async move { (i, release_one(ctx, &journal, item, built).await) }
                 })
                 .buffer_unordered(opts.concurrency.max(1))
                 .collect()
                 .await;
         level_outcomes.sort_by_key(|(i, _)| *i);
-        for (_, (out, full_digest)) in level_outcomes {
-            if let (Ok(_), Some(digest)) = (&out.result, full_digest) {
-                digests.insert(out.action.unit.clone(), digest);
+        for (_, out) in level_outcomes {
+            if out.result.is_ok() {
+                built.insert(out.action.unit.clone(), out.image_digest.clone());
             }
             released.push(out.action.unit.clone());
             outcomes.push(out);
@@ -284,7 +298,11 @@ pub async fn run<S: Steps>(
             rows,
             changes,
         };
-        let mut bytes = serde_json::to_vec_pretty(&fragment).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(&fragment).map_err(|e| {
+            SyncError::Setup(StepError::new(format!(
+                "internal: the result fragment cannot be written as JSON: {e}"
+            )))
+        })?;
         bytes.push(b'\n');
         crate::fsutil::write_atomic(path, &bytes)?;
         report.write_back = Some(format!("result fragment `{}`", path.display()));
@@ -295,20 +313,19 @@ pub async fn run<S: Steps>(
             .map(FragmentChange::into_change)
             .collect();
         let index_changes = super::apply::apply(&mut updated, &all)?;
-        if !index_changes.is_empty() {
-            updated.save(&opts.container_info)?;
-            report.index_written = true;
-            if !index_changes.model_to_docker.is_empty()
-                || !index_changes.model_to_singularity.is_empty()
-            {
-                report.write_back = steps
-                    .write_back(&index_changes, &updated)
-                    .await
-                    .map_err(SyncError::WriteBack)?;
-            }
-        }
+        (report.index_written, report.write_back) = super::save_and_write_back(
+            &journal,
+            &index_changes,
+            &updated,
+            &opts.container_info,
+            |changes| {
+                let updated = &updated;
+                async move { steps.write_back(&changes, updated).await }
+            },
+        )
+        .await?;
     }
-    if failed == 0 {
+    if super::completes_the_work(failed, &opts.only, opts.push) {
         Arc::try_unwrap(journal)
             .map_err(|_| {
                 SyncError::WriteBack(StepError::new("internal: the journal is still in use"))
@@ -320,14 +337,14 @@ pub async fn run<S: Steps>(
     Ok(report)
 }
 
-/// Releases one image; returns its outcome and the digest of its full image (a parent of
-/// later levels).
+/// Releases one image; its outcome carries the digest of its full image (a parent of later
+/// levels).
 async fn release_one<S: Steps>(
     ctx: &UnitContext<'_, S>,
     journal: &Arc<Journal>,
     item: ReleaseItem,
-    digests: &BTreeMap<String, String>,
-) -> (UnitOutcome, Option<String>) {
+    built: &BTreeMap<String, Option<String>>,
+) -> UnitOutcome {
     let start = std::time::Instant::now();
     let action = Action {
         kind: ActionKind::UpdateImage,
@@ -342,17 +359,25 @@ async fn release_one<S: Steps>(
         action,
         result: Ok(Change::NotPublished),
         digest: None,
+        image_digest: None,
         sif_md5: None,
         notes: Vec::new(),
         seconds: 0.0,
     };
-    let mut full_digest = None;
     out.result = async {
         let mut parents = BTreeMap::new();
         let mut local = Vec::new();
         for parent in &item.parents {
-            let digest = match digests.get(parent) {
-                Some(d) => d.clone(),
+            let digest = match built.get(parent) {
+                Some(Some(d)) => d.clone(),
+                // Built here and not pushed: the local image is the parent.
+                Some(None) => {
+                    parents.insert(
+                        parent.clone(),
+                        ctx.steps.image_identity(parent, false).await?,
+                    );
+                    continue;
+                }
                 None => ctx
                     .steps
                     .remote(parent)
@@ -369,7 +394,7 @@ async fn release_one<S: Steps>(
             parents.insert(parent.clone(), digest);
         }
         for image in &item.external {
-            parents.insert(image.clone(), ctx.steps.image_identity(image).await?);
+            parents.insert(image.clone(), ctx.steps.image_identity(image, true).await?);
         }
         let previous = item
             .keys
@@ -389,11 +414,7 @@ async fn release_one<S: Steps>(
             previous,
             parents: local,
         };
-        let change = unit::own_image(ctx, journal, job, &mut out).await?;
-        if let Some(remote) = ctx.steps.remote(&item.image).await? {
-            full_digest = Some(remote.digest);
-        }
-        Ok::<_, StepError>(change)
+        unit::own_image(ctx, journal, job, &mut out).await
     }
     .await;
     out.seconds = start.elapsed().as_secs_f64();
@@ -406,10 +427,11 @@ async fn release_one<S: Steps>(
         ),
         Err(e) => log::error!("release of `{}` failed: {e}", item.image),
     }
-    (out, full_digest)
+    out
 }
 
-/// Reads every `*.json` fragment of `dir` (in file-name order).
+/// Reads every `*.json` fragment of `dir` (in file-name order). An image released by two
+/// of them (a stale fragment of another run) is an error naming both files.
 pub fn read_fragments(dir: &Path) -> Result<Vec<Fragment>, ReleaseError> {
     let read_err = |source| ReleaseError::ReadFragment {
         path: dir.to_path_buf(),
@@ -425,30 +447,44 @@ pub fn read_fragments(dir: &Path) -> Result<Vec<Fragment>, ReleaseError> {
     if paths.is_empty() {
         return Err(ReleaseError::NoFragments(dir.to_path_buf()));
     }
-    paths
-        .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).map_err(|source| ReleaseError::ReadFragment {
-                path: path.clone(),
-                source,
-            })?;
-            let fragment: Fragment =
-                serde_json::from_slice(&bytes).map_err(|e| ReleaseError::BadFragment {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
-            if fragment.version != FRAGMENT_VERSION {
-                return Err(ReleaseError::BadFragment {
-                    path,
-                    detail: format!(
-                        "version {} (this tool reads version {FRAGMENT_VERSION})",
-                        fragment.version
-                    ),
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut fragments = Vec::with_capacity(paths.len());
+    for path in paths {
+        let fragment = read_fragment(&path)?;
+        for image in &fragment.images {
+            if let Some(first) = seen.insert(image.clone(), path.clone()) {
+                return Err(ReleaseError::DuplicateImage {
+                    image: image.clone(),
+                    first,
+                    second: path,
                 });
             }
-            Ok(fragment)
-        })
-        .collect()
+        }
+        fragments.push(fragment);
+    }
+    Ok(fragments)
+}
+
+fn read_fragment(path: &Path) -> Result<Fragment, ReleaseError> {
+    let bytes = std::fs::read(path).map_err(|source| ReleaseError::ReadFragment {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fragment: Fragment =
+        serde_json::from_slice(&bytes).map_err(|e| ReleaseError::BadFragment {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if fragment.version != FRAGMENT_VERSION {
+        return Err(ReleaseError::BadFragment {
+            path: path.to_path_buf(),
+            detail: format!(
+                "version {} (this tool reads version {FRAGMENT_VERSION})",
+                fragment.version
+            ),
+        });
+    }
+    Ok(fragment)
 }
 
 /// The index changes of `fragments`, in a deterministic order (by image), and the rows.
@@ -538,7 +574,7 @@ mod tests {
             changes: vec![change("a", 1)],
         };
         let (one, _) = merged_changes(vec![f1.clone(), f2.clone()]);
-        let (two, _) = merged_changes(vec![f2, f1]);
+        let (two, _) = merged_changes(vec![f2.clone(), f1]);
         assert_eq!(one, two);
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
@@ -550,5 +586,17 @@ mod tests {
             read_fragments(dir.path()),
             Err(ReleaseError::BadFragment { .. })
         ));
+        // The same image in two fragments (a stale one left over): refused, naming both.
+        std::fs::remove_file(dir.path().join("x.json")).unwrap();
+        for name in ["a.json", "old-a.json"] {
+            let bytes = serde_json::to_vec(&f2).unwrap();
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let e = read_fragments(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, ReleaseError::DuplicateImage { ref image, .. } if image == "a"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("old-a.json"), "{e}");
     }
 }

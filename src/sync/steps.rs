@@ -142,11 +142,15 @@ pub trait Steps: Send + Sync {
         digest: Option<&str>,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
 
-    /// What identifies an image this tool does not build (one a recipe starts `FROM`, like
-    /// the base recipe's miniconda): its registry digest, else its local image id; pulled
-    /// first when it is not local.
-    fn image_identity(&self, image: &str)
-        -> impl Future<Output = Result<String, StepError>> + Send;
+    /// What identifies the content of `image` (one a recipe starts `FROM`): its local image
+    /// id. With `pull`, the image is pulled first (an image this tool does not build, like
+    /// the base recipe's miniconda: a new upstream release is picked up; when the pull
+    /// fails, a local copy is used with a warning); without, the local image is used.
+    fn image_identity(
+        &self,
+        image: &str,
+        pull: bool,
+    ) -> impl Future<Output = Result<String, StepError>> + Send;
 
     /// Converts the local `image` into a SIF named `file_name` in the work directory.
     fn convert(

@@ -29,6 +29,8 @@ struct Fake {
     records: Mutex<Vec<u64>>,
     drafts: Mutex<HashSet<u64>>,
     writebacks: Mutex<Vec<IndexChanges>>,
+    /// The next write-back fails (the zoo is unreachable).
+    fail_write_back: AtomicBool,
     /// Identities of images we do not build (default `id-of-IMAGE`).
     identities: Mutex<HashMap<String, String>>,
     work: PathBuf,
@@ -127,7 +129,8 @@ impl Steps for Fake {
         Ok(())
     }
 
-    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
+    async fn image_identity(&self, image: &str, pull: bool) -> Result<String, StepError> {
+        self.log(format!("identity {image} pull={pull}"));
         Ok(self
             .identities
             .lock()
@@ -195,6 +198,9 @@ impl Steps for Fake {
         changes: &IndexChanges,
         _index: &Index,
     ) -> Result<Option<String>, StepError> {
+        if self.fail_write_back.swap(false, Ordering::SeqCst) {
+            return Err(StepError::new("GitHub answered 503"));
+        }
         self.writebacks.lock().unwrap().push(changes.clone());
         Ok(Some("committed on `update-json`".into()))
     }
@@ -668,8 +674,8 @@ impl Steps for FailIn {
     async fn ensure_local(&self, image: &str, digest: Option<&str>) -> Result<(), StepError> {
         self.inner.ensure_local(image, digest).await
     }
-    async fn image_identity(&self, image: &str) -> Result<String, StepError> {
-        self.inner.image_identity(image).await
+    async fn image_identity(&self, image: &str, pull: bool) -> Result<String, StepError> {
+        self.inner.image_identity(image, pull).await
     }
     async fn convert(
         &self,
@@ -913,4 +919,82 @@ async fn shards_write_fragments_and_their_merge_leaves_failed_images_alone() {
         "the failed image keeps its entries"
     );
     assert_eq!(merged.model_to_docker, before.model_to_docker);
+}
+
+#[tokio::test]
+async fn a_no_push_release_builds_children_from_the_parent_it_just_built() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    release(&s, &fake, &[], None).await;
+    fake.identities
+        .lock()
+        .unwrap()
+        .insert("miniconda".into(), "sha256:new".into());
+    let before = fake.calls().len();
+    let mut opts = release_opts(&s, &[], None);
+    opts.push = false;
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let report = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &fake)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0, "{:#?}", report.rows);
+    let later: Vec<String> = fake.calls()[before..].to_vec();
+    for image in [BASE, "kipoi/kipoi-docker:own", "kipoi/kipoi-docker:shared"] {
+        assert!(
+            later.contains(&format!("build {image}")),
+            "{image}: {later:#?}"
+        );
+    }
+    // The children use the base built here: never replaced by the registry's older one.
+    assert!(!later.contains(&format!("local {BASE}")), "{later:#?}");
+    assert!(
+        later.contains(&format!("identity {BASE} pull=false")),
+        "{later:#?}"
+    );
+    assert!(
+        later
+            .iter()
+            .all(|c| !c.starts_with("push") && !c.starts_with("publish")),
+        "{later:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_back_is_done_by_the_next_run() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let after_first = load(&s);
+    assert_ne!(
+        after_first,
+        index(),
+        "the verified results are in the local index"
+    );
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    assert!(fake.writebacks.lock().unwrap().is_empty());
+
+    // The re-run finds nothing new for the index, and still writes the zoo's copies.
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert!(!report.index_written);
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(written[0]
+        .model_to_singularity
+        .iter()
+        .any(|(k, e)| k == "Own" && e.is_some()));
+    assert_eq!(fake.count("publish"), 1, "nothing published twice");
+    assert!(report.hash_moved);
+    assert_eq!(load(&s), after_first);
 }

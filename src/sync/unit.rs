@@ -54,6 +54,9 @@ pub struct UnitOutcome {
     pub result: Result<Change, StepError>,
     /// Digest of the pushed slim image (the SIF's source).
     pub digest: Option<String>,
+    /// Digest of the full image in the registry (what images built FROM it are built from);
+    /// `None` when it was built but not pushed (`--no-push`).
+    pub image_digest: Option<String>,
     pub sif_md5: Option<String>,
     /// A word on what happened (`rebuilt`, `unchanged image`, `SIF unchanged`, ...).
     pub notes: Vec<String>,
@@ -80,6 +83,7 @@ pub(crate) async fn run_unit<S: Steps>(
         action: action.clone(),
         result: Ok(Change::NotPublished),
         digest: None,
+        image_digest: None,
         sif_md5: None,
         notes: Vec::new(),
         seconds: 0.0,
@@ -304,6 +308,11 @@ pub async fn own_image<S: Steps>(
     } else {
         out.notes.push("images pushed by an earlier run".into());
     }
+    out.image_digest = rec
+        .full
+        .as_ref()
+        .map(|p| p.digest.clone())
+        .filter(|d| !d.is_empty());
     if !ctx.push {
         return Ok(Change::NotPublished);
     }

@@ -189,12 +189,12 @@ impl ZenodoClient {
         url
     }
 
-    /// A request with the Accept header and, for the configured origin only, the token.
     /// The HTTP client (timeouts, proxies) every Zenodo request goes through.
     pub(super) fn http(&self) -> &HttpClient {
         &self.http
     }
 
+    /// A request with the Accept header and, for the configured origin only, the token.
     pub(super) fn request(&self, method: Method, url: &Url) -> Result<RequestBuilder, ZenodoError> {
         let http = self
             .http

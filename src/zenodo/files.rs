@@ -209,7 +209,7 @@ impl ZenodoClient {
             bearer,
         )
         .await
-        .map_err(|e| ZenodoError::new(&step, download_error(&url, e)))?;
+        .map_err(|e| ZenodoError::new(&step, self.download_error(&url, e)))?;
         Ok(Sent {
             md5: got.md5,
             bytes: got.bytes,
@@ -217,47 +217,61 @@ impl ZenodoClient {
     }
 }
 
-/// A failed download in the words of the Zenodo client's errors.
-fn download_error(url: &reqwest::Url, err: transfer::DownloadError) -> ZenodoErrorKind {
-    use transfer::DownloadError;
-    match err {
-        DownloadError::BadUrl { url } => ZenodoErrorKind::InvalidUrl {
-            url,
-            reason: "not an http(s) URL".into(),
-        },
-        DownloadError::Setup { source, .. } => ZenodoErrorKind::Client(source),
-        DownloadError::Status {
-            status,
-            body,
-            attempts,
-            not_retried,
-            ..
-        } => {
-            let answer = super::client::Answer {
-                status,
-                body: body.into_bytes().into(),
-                attempts,
-                ambiguous: false,
-                not_retried,
-            };
-            let call = Call {
-                step: "",
-                method: Method::GET,
+impl ZenodoClient {
+    /// A failed download in the words of the Zenodo client's errors.
+    fn download_error(&self, url: &reqwest::Url, err: transfer::DownloadError) -> ZenodoErrorKind {
+        use transfer::DownloadError;
+        match err {
+            DownloadError::BadUrl { url } => ZenodoErrorKind::InvalidUrl {
                 url,
-                replay: Replay::Always,
-            };
-            ZenodoClient::status_error(&call, &answer).kind
+                reason: "not an http(s) URL".into(),
+            },
+            DownloadError::Setup { source, .. } => ZenodoErrorKind::Client(source),
+            DownloadError::Status {
+                status,
+                body,
+                attempts,
+                not_retried,
+                ..
+            } => {
+                let answer = super::client::Answer {
+                    status,
+                    body: body.into_bytes().into(),
+                    attempts,
+                    ambiguous: false,
+                    not_retried,
+                };
+                let call = Call {
+                    step: "",
+                    method: Method::GET,
+                    url,
+                    replay: Replay::Always,
+                };
+                ZenodoClient::status_error(&call, &answer).kind
+            }
+            DownloadError::Transport {
+                attempts,
+                kept,
+                part,
+                source,
+                ..
+            } => {
+                let timed_out = crate::http::timeout_note(&source, self.http().settings())
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default();
+                ZenodoErrorKind::Transport {
+                    method: Method::GET,
+                    url: display_url(url),
+                    attempts,
+                    note: format!(
+                        "{timed_out}; the {kept} bytes received are kept in `{}` and the next download resumes from there",
+                        part.display()
+                    ),
+                    source,
+                }
+            }
+            DownloadError::Local(e) => ZenodoErrorKind::Local(e),
         }
-        DownloadError::Transport {
-            attempts, source, ..
-        } => ZenodoErrorKind::Transport {
-            method: Method::GET,
-            url: display_url(url),
-            attempts,
-            note: String::new(),
-            source,
-        },
-        DownloadError::Local(e) => ZenodoErrorKind::Local(e),
     }
 }
 

@@ -118,13 +118,17 @@ impl GitHubZoo {
     }
 
     /// Points `branch` at `to` if it still points at `from`; `false` when it moved
-    /// meanwhile (then it is left alone). GitHub has no compare-and-swap on a forced ref
-    /// update, so the head is read again just before it.
+    /// meanwhile (then it is left alone). When `from` is an ancestor of `to` (a merged
+    /// branch) the update is a fast-forward, which GitHub refuses if the branch moved: a
+    /// compare-and-swap. Otherwise (a squash-merged branch) it must be forced, and GitHub has
+    /// no compare-and-swap for that: the head is read again just before, which leaves a
+    /// window of one request in which a concurrent write to the branch would be dropped.
     pub(super) async fn move_branch(
         &self,
         branch: &str,
         from: &str,
         to: &str,
+        fast_forward: bool,
     ) -> Result<bool, ZooError> {
         self.require_token()?;
         if self.branch_head(branch).await?.as_deref() != Some(from) {
@@ -135,7 +139,7 @@ impl GitHubZoo {
             to.get(..12).unwrap_or(to),
             self.describe()
         );
-        let body = json!({"sha": to, "force": true});
+        let body = json!({"sha": to, "force": !fast_forward});
         let path = self.repo_path(&format!("/git/refs/heads/{}", encode_path(branch)));
         // Replaying sets the same value again.
         let answer = self
@@ -146,10 +150,12 @@ impl GitHubZoo {
             let _: octocrab::models::repos::Ref = answer.json(&step)?;
             return Ok(true);
         }
-        if answer.status == StatusCode::UNPROCESSABLE_ENTITY
-            && answer.message().contains("does not exist")
-        {
-            return Ok(false);
+        if answer.status == StatusCode::UNPROCESSABLE_ENTITY {
+            let message = answer.message();
+            // Gone, or moved so that this is no longer a fast-forward.
+            if message.contains("does not exist") || message.contains("not a fast forward") {
+                return Ok(false);
+            }
         }
         Err(answer.into_error(&step))
     }

@@ -122,7 +122,12 @@ impl LocalZoo {
             .await
         {
             Ok(_) => Ok(true),
-            Err(ZooError::Git { .. }) => Ok(false),
+            // Refused because the branch is no longer at `from`: someone moved it. Any other
+            // failure (a stale lock, permissions) is an error.
+            Err(e @ ZooError::Git { .. }) => match self.branch_head(branch).await? {
+                Some(head) if head == from => Err(e),
+                _ => Ok(false),
+            },
             Err(e) => Err(e),
         }
     }

@@ -306,6 +306,8 @@ pub(super) enum WorkBranch {
         head: String,
         base: String,
         base_head: String,
+        /// `head` is an ancestor of `base_head` (merged as it is, not squashed).
+        ancestor: bool,
     },
 }
 
@@ -384,7 +386,8 @@ impl Zoo {
         };
         // An ancestor of the default branch was merged as it is; otherwise the evidence
         // is the zoo's: GitHub's merged pull requests, a local history's content.
-        let merged = merge_base == head
+        let ancestor = merge_base == head;
+        let merged = ancestor
             || match self {
                 Self::GitHub(z) => z.merged_elsewhere(branch, &base, &head).await?,
                 Self::Local(z) => z.merged_elsewhere(&head, &merge_base, &base_head).await?,
@@ -396,6 +399,7 @@ impl Zoo {
             head,
             base,
             base_head,
+            ancestor,
         })
     }
 
@@ -407,12 +411,13 @@ impl Zoo {
             head,
             base,
             base_head,
+            ancestor,
         } = self.work_branch(branch).await?
         else {
             return Ok(None);
         };
         let moved = match self {
-            Self::GitHub(z) => z.move_branch(branch, &head, &base_head).await?,
+            Self::GitHub(z) => z.move_branch(branch, &head, &base_head, ancestor).await?,
             Self::Local(z) => z.move_branch(branch, &head, &base_head).await?,
         };
         if moved {
