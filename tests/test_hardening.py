@@ -229,10 +229,13 @@ def test_awaitables_deliver_results_and_errors(docker_engine: None) -> None:
 
 # ----------------------------------------------------------------------------- timeouts
 
+# Test-only credential: deliberately not shaped like a real token, so no scanner mistakes it.
+STALL_TOKEN = "not-a-real-token-stalled-github"
+
 
 def test_a_stalled_github_server_times_out_naming_the_url(stall: StallServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIPOI_HTTP_TIMEOUT", "0.5")
-    monkeypatch.setenv("GITHUB_PAT", "ghp_DoNotLeakThisToken0123456789")
+    monkeypatch.setenv("GITHUB_PAT", STALL_TOKEN)
     start = time.monotonic()
     with pytest.raises(GitHubError) as err:
         kipoi_containers.plan(
@@ -242,7 +245,7 @@ def test_a_stalled_github_server_times_out_naming_the_url(stall: StallServer, mo
     text = str(err.value)
     assert "timed out" in text and "KIPOI_HTTP_TIMEOUT" in text, text
     assert f"{stall.url}/repos/o/r/commits/abcdef1" in text, text
-    assert "attempt" in text and "ghp_" not in text
+    assert "attempt" in text and STALL_TOKEN not in text
     assert elapsed < 20, f"bounded attempts: {elapsed:.1f}s"
 
 
@@ -385,7 +388,7 @@ def test_a_sif_name_with_a_path_is_refused_at_load(tmp_path: Path) -> None:
 def test_a_hostile_revision_never_reaches_github(rev: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from .emulators.github import GitHubEmulator
 
-    token = "ghp_HostileRevisionTest0123456789"
+    token = "not-a-real-token-hostile-revision"
     _git_repo(tmp_path / "zoo")
     monkeypatch.setenv("GITHUB_PAT", token)
     with GitHubEmulator({"kipoi/models": str(tmp_path / "zoo")}, token=token) as gh:

@@ -19,7 +19,7 @@ from kipoi_containers import UnknownRevisionError, ZooError, _engine, helper
 from .conftest import CONTAINER_INFO, REPO
 from .zoo_repo import METADATA, ZooRepo
 
-TOKEN = "test-pat-DoNotLeak0123456789abcdef"
+TOKEN = "not-a-real-token-plan-github"
 
 
 @pytest.fixture

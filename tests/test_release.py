@@ -31,7 +31,7 @@ from tests.emulators.zenodo import ZenodoEmulator
 
 from .docker_fixtures import Registry
 
-TOKEN = "zenodo-release-test-token-0123456789abcdef"
+TOKEN = "not-a-real-token-release-zenodo"
 K = "kipoi/kipoi-docker"
 BASE = "kipoi/release-test:kipoi-base-env"
 OWN, SHARED = f"{K}:tinylinear", f"{K}:sharedpy3keras2tf2"

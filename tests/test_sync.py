@@ -27,8 +27,8 @@ from tests.emulators.zenodo import ZenodoEmulator
 
 from .docker_fixtures import Registry
 
-TOKEN = "zenodo-sync-test-token-0123456789abcdef"
-GITHUB_TOKEN = "ghp_SyncTestTokenDoNotLeak0123456789"
+TOKEN = "not-a-real-token-sync-zenodo"
+GITHUB_TOKEN = "not-a-real-token-sync-github"
 REPO_PREFIX = "kipoi/kipoi-docker"
 
 # A full sync builds six images and converts three SIFs: give it room.

@@ -516,10 +516,10 @@ mod tests {
     fn debug_hides_the_token() {
         let c = GitHubClient::new(
             "http://x",
-            Secret::new("ghp_secret123"),
+            Secret::new("not-a-real-token"),
             RetryPolicy::default(),
         )
         .unwrap();
-        assert!(!format!("{c:?}").contains("ghp_secret123"));
+        assert!(!format!("{c:?}").contains("not-a-real-token"));
     }
 }
