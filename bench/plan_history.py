@@ -1,19 +1,21 @@
 """Benchmark: plan a sync over a 1000-commit synthetic zoo history whose net change
 touches 1000 files (target: < 1 s end to end). Not a test: prints figures.
 
-    python bench/plan_history.py [--commits 1000]
+    python bench/plan_history.py [--commits 1000] [--real-metadata DIR]
 
-The zoo is the real kipoi/models metadata (../shared/fixtures) when it is beside the
-checkout, otherwise a zoo with one folder per model of this checkout's own index
-(container-info/model-to-docker.json); then 1000 synthetic model folders spread over its
-groups, one commit per changed file, written with `git fast-import` so the set-up takes
-seconds.
+The zoo starts as one folder per model of this checkout's own index
+(container-info/model-to-docker.json), or, with --real-metadata DIR, as a copy of a
+kipoi/models metadata tree (model.yaml files and the like, e.g. a test-fixture copy); then
+1000 synthetic model folders spread over its groups, one commit per changed file, written
+with `git fast-import` so the set-up takes seconds. Nothing outside this checkout is read
+unless --real-metadata names it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,15 +40,27 @@ def zoo_from_index(path: Path) -> ZooRepo:
     (path / "README.md").write_text("# Kipoi models\n")
     (path / "shared" / "containers").mkdir(parents=True)
     (path / "shared" / "containers" / "README.md").write_text("index files live here\n")
+    return first_commit(path, "zoo from the index")
+
+
+def first_commit(path: Path, message: str) -> ZooRepo:
     zoo = ZooRepo(path)
     zoo.git("init", "-q", "-b", "master")
-    zoo.commit_all("zoo from the index")
+    zoo.commit_all(message)
     return zoo
 
 
-def make_zoo(path: Path) -> tuple[ZooRepo, str]:
-    if (REPO.parent / "shared" / "fixtures" / "kipoi-models-metadata").is_dir():
-        return ZooRepo.from_metadata(path), "the real kipoi/models metadata"
+def zoo_from_metadata(path: Path, metadata: Path) -> ZooRepo:
+    """A zoo whose first commit is a copy of a kipoi/models metadata tree."""
+    if not metadata.is_dir():
+        raise SystemExit(f"error: --real-metadata {metadata}: not a directory")
+    shutil.copytree(metadata, path)
+    return first_commit(path, "zoo from the metadata")
+
+
+def make_zoo(path: Path, metadata: Path | None) -> tuple[ZooRepo, str]:
+    if metadata is not None:
+        return zoo_from_metadata(path, metadata), f"the kipoi/models metadata in {metadata}"
     return zoo_from_index(path), "a zoo made from container-info/model-to-docker.json"
 
 
@@ -81,10 +95,13 @@ def build_history(zoo: ZooRepo, commits: int) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--commits", type=int, default=1000)
+    parser.add_argument(
+        "--real-metadata", type=Path, metavar="DIR", help="start from this kipoi/models metadata tree"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        zoo, origin = make_zoo(Path(tmp) / "models")
+        zoo, origin = make_zoo(Path(tmp) / "models", args.real_metadata)
         print(f"zoo: {origin}")
         base, head = build_history(zoo, args.commits)
         setup = time.perf_counter() - t0
