@@ -26,64 +26,39 @@ Exit status: 0 when every image succeeded, 1 when one failed (or the release cou
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from . import _engine
-from .errors import KipoiContainersError
-from .updateoradd import _configure_logging
+from . import _cli, _engine
 
 __all__ = ["build_merge_parser", "build_parser", "main", "merge_main"]
 
-_SECRETS = (
-    "Secrets come from the environment only: DOCKER_USERNAME/DOCKER_PASSWORD, ZENODO_ACCESS_TOKEN, "
-    "GITHUB_PAT or GITHUB_TOKEN (the write-back to a GitHub zoo)."
+_ZOO_HELP = (
+    "model zoo the index is written back to (and, when it is a local checkout, the zoo model tests read "
+    "at the stored commit); default: $KIPOI_MODEL_REPO, else github:kipoi/models"
 )
-
-
-def _zoo_options(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add(
-        "--zoo",
-        help="model zoo the index is written back to (and, when it is a local checkout, the zoo model "
-        "tests read at the stored commit); default: $KIPOI_MODEL_REPO, else github:kipoi/models",
-    )
-    add(
-        "--container-info",
-        metavar="DIR",
-        help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)",
-    )
-    add(
-        "--github-api-url",
-        metavar="URL",
-        help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kipoi_containers release",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog=_SECRETS,
+        epilog=_cli.SECRETS_EPILOG,
     )
     add = parser.add_argument
-    _zoo_options(parser)
-    add(
-        "--hash-file",
-        metavar="FILE",
-        help="kipoi-model-repo-hash: the zoo commit the index reflects, recorded in image labels "
+    _cli.add_options(
+        parser,
+        "zoo",
+        "container_info",
+        "github_api_url",
+        "hash_file",
+        "registry",
+        "base_image",
+        zoo=_ZOO_HELP,
+        hash_file="kipoi-model-repo-hash: the zoo commit the index reflects, recorded in image labels "
         "(default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)",
-    )
-    add(
-        "--registry",
-        metavar="REPO",
-        help="where images are pushed and parents pulled from (default: $KIPOI_DOCKER_REPO, "
+        registry="where images are pushed and parents pulled from (default: $KIPOI_DOCKER_REPO, "
         "else kipoi/kipoi-docker)",
-    )
-    add(
-        "--base-image",
-        metavar="IMAGE",
-        help="the base image's name (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)",
+        base_image="the base image's name (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)",
     )
     add(
         "--build-image",
@@ -91,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the image the base recipe starts from (default: $KIPOI_BUILD_IMAGE, else "
         "continuumio/miniconda3:latest)",
     )
-    add("--templates", metavar="DIR", help="Dockerfile templates replacing the packaged ones")
+    _cli.add_options(parser, "templates")
     add("--envfiles", metavar="DIR", help="environment files replacing the packaged ones")
-    add("--zenodo-url", metavar="URL", help="Zenodo (default: $ZENODO_URL, else https://zenodo.org)")
+    _cli.add_options(parser, "zenodo_url")
     add(
         "--only",
         metavar="IMAGE",
@@ -106,14 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write this shard's results to FILE (for merge-results) instead of the index",
     )
-    add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
-    add("--concurrency", metavar="N", type=int, help="images of one level, and model tests, run at once")
-    add("--journal", metavar="DIR", help="where completed steps are recorded (default: ./.kipoi-release)")
-    add("--restart", action="store_true", help="discard the journal first")
-    add("--test-zoo", metavar="DIR", help="zoo checkout model tests run against (default: see --zoo)")
-    add("--dry-run", action="store_true", help="print the images, level by level, and touch nothing")
-    add("--json", action="store_true", help="print the plan or the summary as JSON")
-    add("-v", "--verbose", action="store_true", help="debug logging")
+    _cli.add_options(
+        parser,
+        "no_push",
+        "concurrency",
+        "journal",
+        "restart",
+        "test_zoo",
+        "dry_run",
+        "json",
+        "verbose",
+        concurrency="images of one level, and model tests, run at once",
+        journal="where completed steps are recorded (default: ./.kipoi-release)",
+        test_zoo="zoo checkout model tests run against (default: see --zoo)",
+        dry_run="print the images, level by level, and touch nothing",
+    )
     return parser
 
 
@@ -122,14 +104,21 @@ def build_merge_parser() -> argparse.ArgumentParser:
         prog="python -m kipoi_containers merge-results",
         description="Apply the result fragments of a sharded release to the index (in a deterministic "
         "order) and write the index back to the zoo. A failed shard's images keep their entries.",
-        epilog=_SECRETS,
+        epilog=_cli.SECRETS_EPILOG,
     )
-    add = parser.add_argument
-    add("directory", metavar="DIR", help="a directory of result fragments (*.json)")
-    _zoo_options(parser)
-    add("--no-push", action="store_true", help="update the local index only: no write-back to the zoo")
-    add("--json", action="store_true", help="print the summary as JSON")
-    add("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("directory", metavar="DIR", help="a directory of result fragments (*.json)")
+    _cli.add_options(
+        parser,
+        "zoo",
+        "container_info",
+        "github_api_url",
+        "no_push",
+        "json",
+        "verbose",
+        zoo=_ZOO_HELP,
+        no_push="update the local index only: no write-back to the zoo",
+        json="print the summary as JSON",
+    )
     return parser
 
 
@@ -144,14 +133,9 @@ def _plan_table(levels: list[list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _print_report(report: _engine.SyncReport, as_json: bool) -> int:
-    print(json.dumps(report.to_dict(), indent=2) if as_json else report.to_table(), end="\n" if as_json else "")
-    return 1 if report.failed else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    _cli.configure_logging(args.verbose)
     recipes = {
         "container_info": args.container_info,
         "only": args.only,
@@ -160,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         "templates": args.templates,
         "envfiles": args.envfiles,
     }
-    try:
+
+    def work() -> int:
         if args.dry_run:
             levels = _engine.release_plan(**recipes)
-            print(json.dumps(levels, indent=2) if args.json else _plan_table(levels), end="\n" if args.json else "")
+            _cli.emit(levels, _plan_table(levels), args.json)
             return 0
         report = _engine.release(
             **recipes,
@@ -179,19 +164,16 @@ def main(argv: list[str] | None = None) -> int:
             restart=args.restart,
             test_zoo=args.test_zoo,
         )
-    except KeyboardInterrupt:
-        print("interrupted: completed steps are journaled; run again to resume", file=sys.stderr)
-        return 130
-    except (KipoiContainersError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return _print_report(report, args.json)
+        return _cli.emit_report(report, args.json)
+
+    return _cli.run_command(work)
 
 
 def merge_main(argv: list[str] | None = None) -> int:
     args = build_merge_parser().parse_args(argv)
-    _configure_logging(args.verbose)
-    try:
+    _cli.configure_logging(args.verbose)
+
+    def work() -> int:
         report = _engine.merge_results(
             args.directory,
             zoo=args.zoo,
@@ -199,13 +181,9 @@ def merge_main(argv: list[str] | None = None) -> int:
             github_api_url=args.github_api_url,
             push=not args.no_push,
         )
-    except KeyboardInterrupt:
-        print("interrupted: run merge-results again", file=sys.stderr)
-        return 130
-    except (KipoiContainersError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return _print_report(report, args.json)
+        return _cli.emit_report(report, args.json)
+
+    return _cli.run_command(work, interrupted="interrupted: run merge-results again")
 
 
 if __name__ == "__main__":

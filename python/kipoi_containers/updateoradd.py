@@ -20,15 +20,11 @@ failed (or the sync could not run), 2 for usage errors.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import _engine
-from .errors import KipoiContainersError
-from .helper import logger
+from . import _cli, _engine
 
 # Upstream's constants, with upstream's values (computed from the working directory at
 # import time, as upstream's suites expect: ``populate_json(DOCKER_TO_MODEL_JSON)`` reads
@@ -80,16 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kipoi_containers.updateoradd",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Secrets come from the environment only: DOCKER_USERNAME/DOCKER_PASSWORD, "
-        "ZENODO_ACCESS_TOKEN, GITHUB_PAT or GITHUB_TOKEN.",
+        epilog=_cli.SECRETS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add(
-        "--zoo",
-        help="model zoo: a local git checkout or github:OWNER/REPO"
-        " (default: $KIPOI_MODEL_REPO, else github:kipoi/models)",
-    )
+    _cli.add_options(parser, "zoo")
     add(
         "--from",
         dest="from_commit",
@@ -97,37 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="zoo commit the index reflects (default: the content of kipoi-model-repo-hash)",
     )
     add("--to", metavar="REV", help="zoo revision to sync to (default: the default branch's head)")
-    add(
-        "--container-info",
-        metavar="DIR",
-        help="the three index files (default: $KIPOI_CONTAINER_INFO, else ./container-info)",
-    )
-    add(
-        "--hash-file",
-        metavar="FILE",
-        help="kipoi-model-repo-hash (default: $KIPOI_MODEL_REPO_HASH, else ./kipoi-model-repo-hash)",
-    )
-    add(
-        "--registry",
-        metavar="REPO",
-        help="where images are pushed (default: $KIPOI_DOCKER_REPO, else kipoi/kipoi-docker);"
-        " index entries keep kipoi/kipoi-docker:",
-    )
-    add(
-        "--base-image",
-        metavar="IMAGE",
-        help="base of own images (default: $KIPOI_BASE_IMAGE, else kipoi/kipoi-docker:kipoi-base-env)",
-    )
-    add(
-        "--templates",
-        metavar="DIR",
-        help="a directory with Dockerfile.template and Dockerfile-slim.template (default: the packaged ones)",
-    )
-    add("--zenodo-url", metavar="URL", help="Zenodo (default: $ZENODO_URL, else https://zenodo.org)")
-    add(
-        "--github-api-url",
-        metavar="URL",
-        help="GitHub API base (default: $GITHUB_API_URL, else https://api.github.com)",
+    _cli.add_options(
+        parser,
+        "container_info",
+        "hash_file",
+        "registry",
+        "base_image",
+        "templates",
+        "zenodo_url",
+        "github_api_url",
+        templates="a directory with Dockerfile.template and Dockerfile-slim.template (default: the packaged ones)",
     )
     add(
         "--only",
@@ -136,41 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="only this model group or key (repeatable); the hash does not move",
     )
-    add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
-    add(
-        "--concurrency",
-        metavar="N",
-        type=int,
-        help="units, and model tests within one, run at once (default: the number of cores)",
+    _cli.add_options(
+        parser,
+        "no_push",
+        "concurrency",
+        "journal",
+        "restart",
+        "test_zoo",
+        "dry_run",
+        "json",
+        "verbose",
+        journal="where completed steps are recorded for a re-run (default: ./.kipoi-sync)",
+        dry_run="print the plan (what changed and what a sync would do) and touch nothing",
     )
-    add("--journal", metavar="DIR", help="where completed steps are recorded for a re-run (default: ./.kipoi-sync)")
-    add("--restart", action="store_true", help="discard the journal first")
-    add(
-        "--test-zoo",
-        metavar="DIR",
-        help="zoo checkout model tests run against (default: the synced commit of a local zoo, else --source=kipoi)",
-    )
-    add(
-        "--dry-run",
-        action="store_true",
-        help="print the plan (what changed and what a sync would do) and touch nothing",
-    )
-    add("--json", action="store_true", help="print the plan or the summary as JSON")
-    add("-v", "--verbose", action="store_true", help="debug logging")
     return parser
-
-
-def _configure_logging(verbose: bool) -> None:
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    _cli.configure_logging(args.verbose)
     common = {
         "zoo": args.zoo,
         "from_commit": args.from_commit,
@@ -180,13 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         "github_api_url": args.github_api_url,
         "only": args.only,
     }
-    try:
+
+    def work() -> int:
         if args.dry_run:
             the_plan = _engine.sync_plan(**common)
-            print(
-                json.dumps(the_plan.to_dict(), indent=2) if args.json else the_plan.to_table(),
-                end="\n" if args.json else "",
-            )
+            _cli.emit(the_plan.to_dict(), the_plan.to_table(), args.json)
             return 0
         report = _engine.sync(
             **common,
@@ -200,14 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             restart=args.restart,
             test_zoo=args.test_zoo,
         )
-    except KeyboardInterrupt:
-        print("interrupted: completed steps are journaled; run again to resume", file=sys.stderr)
-        return 130
-    except (KipoiContainersError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_table(), end="\n" if args.json else "")
-    return 1 if report.failed else 0
+        return _cli.emit_report(report, args.json)
+
+    return _cli.run_command(work)
 
 
 if __name__ == "__main__":
