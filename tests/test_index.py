@@ -210,6 +210,56 @@ def test_upstream_helper_names() -> None:
     assert helper.logger.name == "kipoi_containers"
 
 
+WORKFLOW_YAML = """\
+# Test the images (edited by tools: keep this comment)
+name: test-images
+on:
+  push:
+    branches: ['main']
+jobs:
+  test:
+    strategy:
+      matrix:
+        image: ["kipoi/kipoi-docker:deepmel", 'kipoi/kipoi-docker:basset']  # the list upstream edited
+"""
+
+
+def test_populate_yaml_then_write_yaml_is_a_round_trip(tmp_path: Path) -> None:
+    source = tmp_path / "test-images.yml"
+    source.write_text(WORKFLOW_YAML)
+    data = helper.populate_yaml(source)
+    assert data["jobs"]["test"]["strategy"]["matrix"]["image"] == [
+        "kipoi/kipoi-docker:deepmel",
+        "kipoi/kipoi-docker:basset",
+    ]
+    assert list(data) == ["name", "on", "jobs"]  # key order kept
+    out = tmp_path / "out.yml"
+    helper.write_yaml(data, out)
+    assert out.read_text() == WORKFLOW_YAML  # comments and quoting kept, byte for byte
+
+    data["jobs"]["test"]["strategy"]["matrix"]["image"].append("kipoi/kipoi-docker:new")
+    helper.write_yaml(data, out)
+    text = out.read_text()
+    assert text.startswith("# Test the images (edited by tools: keep this comment)\n")
+    assert "'kipoi/kipoi-docker:basset'" in text and "# the list upstream edited" in text
+    assert helper.populate_yaml(out)["jobs"]["test"]["strategy"]["matrix"]["image"][-1] == "kipoi/kipoi-docker:new"
+
+
+def test_write_yaml_is_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "workflow.yml"
+    target.write_text(WORKFLOW_YAML)
+    with pytest.raises(kipoi_containers.errors.FileIOError) as info:
+        helper.write_yaml({"a": 1}, tmp_path / "missing" / "workflow.yml")
+    assert "workflow.yml" in str(info.value) and isinstance(info.value, OSError)
+    # an object YAML cannot represent fails before the file is touched
+    from ruamel.yaml.representer import RepresenterError
+
+    with pytest.raises(RepresenterError):
+        helper.write_yaml({"a": object()}, target)
+    assert target.read_text() == WORKFLOW_YAML
+    assert sorted(os.listdir(tmp_path)) == ["workflow.yml"]
+
+
 def test_engine_logs_reach_the_kipoi_containers_logger(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     with caplog.at_level("DEBUG", logger="kipoi_containers"):
         Index.load(CONTAINER_INFO).save(tmp_path)

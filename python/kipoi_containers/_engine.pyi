@@ -16,6 +16,9 @@ def save_json(path: str | PathLike[str], obj: Any) -> None:
     An index file (recognised by name) must have its shape, else ``IndexFormatError`` and
     nothing is written. I/O failures raise ``IndexIOError`` and leave the old file intact."""
 
+def write_atomic(path: str | PathLike[str], data: bytes) -> None:
+    """Replace the file at ``path`` with ``data`` atomically (``FileIOError`` on failure)."""
+
 def dumps_indent4(obj: Any) -> str:
     """``json.dumps(obj, indent=4)``, byte for byte."""
 

@@ -6,6 +6,10 @@ remove failure modes: the three index files are validated on read and before wri
 (:class:`~kipoi_containers.errors.IndexFormatError` names the file, entry and line), writes
 are atomic (a crash never leaves a half-written file), and key order is kept.
 
+``populate_yaml`` / ``write_yaml`` read and write a YAML file (a GitHub workflow, say) as a
+round trip that keeps comments, key order and quoting (upstream's ruamel.yaml), the write
+atomic.
+
 ``populate_json_from_kipoi``, ``write_json_to_kipoi``, ``branch_exists`` and ``create_pr``
 keep upstream's names and arguments for the index files kept in the model zoo
 (``shared/containers/`` on a branch ``update-json``, proposed in a pull request). The zoo
@@ -23,6 +27,7 @@ from its head before the next write, so a new pull request never reverts what ch
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterable
@@ -51,9 +56,11 @@ __all__ = [
     "one_model_per_modelgroup",
     "populate_json",
     "populate_json_from_kipoi",
+    "populate_yaml",
     "total_number_of_unique_containers",
     "write_json",
     "write_json_to_kipoi",
+    "write_yaml",
 ]
 
 
@@ -66,6 +73,30 @@ def write_json(container_model_dict: dict[str, Any], container_json: FileType) -
     """Write ``container_model_dict`` to ``container_json`` atomically, formatted like
     ``json.dump(d, f, indent=4)``; an index file is validated before anything is written."""
     _engine.save_json(os.fspath(container_json), container_model_dict)
+
+
+def _round_trip_yaml() -> Any:
+    from ruamel.yaml import YAML  # upstream's YAML library; imported when YAML is used
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def populate_yaml(yaml_file: FileType) -> Any:
+    """Read ``yaml_file`` (a workflow, say) for editing: a round-trip mapping that keeps
+    comments, key order and quoting, as upstream's ``round_trip_load(preserve_quotes=True)``."""
+    with open(yaml_file, encoding="utf-8") as fh:
+        return _round_trip_yaml().load(fh)
+
+
+def write_yaml(data: Any, yaml_file: FileType) -> None:
+    """Write ``data`` (as :func:`populate_yaml` gave it, or plain dicts and lists) to
+    ``yaml_file``, keeping what a round trip keeps. Atomic, unlike upstream's: a failure
+    leaves the old file intact."""
+    buffer = io.StringIO()
+    _round_trip_yaml().dump(data, buffer)
+    _engine.write_atomic(os.fspath(yaml_file), buffer.getvalue().encode("utf-8"))
 
 
 def one_model_per_modelgroup(all_models: Iterable[str]) -> list[str]:

@@ -69,6 +69,12 @@ impl From<IndexError> for PyErr {
     }
 }
 
+impl From<crate::fsutil::AtomicWriteError> for PyErr {
+    fn from(err: crate::fsutil::AtomicWriteError) -> Self {
+        raise("FileIOError", chain(&err))
+    }
+}
+
 impl From<ZooError> for PyErr {
     fn from(err: ZooError) -> Self {
         let class = match &err {

@@ -22,6 +22,14 @@ pub(crate) fn save_json(py: Python<'_>, path: PathBuf, obj: &Bound<'_, PyAny>) -
     Ok(())
 }
 
+/// Replaces the file at `path` with `data` atomically (the one atomic-write helper:
+/// temporary file, fsync, rename, directory fsync), for files the Python face writes.
+#[pyfunction]
+pub(crate) fn write_atomic(py: Python<'_>, path: PathBuf, data: Vec<u8>) -> PyResult<()> {
+    py.detach(|| crate::fsutil::write_atomic(&path, &data))?;
+    Ok(())
+}
+
 /// Formats `obj` exactly as `json.dumps(obj, indent=4)` does.
 #[pyfunction]
 pub(crate) fn dumps_indent4(obj: &Bound<'_, PyAny>) -> PyResult<String> {

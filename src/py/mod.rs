@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(index::load_json, m)?)?;
     m.add_function(wrap_pyfunction!(index::save_json, m)?)?;
+    m.add_function(wrap_pyfunction!(index::write_atomic, m)?)?;
     m.add_function(wrap_pyfunction!(index::dumps_indent4, m)?)?;
     m.add_function(wrap_pyfunction!(index::one_model_per_modelgroup, m)?)?;
     m.add_function(wrap_pyfunction!(
