@@ -14,6 +14,7 @@ use super::display_url;
 use super::error::{server_message, ZenodoError, ZenodoErrorKind, AUTH_HINT};
 use super::{ZenodoConfig, DEPOSITIONS_PATH};
 use crate::http::HttpClient;
+use crate::redact::RedactedUrl;
 use crate::retry::{self, Decision, Outcome, Replay, RetryState};
 use crate::transfer::{TransferError, UploadHandle};
 
@@ -84,7 +85,7 @@ pub struct ZenodoClient {
 impl fmt::Debug for ZenodoClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZenodoClient")
-            .field("base_url", &self.config.base_url.as_str())
+            .field("base_url", &RedactedUrl::new(&self.config.base_url))
             .field("token", &self.config.token)
             .finish_non_exhaustive()
     }
@@ -137,7 +138,8 @@ impl ZenodoClient {
     }
 
     /// Parses a caller's URL, removes any `access_token` parameter (the token goes in the
-    /// header) and appends `query`.
+    /// header) and the fragment (never sent), and appends `query`. A URL that does not parse
+    /// is named redacted (no user info, nothing after `?`).
     pub(super) fn caller_url(
         &self,
         step: &str,
@@ -148,11 +150,12 @@ impl ZenodoClient {
             ZenodoError::new(
                 step,
                 ZenodoErrorKind::InvalidUrl {
-                    url: raw.split('?').next().unwrap_or_default().to_owned(),
+                    url: RedactedUrl::redact_str(raw),
                     reason: e.to_string(),
                 },
             )
         })?;
+        url.set_fragment(None);
         let had_token = url
             .query_pairs()
             .any(|(k, _)| k.eq_ignore_ascii_case("access_token"));
@@ -536,6 +539,20 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:9/api/deposit/depositions?status=draft&size=3"
         );
+    }
+
+    /// A caller's URL that does not parse is named without its user info or query.
+    #[test]
+    fn an_unparsable_caller_url_is_named_without_its_credentials() {
+        let client =
+            ZenodoClient::new(ZenodoConfig::new("http://127.0.0.1:9", None).unwrap()).unwrap();
+        let secret = "not-a-real-token-caller";
+        let raw =
+            format!("http://user:{secret}@127.0.0.1:99999/api/records/1?access_token={secret}");
+        let err = client.caller_url("t", &raw, &[]).unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("127.0.0.1:99999/api/records/1"), "{text}");
     }
 
     #[test]
