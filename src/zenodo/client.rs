@@ -254,16 +254,18 @@ impl ZenodoClient {
             let attempt = state.start_attempt();
             let (rb, extra) = make()?;
             log::debug!("{} `{shown}` (attempt {attempt})", call.method);
+            // reqwest's errors print the request's URL, query included: it is removed here,
+            // before the error reaches a log line or an error (which name `shown` instead).
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry::parse_retry_after(resp.headers());
                     match resp.bytes().await {
                         Ok(body) => Ok((status, retry_after, body)),
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.without_url()),
                     }
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.without_url()),
             };
             match outcome {
                 Ok((status, retry_after, body)) => {
@@ -577,6 +579,48 @@ mod tests {
         }
         assert!(ZenodoConfig::new("ftp://x", None).is_err());
         assert!(ZenodoConfig::new("not a url", None).is_err());
+    }
+
+    /// reqwest's error text holds the request's URL, query included: a retried transport
+    /// failure (refused connection, stalled server) must show neither in the retry's log
+    /// line nor in the final error any credential the URL carries.
+    #[tokio::test]
+    async fn a_retried_transport_error_shows_no_credential_of_the_url() {
+        crate::testlog::install();
+        let secret = "not-a-real-token-retried";
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stalled_addr = stalled.local_addr().unwrap();
+        std::thread::spawn(move || {
+            // Accepts, reads nothing, answers nothing: every attempt times out.
+            let held: Vec<_> = stalled.incoming().collect();
+            drop(held);
+        });
+        for (addr, marker) in [(closed, "refused-5f3a"), (stalled_addr, "stalled-5f3a")] {
+            let mut cfg = ZenodoConfig::new(&format!("http://{addr}"), None).unwrap();
+            cfg.retry.max_retries = 1;
+            cfg.retry.initial_backoff = std::time::Duration::from_millis(1);
+            cfg.http.read_timeout = std::time::Duration::from_millis(300);
+            let client = ZenodoClient::new(cfg).unwrap();
+            let url = format!(
+                "http://{addr}/api/records/{marker}?access_token={secret}&token={secret}&X-Amz-Signature={secret}"
+            );
+            let err = client.get_json(&url, &[]).await.unwrap_err();
+            let text = format!("{}\n{err:?}", crate::errchain::chain(&err));
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains(marker), "{text}");
+            assert!(text.contains("after 2 attempt(s)"), "{text}");
+            let logged = crate::testlog::lines_with(marker);
+            assert!(
+                logged.iter().any(|l| l.contains("retry 1/1")),
+                "no retry logged: {logged:?}"
+            );
+            let leaked = crate::testlog::lines_with(secret);
+            assert!(leaked.is_empty(), "{leaked:?}");
+        }
     }
 
     #[tokio::test]
