@@ -522,6 +522,7 @@ fn json_kind(v: &Value) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::redact::Secret;
 
     #[test]
     fn caller_url_strips_token_and_appends_query() {
@@ -621,6 +622,25 @@ mod tests {
             let leaked = crate::testlog::lines_with(secret);
             assert!(leaked.is_empty(), "{leaked:?}");
         }
+    }
+
+    /// The token goes in an `Authorization` header marked sensitive (never logged by
+    /// reqwest/hyper, never indexed by HTTP/2 header compression).
+    #[test]
+    fn the_authorization_header_is_sensitive() {
+        let token = Secret::new("not-a-real-token-header").unwrap();
+        let client =
+            ZenodoClient::new(ZenodoConfig::new("http://127.0.0.1:9", Some(token)).unwrap())
+                .unwrap();
+        let url = Url::parse("http://127.0.0.1:9/api/deposit/depositions").unwrap();
+        let request = client.request(Method::GET, &url).unwrap().build().unwrap();
+        let value = request
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(value.to_str().unwrap(), "Bearer not-a-real-token-header");
+        assert!(!format!("{:?}", request.headers()).contains("not-a-real-token-header"));
     }
 
     #[tokio::test]
