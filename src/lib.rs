@@ -21,6 +21,8 @@ pub mod retry;
 pub mod runtime;
 pub mod sif;
 pub mod sync;
+#[cfg(test)]
+mod testlog;
 pub mod transfer;
 pub mod zenodo;
 pub mod zoo;

@@ -108,6 +108,17 @@ impl RedactedUrl {
             }
         }
     }
+
+    /// A spec that may be a URL or a path (a zoo, a repository): redacted as a URL when it
+    /// has a `://`, else shown as it is (a path's `?` or `@` is not a credential).
+    #[must_use]
+    pub fn redact_if_url(spec: &str) -> String {
+        if spec.contains("://") {
+            Self::redact_str(spec)
+        } else {
+            spec.to_owned()
+        }
+    }
 }
 
 impl From<&reqwest::Url> for RedactedUrl {
@@ -191,5 +202,21 @@ mod tests {
         }
         assert_eq!(RedactedUrl::redact_str("not a url?token=x"), "not a url");
         assert_eq!(RedactedUrl::redact_str("u:p@host/x"), "***@host/x");
+    }
+
+    #[test]
+    fn specs_are_redacted_only_when_they_are_urls() {
+        assert_eq!(
+            RedactedUrl::redact_if_url("https://x-access-token:tok@github.com/kipoi/models"),
+            "https://***:***@github.com/kipoi/models"
+        );
+        assert_eq!(
+            RedactedUrl::redact_if_url("github:https://tok@github.com/kipoi/models"),
+            "github:https://***@github.com/kipoi/models"
+        );
+        assert_eq!(
+            RedactedUrl::redact_if_url("/home/a@b/zoo?"),
+            "/home/a@b/zoo?"
+        );
     }
 }

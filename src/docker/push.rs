@@ -236,19 +236,22 @@ impl Engine {
 
 /// bollard encodes `X-Registry-Auth` with the standard base64 alphabet; the Docker
 /// Engine decodes it as URL-safe base64, so a password whose encoding holds `+` or `/`
-/// silently became wrong credentials (bollard PR #169). Re-encode it URL-safe.
+/// silently became wrong credentials (bollard PR #169). Re-encode it URL-safe. Both headers
+/// carry the password (base64 is no protection): they are marked sensitive.
 pub(super) fn url_safe_registry_auth(mut req: bollard::BollardRequest) -> bollard::BollardRequest {
     for name in ["X-Registry-Auth", "X-Registry-Config"] {
-        let fixed = req
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
+        let Some(current) = req.headers().get(name) else {
+            continue;
+        };
+        let mut value = current
+            .to_str()
+            .ok()
             .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
             .map(|raw| base64::engine::general_purpose::URL_SAFE.encode(raw))
-            .and_then(|v| http::HeaderValue::from_str(&v).ok());
-        if let Some(value) = fixed {
-            req.headers_mut().insert(name, value);
-        }
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+            .unwrap_or_else(|| current.clone());
+        value.set_sensitive(true);
+        req.headers_mut().insert(name, value);
     }
     req
 }
@@ -286,6 +289,7 @@ mod tests {
             .unwrap()
             .to_owned();
         assert!(!v.contains('+') && !v.contains('/'), "{v}");
+        assert!(fixed.headers()["X-Registry-Auth"].is_sensitive());
         assert_eq!(
             base64::engine::general_purpose::URL_SAFE.decode(v).unwrap(),
             payload.as_bytes()

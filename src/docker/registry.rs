@@ -4,14 +4,15 @@
 //!
 //! Authentication follows the registry's `WWW-Authenticate` challenge: `Basic` (a local
 //! `docker-registry` with htpasswd) or `Bearer` (Docker Hub: a token from the realm, with
-//! the credentials when given). Plain HTTP is used for loopback registries (as the Docker
-//! Engine allows by default), HTTPS otherwise. Timeouts and retries come from
+//! the credentials when given — and only where [`credentials_may_go_to`] allows). Plain HTTP
+//! is used for loopback registries (as the Docker Engine allows by default), HTTPS otherwise.
+//! Every `Authorization` value is marked sensitive. Timeouts and retries come from
 //! [`crate::http`] and [`crate::retry`].
 
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use serde::Deserialize;
 
 use super::push::{registry_of, Credentials};
@@ -46,6 +47,17 @@ pub enum RegistryError {
     Shape { url: String, detail: String },
     #[error("invalid image reference `{0}`")]
     BadReference(String),
+    /// The Bearer challenge names a token service the credentials must not go to (see
+    /// [`credentials_may_go_to`]); nothing was sent to it.
+    #[error(
+        "refusing to send DOCKER_USERNAME/DOCKER_PASSWORD to the token service `{realm}` that \
+         the registry `{registry}` named: {reason}; nothing was sent to it"
+    )]
+    InsecureRealm {
+        realm: String,
+        registry: String,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Http(#[from] crate::http::HttpSetupError),
 }
@@ -104,8 +116,9 @@ pub struct RegistryReader {
     http: HttpClient,
     credentials: Option<Credentials>,
     retry: RetryPolicy,
-    /// An `Authorization` value that worked (Basic, or a Bearer token) for this registry.
-    auth: tokio::sync::Mutex<Option<String>>,
+    /// An `Authorization` value that worked (Basic, or a Bearer token) for this registry;
+    /// marked sensitive.
+    auth: tokio::sync::Mutex<Option<HeaderValue>>,
 }
 
 impl RegistryReader {
@@ -234,7 +247,7 @@ impl RegistryReader {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let auth = self.answer_challenge(&challenge, repo).await?;
+                let auth = self.answer_challenge(&challenge, repo, &parsed).await?;
                 *self.auth.lock().await = auth;
                 continue;
             }
@@ -285,19 +298,15 @@ impl RegistryReader {
         }
     }
 
-    /// The `Authorization` value answering a `WWW-Authenticate` challenge.
+    /// The `Authorization` value answering a `WWW-Authenticate` challenge of the registry
+    /// at `registry` (the URL that was answered 401).
     async fn answer_challenge(
         &self,
         challenge: &str,
         repo: &str,
-    ) -> Result<Option<String>, RegistryError> {
-        let basic = self.credentials.as_ref().map(|c| {
-            let raw = format!("{}:{}", c.username, c.password.expose());
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            )
-        });
+        registry: &reqwest::Url,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        let basic = self.credentials.as_ref().and_then(basic_authorization);
         let Some(params) = challenge.strip_prefix("Bearer ") else {
             return Ok(basic);
         };
@@ -309,9 +318,18 @@ impl RegistryReader {
         };
         let realm = param("realm").unwrap_or_default();
         let mut url = reqwest::Url::parse(&realm).map_err(|_| RegistryError::Shape {
-            url: realm.clone(),
+            url: RedactedUrl::redact_str(&realm),
             detail: "the Bearer challenge has no usable realm".into(),
         })?;
+        if basic.is_some() {
+            if let Err(reason) = credentials_may_go_to(registry, &url) {
+                return Err(RegistryError::InsecureRealm {
+                    realm: RedactedUrl::new(&url).to_string(),
+                    registry: registry.origin().ascii_serialization(),
+                    reason,
+                });
+            }
+        }
         url.query_pairs_mut()
             .append_pair("service", &param("service").unwrap_or_default())
             .append_pair(
@@ -351,10 +369,71 @@ impl RegistryReader {
             source: e.without_url(),
         })?;
         let token: Token = parse(&shown, &body)?;
-        Ok(token
+        token
             .token
             .or(token.access_token)
-            .map(|t| format!("Bearer {t}")))
+            .map(|t| {
+                sensitive(&format!("Bearer {t}")).ok_or_else(|| RegistryError::Shape {
+                    url: shown.clone(),
+                    detail: "the token is not a valid header value".into(),
+                })
+            })
+            .transpose()
+    }
+}
+
+/// An `Authorization` value marked sensitive (never shown by `Debug`, never logged by
+/// reqwest/hyper, never indexed by HTTP/2 header compression); `None` when `value` cannot
+/// be a header value.
+fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut header = HeaderValue::from_str(value).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
+/// `Basic base64(username:password)`, marked sensitive (base64 is always a valid header
+/// value, so this is `Some`).
+fn basic_authorization(credentials: &Credentials) -> Option<HeaderValue> {
+    let raw = format!("{}:{}", credentials.username, credentials.password.expose());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+    sensitive(&format!("Basic {encoded}"))
+}
+
+/// Whether the Docker credentials may be sent to `realm`, the token service that the
+/// registry at `registry` named in its `WWW-Authenticate: Bearer` challenge; the reason
+/// when not.
+///
+/// The realm is whatever the registry's answer says, so the rule is about where the
+/// password travels, not whom to trust: it never travels unencrypted to another machine,
+/// and never loses the encryption the registry itself is reached with. The realm gets it
+/// when it is
+///
+/// - HTTPS (Docker Hub: `https://auth.docker.io/token` for `registry-1.docker.io`), or
+/// - plain HTTP on the registry's own host, when the registry itself is plain HTTP (a local
+///   registry, see [`split_reference`], with its token service beside it:
+///   `http://127.0.0.1:5000` and `http://127.0.0.1:5001/auth`; the port may differ).
+///
+/// "The registry's own host" is the host as written, compared exactly (host names are not
+/// resolved: whether two names are one machine is not something a name can prove). Another
+/// loopback address (`127.0.0.2` for `127.0.0.1`) or another name (`localhost` for
+/// `127.0.0.1`) is another host: on a shared machine it can be another user's listener.
+fn credentials_may_go_to(
+    registry: &reqwest::Url,
+    realm: &reqwest::Url,
+) -> Result<(), &'static str> {
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" if registry.scheme() != "http" => Err(
+            "it is plain HTTP while the registry is reached over HTTPS, so the password would \
+             travel unencrypted",
+        ),
+        "http" if realm.host() != registry.host() => Err(
+            "it is plain HTTP on another host than the registry's, so the password would \
+             travel unencrypted to another machine (only HTTPS, or plain HTTP to the \
+             registry's own host, gets it)",
+        ),
+        "http" => Ok(()),
+        _ => Err("only an https (or the registry's own plain-HTTP host) token service gets it"),
     }
 }
 
@@ -400,6 +479,265 @@ fn split_reference(reference: &str) -> Result<(String, String, String), Registry
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::Secret;
+    use std::sync::{Arc, Mutex};
+
+    const PASSWORD: &str = "not-a-real-password";
+
+    fn credentials() -> Credentials {
+        Credentials {
+            username: "kipoi".into(),
+            password: Secret::new(PASSWORD).unwrap(),
+        }
+    }
+
+    /// The `Authorization: Basic` value of [`credentials`], as a server sees it.
+    fn basic_on_the_wire() -> String {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("kipoi:{PASSWORD}"));
+        format!("Basic {encoded}")
+    }
+
+    /// The request heads a [`serve`]d server received.
+    type Seen = Arc<Mutex<Vec<String>>>;
+
+    /// A plain-HTTP server on `ip`, one connection at a time: keeps each request's head
+    /// and answers it with `answer(head)` (a whole response; the connection is closed).
+    fn serve(
+        ip: &str,
+        answer: impl Fn(&str) -> String + Send + 'static,
+    ) -> (std::net::SocketAddr, Seen) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Seen = Arc::default();
+        let kept = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let reply = answer(&head);
+                kept.lock().unwrap().push(head);
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        (addr, seen)
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn reply(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// A registry that wants `Authorization: {wanted}` and otherwise answers 401 with
+    /// `challenge`; with it, serves one image (manifest and config blob).
+    fn registry(wanted: String, challenge: String) -> (std::net::SocketAddr, Seen) {
+        serve("127.0.0.1", move |head| {
+            if header(head, "authorization") != Some(wanted.as_str()) {
+                return reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: {challenge}\r\n"),
+                    "",
+                );
+            }
+            if head.starts_with("GET /v2/kipoi/x/manifests/t ") {
+                reply(
+                    "200 OK",
+                    "Docker-Content-Digest: sha256:m\r\n",
+                    r#"{"config":{"digest":"sha256:c"}}"#,
+                )
+            } else if head.starts_with("GET /v2/kipoi/x/blobs/sha256:c ") {
+                reply("200 OK", "", r#"{"config":{"Labels":{"k":"v"}}}"#)
+            } else {
+                reply("404 Not Found", "", "")
+            }
+        })
+    }
+
+    /// A token service that gives `t0k` for [`credentials`] (and nothing without them).
+    fn token_service(ip: &str) -> (std::net::SocketAddr, Seen) {
+        let wanted = basic_on_the_wire();
+        serve(ip, move |head| {
+            if header(head, "authorization") == Some(wanted.as_str()) {
+                reply("200 OK", "", r#"{"token":"t0k"}"#)
+            } else {
+                reply("401 Unauthorized", "", "")
+            }
+        })
+    }
+
+    /// A registry on 127.0.0.1 whose challenge names a plain-HTTP token service on another
+    /// host (127.0.0.2): the credentials are not sent there; the error says why, names the
+    /// realm redacted, and does not show the password.
+    #[tokio::test]
+    async fn credentials_never_go_to_a_plain_http_realm_on_another_host() {
+        let (realm, realm_seen) = token_service("127.0.0.2");
+        let (reg, reg_seen) = registry(
+            "Bearer t0k".into(),
+            format!(
+                r#"Bearer realm="http://{realm}/token?access_token=not-a-real-token",service="test""#
+            ),
+        );
+        let reader = RegistryReader::new(Some(credentials())).unwrap();
+        let err = reader.image(&format!("{reg}/kipoi/x:t")).await.unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(matches!(err, RegistryError::InsecureRealm { .. }), "{text}");
+        assert!(text.contains(&format!("http://{realm}/token")), "{text}");
+        assert!(text.contains("another host"), "{text}");
+        assert!(text.contains(&format!("http://{reg}")), "{text}");
+        assert!(!text.contains("not-a-real-token"), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(
+            realm_seen.lock().unwrap().is_empty(),
+            "the realm got: {:?}",
+            realm_seen.lock().unwrap()
+        );
+        // The registry itself never got the credentials either (it asked for a token).
+        assert!(reg_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| header(h, "authorization").is_none()));
+    }
+
+    /// Without credentials there is nothing to protect: the token is asked for anonymously.
+    #[tokio::test]
+    async fn an_anonymous_reader_may_use_a_plain_http_realm_on_another_host() {
+        let (realm, realm_seen) = token_service("127.0.0.2");
+        let (reg, _) = registry(
+            "Bearer t0k".into(),
+            format!(r#"Bearer realm="http://{realm}/token",service="test""#),
+        );
+        let reader = RegistryReader::new(None).unwrap();
+        let err = reader.image(&format!("{reg}/kipoi/x:t")).await.unwrap_err();
+        // The token service refuses anonymous requests (401).
+        assert!(
+            matches!(err, RegistryError::Status { status: 401, .. }),
+            "{err}"
+        );
+        let seen = realm_seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(header(&seen[0], "authorization").is_none(), "{seen:?}");
+    }
+
+    /// A local registry with its token service on its own host (another port): the
+    /// credentials go there, the token to the registry, and the image is read.
+    #[tokio::test]
+    async fn a_plain_http_realm_on_the_registrys_own_host_gets_the_credentials() {
+        let (realm, realm_seen) = token_service("127.0.0.1");
+        let (reg, reg_seen) = registry(
+            "Bearer t0k".into(),
+            format!(r#"Bearer realm="http://{realm}/token",service="test""#),
+        );
+        let reader = RegistryReader::new(Some(credentials())).unwrap();
+        let image = reader.image(&format!("{reg}/kipoi/x:t")).await.unwrap();
+        let image = image.unwrap();
+        assert_eq!(image.digest, "sha256:m");
+        assert_eq!(image.labels.get("k").map(String::as_str), Some("v"));
+        let asked = realm_seen.lock().unwrap().clone();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(
+            header(&asked[0], "authorization"),
+            Some(basic_on_the_wire().as_str())
+        );
+        assert!(
+            asked[0].contains("scope=repository%3Akipoi%2Fx%3Apull"),
+            "{asked:?}"
+        );
+        assert!(reg_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| header(h, "authorization") == Some("Bearer t0k")));
+        // The value kept for the next requests is marked sensitive.
+        let kept = reader.auth.lock().await.clone().unwrap();
+        assert!(kept.is_sensitive());
+    }
+
+    /// A local `docker-registry` with htpasswd: a Basic challenge, answered with Basic.
+    #[tokio::test]
+    async fn a_basic_challenge_is_answered_with_the_credentials() {
+        let (reg, _) = registry(
+            basic_on_the_wire(),
+            r#"Basic realm="Registry Realm""#.into(),
+        );
+        let reader = RegistryReader::new(Some(credentials())).unwrap();
+        let image = reader.image(&format!("{reg}/kipoi/x:t")).await.unwrap();
+        assert_eq!(image.unwrap().digest, "sha256:m");
+        let kept = reader.auth.lock().await.clone().unwrap();
+        assert!(kept.is_sensitive());
+    }
+
+    #[test]
+    fn where_credentials_may_go() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let allowed: &[(&str, &str)] = &[
+            // Docker Hub.
+            (
+                "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
+                "https://auth.docker.io/token",
+            ),
+            // Any HTTPS realm, for a plain-HTTP local registry too.
+            (
+                "http://127.0.0.1:5000/v2/",
+                "https://auth.example.org/token",
+            ),
+            // A local registry's token service beside it.
+            ("http://127.0.0.1:5000/v2/", "http://127.0.0.1:5001/auth"),
+            ("http://localhost:5000/v2/", "http://LOCALHOST:5001/auth"),
+        ];
+        for (registry, realm) in allowed {
+            assert_eq!(
+                credentials_may_go_to(&url(registry), &url(realm)),
+                Ok(()),
+                "{registry} -> {realm}"
+            );
+        }
+        let refused: &[(&str, &str)] = &[
+            ("http://127.0.0.1:5000/v2/", "http://127.0.0.2:5001/auth"),
+            ("http://127.0.0.1:5000/v2/", "http://localhost:5001/auth"),
+            ("http://127.0.0.1:5000/v2/", "http://auth.example.org/token"),
+            // A downgrade: the registry is HTTPS, its realm is not (even on its own host).
+            ("https://ghcr.io/v2/", "http://ghcr.io/token"),
+            (
+                "https://registry-1.docker.io/v2/",
+                "http://auth.docker.io/token",
+            ),
+            ("https://ghcr.io/v2/", "ftp://ghcr.io/token"),
+        ];
+        for (registry, realm) in refused {
+            assert!(
+                credentials_may_go_to(&url(registry), &url(realm)).is_err(),
+                "{registry} -> {realm}"
+            );
+        }
+    }
+
+    #[test]
+    fn authorization_values_are_sensitive() {
+        let basic = basic_authorization(&credentials()).unwrap();
+        assert!(basic.is_sensitive());
+        assert_eq!(basic.to_str().unwrap(), basic_on_the_wire());
+        assert!(!format!("{basic:?}").contains(&basic_on_the_wire()));
+        assert!(sensitive("Bearer t0k").unwrap().is_sensitive());
+        assert!(sensitive("Bearer t0k\n").is_none());
+    }
 
     #[test]
     fn references() {

@@ -14,6 +14,7 @@ use super::display_url;
 use super::error::{server_message, ZenodoError, ZenodoErrorKind, AUTH_HINT};
 use super::{ZenodoConfig, DEPOSITIONS_PATH};
 use crate::http::HttpClient;
+use crate::redact::RedactedUrl;
 use crate::retry::{self, Decision, Outcome, Replay, RetryState};
 use crate::transfer::{TransferError, UploadHandle};
 
@@ -84,7 +85,7 @@ pub struct ZenodoClient {
 impl fmt::Debug for ZenodoClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZenodoClient")
-            .field("base_url", &self.config.base_url.as_str())
+            .field("base_url", &RedactedUrl::new(&self.config.base_url))
             .field("token", &self.config.token)
             .finish_non_exhaustive()
     }
@@ -137,7 +138,8 @@ impl ZenodoClient {
     }
 
     /// Parses a caller's URL, removes any `access_token` parameter (the token goes in the
-    /// header) and appends `query`.
+    /// header) and the fragment (never sent), and appends `query`. A URL that does not parse
+    /// is named redacted (no user info, nothing after `?`).
     pub(super) fn caller_url(
         &self,
         step: &str,
@@ -148,11 +150,12 @@ impl ZenodoClient {
             ZenodoError::new(
                 step,
                 ZenodoErrorKind::InvalidUrl {
-                    url: raw.split('?').next().unwrap_or_default().to_owned(),
+                    url: RedactedUrl::redact_str(raw),
                     reason: e.to_string(),
                 },
             )
         })?;
+        url.set_fragment(None);
         let had_token = url
             .query_pairs()
             .any(|(k, _)| k.eq_ignore_ascii_case("access_token"));
@@ -251,16 +254,18 @@ impl ZenodoClient {
             let attempt = state.start_attempt();
             let (rb, extra) = make()?;
             log::debug!("{} `{shown}` (attempt {attempt})", call.method);
+            // reqwest's errors print the request's URL, query included: it is removed here,
+            // before the error reaches a log line or an error (which name `shown` instead).
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry::parse_retry_after(resp.headers());
                     match resp.bytes().await {
                         Ok(body) => Ok((status, retry_after, body)),
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.without_url()),
                     }
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.without_url()),
             };
             match outcome {
                 Ok((status, retry_after, body)) => {
@@ -517,6 +522,7 @@ fn json_kind(v: &Value) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::redact::Secret;
 
     #[test]
     fn caller_url_strips_token_and_appends_query() {
@@ -536,6 +542,20 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:9/api/deposit/depositions?status=draft&size=3"
         );
+    }
+
+    /// A caller's URL that does not parse is named without its user info or query.
+    #[test]
+    fn an_unparsable_caller_url_is_named_without_its_credentials() {
+        let client =
+            ZenodoClient::new(ZenodoConfig::new("http://127.0.0.1:9", None).unwrap()).unwrap();
+        let secret = "not-a-real-token-caller";
+        let raw =
+            format!("http://user:{secret}@127.0.0.1:99999/api/records/1?access_token={secret}");
+        let err = client.caller_url("t", &raw, &[]).unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("127.0.0.1:99999/api/records/1"), "{text}");
     }
 
     #[test]
@@ -560,6 +580,67 @@ mod tests {
         }
         assert!(ZenodoConfig::new("ftp://x", None).is_err());
         assert!(ZenodoConfig::new("not a url", None).is_err());
+    }
+
+    /// reqwest's error text holds the request's URL, query included: a retried transport
+    /// failure (refused connection, stalled server) must show neither in the retry's log
+    /// line nor in the final error any credential the URL carries.
+    #[tokio::test]
+    async fn a_retried_transport_error_shows_no_credential_of_the_url() {
+        crate::testlog::install();
+        let secret = "not-a-real-token-retried";
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stalled_addr = stalled.local_addr().unwrap();
+        std::thread::spawn(move || {
+            // Accepts, reads nothing, answers nothing: every attempt times out.
+            let held: Vec<_> = stalled.incoming().collect();
+            drop(held);
+        });
+        for (addr, marker) in [(closed, "refused-5f3a"), (stalled_addr, "stalled-5f3a")] {
+            let mut cfg = ZenodoConfig::new(&format!("http://{addr}"), None).unwrap();
+            cfg.retry.max_retries = 1;
+            cfg.retry.initial_backoff = std::time::Duration::from_millis(1);
+            cfg.http.read_timeout = std::time::Duration::from_millis(300);
+            let client = ZenodoClient::new(cfg).unwrap();
+            let url = format!(
+                "http://{addr}/api/records/{marker}?access_token={secret}&token={secret}&X-Amz-Signature={secret}"
+            );
+            let err = client.get_json(&url, &[]).await.unwrap_err();
+            let text = format!("{}\n{err:?}", crate::errchain::chain(&err));
+            assert!(!text.contains(secret), "{text}");
+            assert!(text.contains(marker), "{text}");
+            assert!(text.contains("after 2 attempt(s)"), "{text}");
+            let logged = crate::testlog::lines_with(marker);
+            assert!(
+                logged.iter().any(|l| l.contains("retry 1/1")),
+                "no retry logged: {logged:?}"
+            );
+            let leaked = crate::testlog::lines_with(secret);
+            assert!(leaked.is_empty(), "{leaked:?}");
+        }
+    }
+
+    /// The token goes in an `Authorization` header marked sensitive (never logged by
+    /// reqwest/hyper, never indexed by HTTP/2 header compression).
+    #[test]
+    fn the_authorization_header_is_sensitive() {
+        let token = Secret::new("not-a-real-token-header").unwrap();
+        let client =
+            ZenodoClient::new(ZenodoConfig::new("http://127.0.0.1:9", Some(token)).unwrap())
+                .unwrap();
+        let url = Url::parse("http://127.0.0.1:9/api/deposit/depositions").unwrap();
+        let request = client.request(Method::GET, &url).unwrap().build().unwrap();
+        let value = request
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(value.to_str().unwrap(), "Bearer not-a-real-token-header");
+        assert!(!format!("{:?}", request.headers()).contains("not-a-real-token-header"));
     }
 
     #[tokio::test]

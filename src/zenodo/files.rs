@@ -46,7 +46,7 @@ impl ZenodoClient {
                 ZenodoError::new(
                     "build a Zenodo URL",
                     ZenodoErrorKind::InvalidUrl {
-                        url: self.base(),
+                        url: display_url(&self.config().base_url),
                         reason: "the base URL cannot have paths".into(),
                     },
                 )

@@ -69,7 +69,7 @@ pub fn display_url(url: &Url) -> String {
 // ------------------------------------------------------------------------------ config
 
 /// Everything a [`ZenodoClient`] needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ZenodoConfig {
     /// The service root, e.g. `https://zenodo.org/` (always ends with `/`).
     pub base_url: Url,
@@ -77,6 +77,17 @@ pub struct ZenodoConfig {
     pub retry: RetryPolicy,
     /// User agent and timeouts (from `KIPOI_HTTP_TIMEOUT` by default).
     pub http: HttpSettings,
+}
+
+impl std::fmt::Debug for ZenodoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenodoConfig")
+            .field("base_url", &RedactedUrl::new(&self.base_url))
+            .field("token", &self.token)
+            .field("retry", &self.retry)
+            .field("http", &self.http)
+            .finish()
+    }
 }
 
 impl ZenodoConfig {
@@ -110,12 +121,16 @@ impl ZenodoConfig {
     }
 }
 
+/// The base URL, checked: http(s), and nothing in it that could be a credential (no user
+/// name or password, no query, no fragment) — the base is shown in messages and written into
+/// the index (record URLs), and the token belongs in `ZENODO_ACCESS_TOKEN`. A refused URL is
+/// named redacted.
 fn parse_base_url(raw: &str) -> Result<Url, ZenodoError> {
     let invalid = |reason: String| {
         ZenodoError::new(
             "configure the Zenodo client",
             ZenodoErrorKind::InvalidUrl {
-                url: raw.to_owned(),
+                url: RedactedUrl::redact_str(raw.trim()),
                 reason,
             },
         )
@@ -124,8 +139,15 @@ fn parse_base_url(raw: &str) -> Result<Url, ZenodoError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("only http and https are supported".into()));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(format!(
+            "a base URL has no user name or password (the token goes in {ENV_TOKEN})"
+        )));
+    }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("a base URL has no query or fragment".into()));
+        return Err(invalid(format!(
+            "a base URL has no query or fragment (the token goes in {ENV_TOKEN})"
+        )));
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -149,6 +171,51 @@ mod tests {
         let client = ZenodoClient::new(cfg).unwrap();
         assert!(!format!("{client:?}").contains("s3cr3t"));
         assert!(AccessToken::new("  ").is_none());
+    }
+
+    /// A credential in `ZENODO_URL` (query, user info) is refused, and the error names the
+    /// URL without it, parsable or not.
+    #[test]
+    fn a_base_url_carrying_a_credential_is_refused_without_showing_it() {
+        let secret = "not-a-real-token-base";
+        for raw in [
+            format!("https://zenodo.example/?access_token={secret}"),
+            format!("https://zenodo.example/api?token={secret}&x=1"),
+            format!("https://user:{secret}@zenodo.example/"),
+            format!("https://{secret}@zenodo.example/"),
+            format!("https://zenodo.example/#access_token={secret}"),
+            // Does not parse (port out of range): shown without user info or query.
+            format!("https://user:{secret}@zenodo.example:99999/?access_token={secret}"),
+        ] {
+            let err = ZenodoConfig::new(&raw, None).unwrap_err();
+            let text = format!("{}; {err:?}", crate::errchain::chain(&err));
+            assert!(!text.contains(secret), "{raw}: {text}");
+            assert!(text.contains("zenodo.example"), "{raw}: {text}");
+            assert!(
+                matches!(err.kind, ZenodoErrorKind::InvalidUrl { .. }),
+                "{raw}: {text}"
+            );
+        }
+        let err =
+            ZenodoConfig::new(&format!("https://u:{secret}@zenodo.example/"), None).unwrap_err();
+        assert!(
+            crate::errchain::chain(&err).contains(ENV_TOKEN),
+            "{}",
+            crate::errchain::chain(&err)
+        );
+    }
+
+    #[test]
+    fn config_debug_redacts_the_base_url() {
+        let mut cfg = ZenodoConfig::new("https://zenodo.example", None).unwrap();
+        // The fields are public: a base set by hand is still shown redacted.
+        cfg.base_url = Url::parse("https://u:not-a-real-pw@zenodo.example/").unwrap();
+        assert!(!format!("{cfg:?}").contains("not-a-real-pw"), "{cfg:?}");
+        let client = ZenodoClient::new(cfg).unwrap();
+        assert!(
+            !format!("{client:?}").contains("not-a-real-pw"),
+            "{client:?}"
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! The engine's one GitHub REST client: octocrab for the transport (TLS, base URI, the token
-//! in the `Authorization` header, timeouts), `crate::retry` for retrying, and GitHub's error
-//! bodies turned into [`ZooError`]s that name the step.
+//! The engine's one GitHub REST client: octocrab for the transport (TLS, base URI, timeouts),
+//! `crate::retry` for retrying, and GitHub's error bodies turned into [`ZooError`]s that name
+//! the step. The token goes in an `Authorization` header that the engine adds to each request
+//! itself, marked sensitive (octocrab's own token header is not), on paths of the API base
+//! only; a redirect to another origin drops it (octocrab's redirect layer).
 //!
-//! Requests go through octocrab's untyped calls (`_get`, `_put`, `_post`), which hand back
+//! Requests go through octocrab's untyped layer (`build_request` and `execute`, what its
+//! `_get`/`_put`/`_post` do, plus the header), which hands back
 //! the status, headers and body of every answer; success bodies are then parsed into
 //! octocrab's models (or the engine's own structs where octocrab has none). Its typed
 //! calls would map a non-JSON error page (GitHub's 502/504 HTML) to a parse error without
@@ -53,7 +56,8 @@ impl Method {
 /// A GitHub API client for one API base and token.
 pub(crate) struct GitHubClient {
     api: String,
-    token: Option<Secret>,
+    /// `Bearer <token>`, marked sensitive (none: anonymous).
+    authorization: Option<http::HeaderValue>,
     timeout: Duration,
     retry: RetryPolicy,
     /// The octocrab client of this process (rebuilt after a `fork`), made on first use:
@@ -64,8 +68,8 @@ pub(crate) struct GitHubClient {
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitHubClient")
-            .field("api", &self.api)
-            .field("token", &self.token)
+            .field("api", &RedactedUrl::redact_str(&self.api))
+            .field("token", &self.authorization.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -253,6 +257,15 @@ fn describe_transport(err: &octocrab::Error) -> (TransportCause, TransportKind, 
     (TransportCause { text }, kind, timed_out)
 }
 
+/// `Bearer <token>` for the `Authorization` header, marked sensitive (never shown by
+/// `Debug`, never logged by hyper, never indexed by HTTP/2 header compression); `None` when
+/// the token cannot be a header value.
+fn bearer(token: &Secret) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 impl GitHubClient {
     /// A client for `api` (trailing `/` ignored) with `token` (none: anonymous reads), the
     /// timeouts from `KIPOI_HTTP_TIMEOUT`, and `retry` for transient failures.
@@ -261,9 +274,21 @@ impl GitHubClient {
         token: Option<Secret>,
         retry: RetryPolicy,
     ) -> Result<Self, ZooError> {
+        let api = api.trim().trim_end_matches('/').to_owned();
+        let bad_token = || ZooError::GitHubSetup {
+            api: RedactedUrl::redact_str(&api),
+            source: TransportCause {
+                text: "the token in GITHUB_PAT / GITHUB_TOKEN is not a valid HTTP header value"
+                    .into(),
+            },
+        };
+        let authorization = match &token {
+            Some(token) => Some(bearer(token).ok_or_else(bad_token)?),
+            None => None,
+        };
         Ok(Self {
-            api: api.trim().trim_end_matches('/').to_owned(),
-            token,
+            api,
+            authorization,
             timeout: crate::http::timeout_from_env()?,
             retry,
             current: Mutex::new(None),
@@ -275,7 +300,7 @@ impl GitHubClient {
     }
 
     pub(crate) fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.authorization.is_some()
     }
 
     /// The URL of `path` as it may be shown.
@@ -299,19 +324,39 @@ impl GitHubClient {
             api: RedactedUrl::redact_str(&self.api),
             source: describe_transport(&source).0,
         };
-        let mut builder = Octocrab::builder()
+        let builder = Octocrab::builder()
             .base_uri(self.api.as_str())
             .map_err(setup)?
             .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
             .set_connect_timeout(Some(self.timeout))
             .set_read_timeout(Some(self.timeout))
             .set_write_timeout(Some(self.timeout));
-        if let Some(token) = &self.token {
-            builder = builder.personal_token(token.expose().to_owned());
-        }
         let client = builder.build().map_err(setup)?;
         *current = Some((pid, Box::new(client.clone())));
         Ok(client)
+    }
+
+    /// The request `method path` (path and query, starting with `/`, relative to the API
+    /// base) with the token's `Authorization` header and the JSON `body`; what octocrab's
+    /// `_get`/`_put`/`_post`/`_patch` build, plus the header.
+    fn request(
+        &self,
+        client: &Octocrab,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<http::Request<octocrab::OctoBody>, octocrab::Error> {
+        let (method, body) = match method {
+            Method::Get => (http::Method::GET, None),
+            Method::Put => (http::Method::PUT, body),
+            Method::Post => (http::Method::POST, body),
+            Method::Patch => (http::Method::PATCH, body),
+        };
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        client.build_request(builder, body)
     }
 
     /// Sends `method path` (path and query, starting with `/`, relative to the API base)
@@ -329,11 +374,9 @@ impl GitHubClient {
         let mut retry = RetryState::new(self.retry.clone(), replay);
         loop {
             let attempt = retry.start_attempt();
-            let sent = match method {
-                Method::Get => client._get(path).await,
-                Method::Put => client._put(path, body).await,
-                Method::Post => client._post(path, body).await,
-                Method::Patch => client._patch(path, body).await,
+            let sent = match self.request(&client, method, path, body) {
+                Ok(request) => client.execute(request).await,
+                Err(e) => Err(e),
             };
             let answer = match sent {
                 Ok(resp) => {
@@ -510,6 +553,64 @@ mod tests {
         );
         let err = answer(403, r#"{"message":"Resource not accessible"}"#).into_error("writing x");
         assert!(err.to_string().contains("GITHUB_PAT"), "{err}");
+    }
+
+    /// Every request carries the token in an `Authorization` header marked sensitive.
+    #[tokio::test]
+    async fn the_authorization_header_is_sensitive() {
+        let c = GitHubClient::new(
+            "http://127.0.0.1:9",
+            Secret::new("not-a-real-token-gh"),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let octocrab = c.octocrab().unwrap();
+        let body = serde_json::json!({"a": 1});
+        for (method, body) in [
+            (Method::Get, None),
+            (Method::Put, Some(&body)),
+            (Method::Post, Some(&body)),
+            (Method::Patch, Some(&body)),
+        ] {
+            let request = c.request(&octocrab, method, "/repos/o/r", body).unwrap();
+            let value = request.headers().get(http::header::AUTHORIZATION).unwrap();
+            assert!(value.is_sensitive(), "{method:?}");
+            assert_eq!(value.to_str().unwrap(), "Bearer not-a-real-token-gh");
+            assert_eq!(request.uri(), "/repos/o/r");
+            assert_eq!(request.method().as_str(), method.as_str());
+        }
+        // Anonymous: no header.
+        let anonymous =
+            GitHubClient::new("http://127.0.0.1:9", None, RetryPolicy::default()).unwrap();
+        let request = anonymous
+            .request(&octocrab, Method::Get, "/repos/o/r", None)
+            .unwrap();
+        assert!(request.headers().get(http::header::AUTHORIZATION).is_none());
+        // A token that cannot be a header value is refused, without being shown.
+        let err = GitHubClient::new(
+            "http://127.0.0.1:9",
+            Secret::new("not-a-real\ntoken"),
+            RetryPolicy::default(),
+        )
+        .unwrap_err();
+        let text = crate::errchain::chain(&err);
+        assert!(
+            text.contains("GITHUB_PAT") && !text.contains("not-a-real"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_api_credentials() {
+        let c = GitHubClient::new(
+            "https://u:not-a-real-pw@ghe.example/api/v3?access_token=not-a-real-token",
+            None,
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("not-a-real"), "{shown}");
+        assert!(shown.contains("ghe.example/api/v3"), "{shown}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::ZooError;
 use crate::layout::Tree;
 use crate::names::validate_revision;
+use crate::redact::RedactedUrl;
 
 /// A local git checkout (or bare repository) of a model zoo.
 #[derive(Debug, Clone)]
@@ -20,12 +21,14 @@ impl LocalZoo {
         let zoo = Self {
             repo: path.to_path_buf(),
         };
+        // A URL given for a path (a clone URL may carry a token) is named redacted.
+        let shown = || RedactedUrl::redact_if_url(&path.display().to_string());
         if !tokio::fs::try_exists(path).await.unwrap_or(false) {
-            return Err(ZooError::NotARepo(path.display().to_string()));
+            return Err(ZooError::NotARepo(shown()));
         }
         match zoo.git(&["rev-parse", "--git-dir"]).await {
             Ok(_) => Ok(zoo),
-            Err(ZooError::Git { .. }) => Err(ZooError::NotARepo(path.display().to_string())),
+            Err(ZooError::Git { .. }) => Err(ZooError::NotARepo(shown())),
             Err(e) => Err(e),
         }
     }

@@ -35,6 +35,7 @@ pub use writeback::{
 use std::collections::BTreeMap;
 
 use crate::layout::{parse_models_tsv, Layout, RootKind, Tree, MODELS_TSV};
+use crate::redact::RedactedUrl;
 
 /// Errors of zoo access.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +157,7 @@ impl Zoo {
             let (owner, name) = repo
                 .split_once('/')
                 .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-                .ok_or_else(|| ZooError::BadSpec(spec.to_owned()))?;
+                .ok_or_else(|| ZooError::BadSpec(RedactedUrl::redact_if_url(spec)))?;
             Ok(Self::GitHub(GitHubZoo::from_env(owner, name, api_url)?))
         } else {
             Ok(Self::Local(
@@ -183,7 +184,7 @@ impl Zoo {
                 Ok(Self::GitHub(GitHubZoo::from_env(owner, name, api_url)?))
             }
             _ if spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR) => {
-                Err(ZooError::NotARepo(spec.to_owned()))
+                Err(ZooError::NotARepo(RedactedUrl::redact_if_url(spec)))
             }
             _ => Err(ZooError::BadRepoSpec(spec.to_owned())),
         }
@@ -319,4 +320,37 @@ impl Zoo {
 
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clone URL given where a zoo is expected may carry a token: the error names it
+    /// redacted.
+    #[tokio::test]
+    async fn a_zoo_spec_that_is_a_url_is_named_without_its_credentials() {
+        let secret = "not-a-real-token-zoo";
+        let url = format!("https://x-access-token:{secret}@github.com/kipoi/models");
+        let specs = [
+            url.clone(),
+            format!("https://github.com/kipoi/models?access_token={secret}"),
+            format!("github:https://{secret}@github.com/kipoi/models"),
+        ];
+        for spec in &specs {
+            for err in [
+                Zoo::open(spec, None).await.unwrap_err(),
+                Zoo::open_repo(spec, None).await.unwrap_err(),
+            ] {
+                let text = crate::errchain::chain(&err);
+                assert!(!text.contains(secret), "{spec}: {text}");
+                assert!(text.contains("github.com/kipoi/models"), "{spec}: {text}");
+            }
+        }
+        // A path is shown as it is.
+        let err = Zoo::open("/nonexistent-kc/a@b/zoo", None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-kc/a@b/zoo"), "{err}");
+    }
 }
