@@ -104,6 +104,9 @@ pub enum SyncError {
     Recipe(#[from] crate::recipes::RecipeError),
 }
 
+/// The directory inside the journal's where a sync or release builds its SIFs.
+pub const SIF_WORKDIR: &str = "sif";
+
 /// A sync as the CLI and Python call it: every field optional, defaults from the
 /// environment ([`crate::config`]).
 #[derive(Debug, Clone, Default)]
@@ -185,7 +188,9 @@ impl SyncArgs {
                 .dockerfiles_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("dockerfiles")),
-            work_dir: crate::config::sif_folder(None, &opts.journal_dir.join("sif")),
+            // The journal's own directory: never `SINGULARITY_PULL_FOLDER` (the user's
+            // downloaded SIFs, which a build of the same name would replace, then remove).
+            work_dir: opts.journal_dir.join(SIF_WORKDIR),
             test_zoo,
             test_concurrency: opts.concurrency,
             test_timeout: self.test_timeout,

@@ -998,3 +998,61 @@ async fn a_failed_write_back_is_done_by_the_next_run() {
     assert!(report.hash_moved);
     assert_eq!(load(&s), after_first);
 }
+
+// ------------------------------------------------------------------------ work directories
+
+/// Run in a child process of this test binary with `SINGULARITY_PULL_FOLDER` set (the
+/// environment is the process's, and other tests run beside this one): a sync and a release
+/// build their SIFs in their journal's `sif/`, never in the folder of the user's downloaded
+/// SIFs.
+#[test]
+fn sifs_are_built_in_the_journal_never_in_the_pull_folder() {
+    const CHILD: &str = "KIPOI_CONTAINERS_TEST_PULL_FOLDER";
+    if let Some(pull) = std::env::var_os(CHILD) {
+        assert_eq!(
+            std::env::var_os("SINGULARITY_PULL_FOLDER"),
+            Some(pull.clone())
+        );
+        for journal in [".kipoi-sync", super::DEFAULT_RELEASE_JOURNAL, "/j/x"] {
+            let args = super::SyncArgs {
+                journal: Some(PathBuf::from(journal)),
+                ..super::SyncArgs::default()
+            };
+            let settings = args.engine_settings(&args.options(), None);
+            assert_eq!(settings.work_dir, Path::new(journal).join("sif"));
+        }
+        // The default journal too.
+        let args = super::SyncArgs::default();
+        let settings = args.engine_settings(&args.options(), None);
+        assert_eq!(
+            settings.work_dir,
+            Path::new(crate::config::DEFAULT_JOURNAL).join("sif")
+        );
+        // Downloads still go there (upstream's meaning).
+        assert_eq!(
+            crate::config::sif_folder(None, Path::new(".")),
+            PathBuf::from(&pull)
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pull = dir.path().join("pull");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sync::tests::sifs_are_built_in_the_journal_never_in_the_pull_folder",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("SINGULARITY_PULL_FOLDER", &pull)
+        .env(CHILD, &pull)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the test: {text}");
+}
