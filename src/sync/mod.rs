@@ -454,16 +454,20 @@ where
 
 /// The zoo at `commit` as a directory model tests read (`<journal>/zoo-<commit>`): exported
 /// once into a temporary directory and renamed into place, so an interrupted export is never
-/// taken for a complete one; marked for [`journal::Journal::finish`] to remove.
+/// taken for a complete one; marked for [`journal::Journal::finish`] to remove. A
+/// `zoo-<commit>` there without the marker (not made by a run of this tool) is refused,
+/// never removed.
 async fn export_test_zoo(
     local: &crate::zoo::LocalZoo,
     commit: &str,
     journal_dir: &std::path::Path,
 ) -> Result<PathBuf, SyncError> {
     let dir = journal_dir.join(format!("zoo-{}", short(commit)));
-    if dir.join(journal::WORKDIR_MARKER).is_file() {
+    if journal::is_workdir(&dir) {
         return Ok(dir);
     }
+    // Something there this run did not make (no marker): refused, never removed.
+    journal::refuse_unless_ours(&dir)?;
     let setup = |e: std::io::Error, what: &std::path::Path| {
         SyncError::Setup(StepError::new(format!(
             "could not prepare the zoo export `{}`: {e}",
@@ -475,10 +479,9 @@ async fn export_test_zoo(
         short(commit),
         std::process::id()
     ));
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).map_err(|e| setup(e, stale))?;
-        }
+    // Named after this process: one left there is of a run of ours that died (its id reused).
+    if partial.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(&partial).map_err(|e| setup(e, &partial))?;
     }
     std::fs::create_dir_all(journal_dir).map_err(|e| setup(e, journal_dir))?;
     local.export(commit, &partial).await?;

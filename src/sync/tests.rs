@@ -1056,3 +1056,83 @@ fn sifs_are_built_in_the_journal_never_in_the_pull_folder() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "the child ran the test: {text}");
 }
+
+/// A local zoo with one commit; returns it and the commit.
+async fn git_zoo(dir: &Path) -> (crate::zoo::LocalZoo, String) {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    std::fs::create_dir_all(dir.join("Own/x")).unwrap();
+    std::fs::write(dir.join("Own/x/model.yaml"), "type: keras\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "zoo"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    (crate::zoo::LocalZoo::open(dir).await.unwrap(), sha)
+}
+
+#[tokio::test]
+async fn a_zoo_folder_the_run_did_not_make_is_refused_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zoo, sha) = git_zoo(&dir.path().join("zoo")).await;
+    let journal = dir.path().join(".kipoi-sync");
+    // The user's folder of the same name: not ours (no marker).
+    let users = journal.join(format!("zoo-{}", &sha[..12]));
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("notes.txt"), b"the user's").unwrap();
+    let err = super::export_test_zoo(&zoo, &sha, &journal)
+        .await
+        .unwrap_err();
+    let text = crate::errchain::chain(&err);
+    assert!(
+        matches!(
+            err,
+            super::SyncError::Journal(super::journal::JournalError::NotOurs { .. })
+        ),
+        "{text}"
+    );
+    assert!(text.contains(&users.display().to_string()), "{text}");
+    assert!(
+        text.contains("move it away") && text.contains("--journal"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(users.join("notes.txt")).unwrap(),
+        b"the user's",
+        "kept as it was"
+    );
+    assert!(!users.join("Own").exists(), "nothing exported into it");
+
+    // Moved away: the export is made (a stale partial of ours is replaced), and reused.
+    std::fs::rename(&users, dir.path().join("moved")).unwrap();
+    let stale = journal.join(format!(
+        ".zoo-{}.partial-{}",
+        &sha[..12],
+        std::process::id()
+    ));
+    std::fs::create_dir_all(stale.join("half")).unwrap();
+    let made = super::export_test_zoo(&zoo, &sha, &journal).await.unwrap();
+    assert_eq!(made, users);
+    assert!(made.join("Own/x/model.yaml").is_file());
+    assert!(super::journal::is_workdir(&made));
+    assert!(!stale.exists());
+    std::fs::write(made.join("Own/x/extra"), b"kept").unwrap();
+    let again = super::export_test_zoo(&zoo, &sha, &journal).await.unwrap();
+    assert_eq!(again, made);
+    assert!(again.join("Own/x/extra").exists(), "the export is reused");
+}
