@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--no-push", action="store_true", help="build and test only: push nothing, publish nothing, record nothing")
     add("--concurrency", metavar="N", type=int, help="images of one level, and model tests, run at once")
     add("--journal", metavar="DIR", help="where completed steps are recorded (default: ./.kipoi-release)")
-    add("--restart", action="store_true", help="discard the journal first")
+    add(
+        "--restart",
+        action="store_true",
+        help="discard the journal's recorded steps first (a failed write-back to the zoo it holds is kept and done)",
+    )
     add("--test-zoo", metavar="DIR", help="zoo checkout model tests run against (default: see --zoo)")
     add("--dry-run", action="store_true", help="print the images, level by level, and touch nothing")
     add("--json", action="store_true", help="print the plan or the summary as JSON")

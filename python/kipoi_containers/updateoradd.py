@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="units, and model tests within one, run at once (default: the number of cores)",
     )
     add("--journal", metavar="DIR", help="where completed steps are recorded for a re-run (default: ./.kipoi-sync)")
-    add("--restart", action="store_true", help="discard the journal first")
+    add(
+        "--restart",
+        action="store_true",
+        help="discard the journal's recorded steps first (a failed write-back to the zoo it holds is kept and done)",
+    )
     add(
         "--test-zoo",
         metavar="DIR",

@@ -203,8 +203,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the journal in `dir` (created when missing). With `restart`, an existing journal
-    /// is discarded.
+    /// Opens the journal in `dir` (created when missing). With `restart`, the steps an
+    /// existing journal recorded are discarded; a write-back to the zoo it holds is kept (the
+    /// local index already has those entries: no later run would find them to write, and the
+    /// zoo commit must not move before they are in the zoo).
     pub fn open(dir: &Path, restart: bool) -> Result<Self, JournalError> {
         std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
             path: dir.to_path_buf(),
@@ -214,9 +216,7 @@ impl Journal {
         let mut units = BTreeMap::new();
         let mut pending_write_back = None;
         if restart {
-            if path.exists() {
-                log::info!("--restart: discarding the journal `{}`", path.display());
-            }
+            pending_write_back = Self::pending_of_discarded(&path)?;
         } else {
             match std::fs::read(&path) {
                 Ok(bytes) => {
@@ -265,6 +265,53 @@ impl Journal {
         };
         journal.save()?;
         Ok(journal)
+    }
+
+    /// The write-back to the zoo held by the journal at `path`, which `--restart` discards
+    /// otherwise. Read whatever the file's version (only that field); a file that cannot be
+    /// parsed is discarded whole, with a warning.
+    fn pending_of_discarded(path: &Path) -> Result<Option<super::IndexChanges>, JournalError> {
+        #[derive(Deserialize)]
+        struct Pending {
+            #[serde(default)]
+            pending_write_back: Option<super::IndexChanges>,
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        match serde_json::from_slice::<Pending>(&bytes) {
+            Ok(Pending {
+                pending_write_back: Some(pending),
+            }) => {
+                log::info!(
+                    "--restart: discarding the steps recorded in `{}`; the write-back to the zoo \
+                     it holds (which did not succeed) is kept and done by this run",
+                    path.display()
+                );
+                Ok(Some(pending))
+            }
+            Ok(Pending {
+                pending_write_back: None,
+            }) => {
+                log::info!("--restart: discarding the journal `{}`", path.display());
+                Ok(None)
+            }
+            Err(e) => {
+                log::warn!(
+                    "--restart: discarding the journal `{}`, which is not valid ({e}); a \
+                     write-back to the zoo it may have held is lost",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Where the journal lives.
@@ -427,6 +474,29 @@ mod tests {
         // --restart forgets.
         let j = Journal::open(dir.path(), true).unwrap();
         assert_eq!(j.get(&key("A", "c1")), UnitRecord::default());
+    }
+
+    #[test]
+    fn restart_discards_the_steps_but_keeps_a_pending_write_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), false).unwrap();
+        j.record(&key("A", "c1"), |r| r.draft = Some(42)).unwrap();
+        let mut changes = crate::sync::IndexChanges::default();
+        changes
+            .model_to_docker
+            .push(("A".into(), Some("kipoi/kipoi-docker:a".into())));
+        j.set_pending_write_back(Some(changes.clone())).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path(), true).unwrap();
+        assert_eq!(j.get(&key("A", "c1")), UnitRecord::default());
+        assert_eq!(j.pending_write_back(), Some(changes.clone()));
+        drop(j);
+        // Durable: a run killed after the restart still has it.
+        let j = Journal::open(dir.path(), false).unwrap();
+        assert_eq!(j.pending_write_back(), Some(changes));
+        // Not emptied by a finish-if-empty: it still has work to do.
+        j.finish_if_empty().unwrap();
+        assert!(dir.path().join(JOURNAL_FILE).exists());
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Where the journal lives (`.kipoi-sync/`).
     pub journal_dir: PathBuf,
-    /// Discard the journal first.
+    /// Discard the journal's recorded steps first (a pending write-back to the zoo is kept:
+    /// this run does it).
     pub restart: bool,
 }
 

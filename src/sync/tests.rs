@@ -999,6 +999,86 @@ async fn a_failed_write_back_is_done_by_the_next_run() {
     assert_eq!(load(&s), after_first);
 }
 
+#[tokio::test]
+async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let after_first = load(&s);
+    assert_ne!(after_first, index(), "the local index has the new entries");
+
+    // --restart, and the zoo is still unreachable: the write-back is attempted again (the
+    // local index has nothing new for it), and the hash stays.
+    let restart = SyncOptions {
+        restart: true,
+        ..s.opts.clone()
+    };
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&restart, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(
+        !fake.fail_write_back.load(Ordering::SeqCst),
+        "the write-back was attempted"
+    );
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    assert!(fake.writebacks.lock().unwrap().is_empty());
+
+    // --restart again, the zoo answers: the entries reach the zoo, then the hash moves.
+    let report = execute(&restart, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(written[0]
+        .model_to_singularity
+        .iter()
+        .any(|(k, e)| k == "Own" && e.is_some()));
+    assert!(report.hash_moved);
+    assert_eq!(hash(&s), "b".repeat(40));
+    assert_eq!(load(&s), after_first);
+    assert!(!s.opts.journal_dir.join("journal.json").exists());
+}
+
+#[tokio::test]
+async fn a_restarted_release_does_the_write_back_its_journal_kept() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let opts = release_opts(&s, &[], None);
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let err = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let opts = super::release::ReleaseOptions {
+        restart: true,
+        ..release_opts(&s, &[], None)
+    };
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let report = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &fake)
+        .await
+        .unwrap();
+    assert!(!report.index_written, "nothing new for the local index");
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(written[0]
+        .model_to_singularity
+        .iter()
+        .any(|(k, e)| k == "Own" && e.is_some()));
+}
+
 // ------------------------------------------------------------------------ work directories
 
 /// Run in a child process of this test binary with `SINGULARITY_PULL_FOLDER` set (the
