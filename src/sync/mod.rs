@@ -228,7 +228,14 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
         return Err(SyncError::MissingSecrets(missing));
     }
     if plan.actions.is_empty() {
-        return nothing_to_do(&opts, &plan);
+        let write_back = engine_steps::ZooWriteBack {
+            zoo: Arc::clone(&zoo),
+        };
+        return nothing_to_do(&opts, &plan, &index, |changes| {
+            let (write_back, index) = (&write_back, &index);
+            async move { engine_steps::WriteBack::write(write_back, &changes, index).await }
+        })
+        .await;
     }
     let test_zoo = match (&*zoo, &args.test_zoo) {
         (_, Some(dir)) => Some(dir.clone()),
@@ -498,8 +505,20 @@ fn completes_the_work(failed: usize, only: &[String], push: bool) -> bool {
 }
 
 /// The report of a sync with nothing to build, test or remove: the hash moves to the zoo's
-/// head (nothing to wait for), unless only part of the plan was asked for.
-fn nothing_to_do(opts: &SyncOptions, plan: &Plan) -> Result<SyncReport, SyncError> {
+/// head (nothing to wait for), unless only part of the plan was asked for. A write-back to
+/// the zoo an earlier run left in the journal is done first (with `write`), and the hash
+/// moves only once it succeeded: its entries are already in the local index, so no plan
+/// brings them back (a removed group's keys leave the plan empty).
+async fn nothing_to_do<F, Fut>(
+    opts: &SyncOptions,
+    plan: &Plan,
+    index: &Index,
+    write: F,
+) -> Result<SyncReport, SyncError>
+where
+    F: FnOnce(IndexChanges) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, StepError>>,
+{
     let mut report = SyncReport {
         zoo: plan.zoo.clone(),
         from: plan.from.clone(),
@@ -511,6 +530,18 @@ fn nothing_to_do(opts: &SyncOptions, plan: &Plan) -> Result<SyncReport, SyncErro
         hash_note: None,
         journal: None,
     };
+    if opts.push && opts.journal_dir.join(journal::JOURNAL_FILE).is_file() {
+        let journal = journal::Journal::open(&opts.journal_dir, opts.restart)?;
+        (_, report.write_back) = save_and_write_back(
+            &journal,
+            &IndexChanges::default(),
+            index,
+            &opts.container_info,
+            write,
+        )
+        .await?;
+        journal.finish_if_empty()?;
+    }
     if plan.from == plan.to {
         report.hash_note = Some("already at the zoo's head".into());
     } else if opts.only.is_empty() && opts.push {

@@ -1052,6 +1052,65 @@ async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
 }
 
 #[tokio::test]
+async fn an_empty_plan_does_a_pending_write_back_before_the_hash_moves() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    // A removed group whose write-back fails: the next plan is empty (its keys are no
+    // longer in the local index), yet the zoo still lists them.
+    let p = plan(vec![action(
+        ActionKind::RemoveGroup,
+        "Other",
+        Some("kipoi/kipoi-docker:other"),
+        &["Other"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(load(&s).image_for_model("Other").is_none());
+
+    let empty = plan(Vec::new());
+    let idx = load(&s);
+    let write = |changes: IndexChanges| {
+        let (fake, idx) = (&fake, &idx);
+        async move { fake.write_back(&changes, idx).await }
+    };
+    // The zoo still unreachable: attempted again, and the hash stays.
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = super::nothing_to_do(&s.opts, &empty, &idx, write)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(!fake.fail_write_back.load(Ordering::SeqCst), "attempted");
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    // Even after --restart.
+    let restart = SyncOptions {
+        restart: true,
+        ..s.opts.clone()
+    };
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    assert!(super::nothing_to_do(&restart, &empty, &idx, write)
+        .await
+        .is_err());
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+
+    // The zoo answers: the removal reaches it, then the hash moves.
+    let report = super::nothing_to_do(&s.opts, &empty, &idx, write)
+        .await
+        .unwrap();
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert_eq!(written[0].model_to_docker, vec![("Other".into(), None)]);
+    assert!(report.hash_moved);
+    assert_eq!(hash(&s), "b".repeat(40));
+    assert!(
+        !s.opts.journal_dir.exists(),
+        "nothing left to do: journal gone"
+    );
+}
+
+#[tokio::test]
 async fn a_restarted_release_does_the_write_back_its_journal_kept() {
     let s = setup();
     let fake = Fake::new(s.dir.path());
