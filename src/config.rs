@@ -11,7 +11,11 @@
 //! | the base image of own images | `--base-image` | `KIPOI_BASE_IMAGE` | `kipoi/kipoi-docker:kipoi-base-env` |
 //! | what the base recipe starts from | `--build-image` | `KIPOI_BUILD_IMAGE` | `continuumio/miniconda3:latest` |
 //! | the sync journal | `--journal` | — | `./.kipoi-sync` (a release: `./.kipoi-release`) |
-//! | where SIFs are built and downloaded | — | `SINGULARITY_PULL_FOLDER` | the journal's `sif/`, or `.` |
+//! | where SIFs are downloaded (`get_singularity_image`) | `folder` | `SINGULARITY_PULL_FOLDER` | `.` |
+//!
+//! A sync or release builds its SIFs in its journal's `sif/` (a work directory of its own,
+//! removed when the run completes), never in `SINGULARITY_PULL_FOLDER`: that folder holds the
+//! user's downloaded SIFs, which a build of the same name would replace and then remove.
 //!
 //! Zenodo (`ZENODO_URL`, `ZENODO_ACCESS_TOKEN`), GitHub (`GITHUB_API_URL`, `GITHUB_PAT` /
 //! `GITHUB_TOKEN`), Docker (`DOCKER_HOST`, `DOCKER_USERNAME` / `DOCKER_PASSWORD`) and HTTP
@@ -101,8 +105,9 @@ pub fn build_image(explicit: Option<&str>) -> String {
         .unwrap_or_else(|| crate::dockerfile::DEFAULT_BUILD_IMAGE.to_owned())
 }
 
-/// Where SIFs are built and downloaded: `explicit`, else `SINGULARITY_PULL_FOLDER`, else
-/// `fallback`.
+/// Where SIFs are downloaded (upstream's `SINGULARITY_PULL_FOLDER`): `explicit`, else
+/// `SINGULARITY_PULL_FOLDER`, else `fallback`. Not where a sync or release builds them (its
+/// journal's `sif/`): a build must never replace or remove a SIF the user downloaded.
 #[must_use]
 pub fn sif_folder(explicit: Option<&Path>, fallback: &Path) -> PathBuf {
     explicit

@@ -750,6 +750,14 @@ fn content_range(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u6
     Some((start, total.trim().parse().ok()))
 }
 
+/// The file's whole length from a `Content-Range` header (`bytes */total`, as a 416 answer
+/// carries it, or `bytes start-end/total`); `None` when absent or unknown (`*`).
+fn complete_length(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let value = headers.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let rest = value.trim().strip_prefix("bytes ")?;
+    rest.split_once('/')?.1.trim().parse().ok()
+}
+
 /// A validator for `If-Range`: a strong `ETag`, else `Last-Modified`.
 fn validator(headers: &reqwest::header::HeaderMap) -> Option<reqwest::header::HeaderValue> {
     headers
@@ -763,7 +771,10 @@ fn validator(headers: &reqwest::header::HeaderMap) -> Option<reqwest::header::He
 /// there, retries a broken connection from where it stopped (HTTP `Range`), hashes while
 /// writing, and renames the finished file over `dest` atomically. With `expected_md5`, a
 /// mismatch removes the `.part` and keeps nothing (if the mismatch may come from stale bytes
-/// of an earlier call, the download is first repeated once from the start).
+/// of an earlier call, the download is first repeated once from the start). A `.part` that
+/// already holds the whole file (the server answers 416 to the range after it, and its length
+/// is the one the server names or its md5 the expected one) is verified and renamed into
+/// place, not downloaded again.
 ///
 /// `bearer` is sent as `Authorization: Bearer` (never in the URL); a redirect to another
 /// origin drops it.
@@ -871,10 +882,12 @@ pub async fn download_resumable(
         };
         let status = response.status().as_u16();
         let mut total = response.content_length();
-        match status {
+        // The `.part` already holds the whole file: nothing to append.
+        let complete = match status {
             206 if asked_from > 0 => match content_range(response.headers()) {
                 Some((start, whole)) if start == asked_from => {
                     total = whole.or(total.map(|n| n + asked_from));
+                    false
                 }
                 _ => {
                     log::info!("`{shown}` answered an unexpected range: downloading it again from the start");
@@ -891,14 +904,31 @@ pub async fn download_resumable(
                     (partial, ()) = on_partial(partial, Partial::reset).await?;
                     stale_possible = false;
                 }
+                false
             }
             416 if asked_from > 0 => {
-                log::info!(
-                    "`{shown}` refused the range from byte {asked_from}: starting again from 0"
-                );
-                (partial, ()) = on_partial(partial, Partial::reset).await?;
-                stale_possible = false;
-                continue;
+                // Nothing left to send from there: the `.part` may already hold the whole
+                // file (a call that stopped between its last byte and the rename). Such a
+                // `.part` is verified below and renamed into place, not downloaded again.
+                let whole = complete_length(response.headers());
+                let md5 = format!("{:x}", partial.hasher.clone().finalize());
+                let complete =
+                    whole == Some(asked_from) || expected.as_deref().is_some_and(|e| e == md5);
+                if complete {
+                    log::info!(
+                        "`{shown}` has nothing after byte {asked_from}: `{}` already holds the \
+                         whole file",
+                        partial.path.display()
+                    );
+                    true
+                } else {
+                    log::info!(
+                        "`{shown}` refused the range from byte {asked_from}: starting again from 0"
+                    );
+                    (partial, ()) = on_partial(partial, Partial::reset).await?;
+                    stale_possible = false;
+                    continue;
+                }
             }
             _ => {
                 let retry_after = crate::retry::parse_retry_after(response.headers());
@@ -941,46 +971,48 @@ pub async fn download_resumable(
                     }
                 }
             }
-        }
-        if if_range.is_none() {
-            if_range = validator(response.headers());
-        }
-        let before = partial.len;
-        let body_total = total.unwrap_or(0);
-        let (back, interrupted) =
-            append_stream(response.bytes_stream(), partial, body_total, &progress).await?;
-        partial = back;
-        if let Some(e) = interrupted {
-            // A body cut off mid-way is always worth resuming (reqwest reports it as a
-            // decode error, which the generic transport rule does not repeat); the retry
-            // budget counts interruptions in a row without progress.
-            let e = e.without_url();
-            if partial.len > before {
-                // Progress: a flaky connection gets a fresh retry budget.
-                stalls = 0;
-                state = RetryState::new(policy.clone(), Replay::Always);
-                state.start_attempt();
+        };
+        if !complete {
+            if if_range.is_none() {
+                if_range = validator(response.headers());
             }
-            stalls += 1;
-            if stalls > policy.max_retries {
-                partial.give_up();
-                return Err(DownloadError::Transport {
-                    url: shown,
-                    attempts: attempt,
-                    kept: partial.len,
-                    part: partial.path.clone(),
-                    source: e,
-                });
+            let before = partial.len;
+            let body_total = total.unwrap_or(0);
+            let (back, interrupted) =
+                append_stream(response.bytes_stream(), partial, body_total, &progress).await?;
+            partial = back;
+            if let Some(e) = interrupted {
+                // A body cut off mid-way is always worth resuming (reqwest reports it as a
+                // decode error, which the generic transport rule does not repeat); the retry
+                // budget counts interruptions in a row without progress.
+                let e = e.without_url();
+                if partial.len > before {
+                    // Progress: a flaky connection gets a fresh retry budget.
+                    stalls = 0;
+                    state = RetryState::new(policy.clone(), Replay::Always);
+                    state.start_attempt();
+                }
+                stalls += 1;
+                if stalls > policy.max_retries {
+                    partial.give_up();
+                    return Err(DownloadError::Transport {
+                        url: shown,
+                        attempts: attempt,
+                        kept: partial.len,
+                        part: partial.path.clone(),
+                        source: e,
+                    });
+                }
+                let wait = policy.delay(stalls, None);
+                log::warn!(
+                    "downloading `{shown}` stopped at byte {} ({}); resuming in {:.1}s",
+                    partial.len,
+                    crate::errchain::chain(&e),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                continue;
             }
-            let wait = policy.delay(stalls, None);
-            log::warn!(
-                "downloading `{shown}` stopped at byte {} ({}); resuming in {:.1}s",
-                partial.len,
-                crate::errchain::chain(&e),
-                wait.as_secs_f64()
-            );
-            tokio::time::sleep(wait).await;
-            continue;
         }
         let md5 = format!("{:x}", partial.hasher.clone().finalize());
         if let Some(expected) = &expected {
@@ -1213,6 +1245,17 @@ mod tests {
         }
 
         pub(super) async fn start(data: Vec<u8>, ranges: bool, drops: usize) -> Server {
+            start_with(data, ranges, drops, true).await
+        }
+
+        /// [`start`]; `unsatisfied_length`: a 416 answer names the file's length
+        /// (`Content-Range: bytes */N`, as RFC 9110 asks), else it says nothing.
+        pub(super) async fn start_with(
+            data: Vec<u8>,
+            ranges: bool,
+            drops: usize,
+            unsatisfied_length: bool,
+        ) -> Server {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}/x.sif", listener.local_addr().unwrap());
             let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1247,9 +1290,15 @@ mod tests {
                             .and_then(|r| r.strip_prefix("bytes="))
                             .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
                         let (status, body, extra) = match from {
-                            Some(f) if f >= data.len() => {
-                                ("416 Range Not Satisfiable", &data[..0], String::new())
-                            }
+                            Some(f) if f >= data.len() => (
+                                "416 Range Not Satisfiable",
+                                &data[..0],
+                                if unsatisfied_length {
+                                    format!("Content-Range: bytes */{}\r\n", data.len())
+                                } else {
+                                    String::new()
+                                },
+                            ),
                             Some(f) => (
                                 "206 Partial Content",
                                 &data[f..],
@@ -1494,6 +1543,83 @@ mod tests {
             Some(format!("bytes={kept}-"))
         );
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_holding_the_whole_file_is_kept_when_the_range_is_refused() {
+        let (data, md5) = payload();
+        let len = data.len() as u64;
+        // (the server names the length on 416, the md5 is known)
+        for (names_length, expected) in [
+            (true, Some(md5.as_str())),
+            (true, None),
+            (false, Some(md5.as_str())),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("x.sif");
+            // An earlier call wrote every byte, then stopped before its rename.
+            std::fs::write(partial_path(&dest), &data).unwrap();
+            let srv = server::start_with(data.clone(), true, 0, names_length).await;
+            let got = download_resumable(
+                &http(),
+                &srv.url,
+                &dest,
+                expected,
+                &fast_retries(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+            let case = format!("names its length: {names_length}, md5: {expected:?}");
+            assert_eq!(got.md5, md5, "{case}");
+            assert_eq!((got.bytes, got.resumed_from), (len, len), "{case}");
+            assert!(!got.already_present, "{case}");
+            assert_eq!(std::fs::read(&dest).unwrap(), data, "{case}");
+            assert_eq!(
+                srv.ranges_seen.lock().unwrap().clone(),
+                vec![Some(format!("bytes={len}-"))],
+                "one request, answered 416; nothing downloaded again ({case})"
+            );
+            assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()], "{case}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_whole_length_part_with_other_bytes_is_downloaded_again() {
+        let (data, md5) = payload();
+        let len = data.len();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.sif");
+        // As long as the file, other bytes: the md5 tells.
+        std::fs::write(partial_path(&dest), vec![7u8; len]).unwrap();
+        let srv = server::start(data.clone(), true, 0).await;
+        let got = download_resumable(
+            &http(),
+            &srv.url,
+            &dest,
+            Some(&md5),
+            &fast_retries(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.md5, md5);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(
+            srv.ranges_seen.lock().unwrap().clone(),
+            vec![Some(format!("bytes={len}-")), None]
+        );
+        assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
+        // Longer than the file: not the file, downloaded again.
+        std::fs::remove_file(&dest).unwrap();
+        std::fs::write(partial_path(&dest), vec![7u8; len + 10]).unwrap();
+        let got = download_resumable(&http(), &srv.url, &dest, None, &fast_retries(), None, None)
+            .await
+            .unwrap();
+        assert_eq!(got.md5, md5);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,14 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--journal",),
         {"metavar": "DIR", "help": "where completed steps are recorded for a re-run"},
     ),
-    "restart": (("--restart",), {"action": "store_true", "help": "discard the journal first"}),
+    "restart": (
+        ("--restart",),
+        {
+            "action": "store_true",
+            "help": "discard the journal's recorded steps first (a failed write-back to the zoo it holds is kept "
+            "and done)",
+        },
+    ),
     "test_zoo": (
         ("--test-zoo",),
         {

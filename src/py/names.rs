@@ -115,8 +115,8 @@ pub(crate) fn config_docker_repository(explicit: Option<String>) -> String {
     config::docker_repository(explicit.as_deref())
 }
 
-/// Where SIFs are built and downloaded (`explicit`, else `SINGULARITY_PULL_FOLDER`, else
-/// `fallback`).
+/// Where SIFs are downloaded (`explicit`, else `SINGULARITY_PULL_FOLDER`, else `fallback`);
+/// a sync or release builds them in its journal's `sif/` instead.
 #[pyfunction]
 #[pyo3(signature = (explicit=None, fallback=PathBuf::from(".")))]
 pub(crate) fn config_sif_folder(explicit: Option<PathBuf>, fallback: PathBuf) -> PathBuf {

@@ -27,7 +27,9 @@ pub struct EngineSettings {
     pub recipes: RecipeOptions,
     /// Where rendered Dockerfiles are written (`dockerfiles/`).
     pub dockerfiles_dir: PathBuf,
-    /// Where SIFs are built (`SINGULARITY_PULL_FOLDER`, else the journal directory).
+    /// Where SIFs are built: the journal's `sif/`, a work directory of the run's own
+    /// ([`super::journal::prepare_workdir`]); never `SINGULARITY_PULL_FOLDER`, where users
+    /// keep the SIFs they downloaded.
     pub work_dir: PathBuf,
     /// The zoo checkout model tests run against (read-only, offline); `None`: upstream's
     /// `kipoi test MODEL --source=kipoi`.
@@ -81,21 +83,18 @@ impl EngineSteps {
         let credentials = Credentials::from_env();
         let registry =
             RegistryReader::new(credentials.clone()).map_err(|e| StepError::from_error(&e))?;
-        for dir in [&settings.work_dir, &settings.dockerfiles_dir] {
-            let made = !dir.exists();
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StepError::new(format!(
-                    "could not create the directory `{}`: {e}",
-                    dir.display()
-                ))
-            })?;
-            // The SIFs' directory this run made is removed when its journal is finished.
-            if made && dir == &settings.work_dir {
-                super::journal::mark_workdir(dir).map_err(|e| {
-                    StepError::new(format!("could not write in `{}`: {e}", dir.display()))
-                })?;
-            }
-        }
+        // The SIFs are built in a directory of the run's own (removed when its journal is
+        // finished), never in one of the user's: a SIF there of the same name would be
+        // replaced, then removed.
+        super::journal::prepare_workdir(&settings.work_dir)
+            .map_err(|e| StepError::from_error(&e))?;
+        let dir = &settings.dockerfiles_dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StepError::new(format!(
+                "could not create the directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
         let sif_names = index
             .model_to_singularity
             .0

@@ -27,6 +27,64 @@ pub fn mark_workdir(dir: &Path) -> std::io::Result<()> {
         b"made by kipoi-containers; removed when the run completes\n",
     )
 }
+
+/// Whether `dir` is a work directory a run of this tool made (it carries [`WORKDIR_MARKER`]).
+#[must_use]
+pub fn is_workdir(dir: &Path) -> bool {
+    dir.join(WORKDIR_MARKER).is_file()
+}
+
+/// Refuses `path` when something is there that is not a work directory of ours: this tool
+/// neither writes in nor removes what it did not make.
+pub fn refuse_unless_ours(path: &Path) -> Result<(), JournalError> {
+    if path.symlink_metadata().is_ok() && !is_workdir(path) {
+        return Err(JournalError::NotOurs {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes `dir` a work directory of this run beside the journal: kept when it is one already
+/// (an earlier run's, resumed); made when missing, through a temporary directory marked and
+/// then renamed into place (a marked directory is never half made); anything else already
+/// there (a directory of the user's, a file) is refused, never used.
+pub fn prepare_workdir(dir: &Path) -> Result<(), JournalError> {
+    if is_workdir(dir) {
+        return Ok(());
+    }
+    refuse_unless_ours(dir)?;
+    let err = |source| JournalError::WorkDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .map_or_else(|| "workdir".into(), |n| n.to_string_lossy().into_owned());
+    std::fs::create_dir_all(parent).map_err(err)?;
+    // Named after this process: one left there is of a run of ours that died (its id reused).
+    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if partial.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(&partial).map_err(err)?;
+    }
+    std::fs::create_dir(&partial).map_err(err)?;
+    mark_workdir(&partial).map_err(err)?;
+    if let Err(e) = std::fs::rename(&partial, dir) {
+        let _ = std::fs::remove_dir_all(&partial);
+        // Made by a run beside this one in the meantime: as good as ours.
+        if is_workdir(dir) {
+            return Ok(());
+        }
+        refuse_unless_ours(dir)?;
+        return Err(err(e));
+    }
+    Ok(())
+}
+
 /// Format version written into the file; another version is not read (and reported).
 const VERSION: u32 = 1;
 
@@ -49,6 +107,18 @@ pub enum JournalError {
     },
     #[error(transparent)]
     Write(#[from] crate::fsutil::AtomicWriteError),
+    #[error(
+        "`{}` is there and this tool did not make it (it has no `{WORKDIR_MARKER}` file): it is \
+         neither used nor removed; move it away, or pass another --journal",
+        path.display()
+    )]
+    NotOurs { path: PathBuf },
+    #[error("could not make the work directory `{}`", path.display())]
+    WorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a unit's image was built from. Equal keys mean equal images.
@@ -133,8 +203,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the journal in `dir` (created when missing). With `restart`, an existing journal
-    /// is discarded.
+    /// Opens the journal in `dir` (created when missing). With `restart`, the steps an
+    /// existing journal recorded are discarded; a write-back to the zoo it holds is kept (the
+    /// local index already has those entries: no later run would find them to write, and the
+    /// zoo commit must not move before they are in the zoo).
     pub fn open(dir: &Path, restart: bool) -> Result<Self, JournalError> {
         std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateDir {
             path: dir.to_path_buf(),
@@ -144,9 +216,7 @@ impl Journal {
         let mut units = BTreeMap::new();
         let mut pending_write_back = None;
         if restart {
-            if path.exists() {
-                log::info!("--restart: discarding the journal `{}`", path.display());
-            }
+            pending_write_back = Self::pending_of_discarded(&path)?;
         } else {
             match std::fs::read(&path) {
                 Ok(bytes) => {
@@ -195,6 +265,53 @@ impl Journal {
         };
         journal.save()?;
         Ok(journal)
+    }
+
+    /// The write-back to the zoo held by the journal at `path`, which `--restart` discards
+    /// otherwise. Read whatever the file's version (only that field); a file that cannot be
+    /// parsed is discarded whole, with a warning.
+    fn pending_of_discarded(path: &Path) -> Result<Option<super::IndexChanges>, JournalError> {
+        #[derive(Deserialize)]
+        struct Pending {
+            #[serde(default)]
+            pending_write_back: Option<super::IndexChanges>,
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        match serde_json::from_slice::<Pending>(&bytes) {
+            Ok(Pending {
+                pending_write_back: Some(pending),
+            }) => {
+                log::info!(
+                    "--restart: discarding the steps recorded in `{}`; the write-back to the zoo \
+                     it holds (which did not succeed) is kept and done by this run",
+                    path.display()
+                );
+                Ok(Some(pending))
+            }
+            Ok(Pending {
+                pending_write_back: None,
+            }) => {
+                log::info!("--restart: discarding the journal `{}`", path.display());
+                Ok(None)
+            }
+            Err(e) => {
+                log::warn!(
+                    "--restart: discarding the journal `{}`, which is not valid ({e}); a \
+                     write-back to the zoo it may have held is lost",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Where the journal lives.
@@ -360,12 +477,78 @@ mod tests {
     }
 
     #[test]
+    fn restart_discards_the_steps_but_keeps_a_pending_write_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), false).unwrap();
+        j.record(&key("A", "c1"), |r| r.draft = Some(42)).unwrap();
+        let mut changes = crate::sync::IndexChanges::default();
+        changes
+            .model_to_docker
+            .push(("A".into(), Some("kipoi/kipoi-docker:a".into())));
+        j.set_pending_write_back(Some(changes.clone())).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path(), true).unwrap();
+        assert_eq!(j.get(&key("A", "c1")), UnitRecord::default());
+        assert_eq!(j.pending_write_back(), Some(changes.clone()));
+        drop(j);
+        // Durable: a run killed after the restart still has it.
+        let j = Journal::open(dir.path(), false).unwrap();
+        assert_eq!(j.pending_write_back(), Some(changes));
+        // Not emptied by a finish-if-empty: it still has work to do.
+        j.finish_if_empty().unwrap();
+        assert!(dir.path().join(JOURNAL_FILE).exists());
+    }
+
+    #[test]
     fn a_corrupt_journal_is_reported_not_ignored() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(JOURNAL_FILE), b"{not json").unwrap();
         let e = Journal::open(dir.path(), false).unwrap_err();
         assert!(e.to_string().contains("--restart"), "{e}");
         assert!(Journal::open(dir.path(), true).is_ok());
+    }
+
+    #[test]
+    fn a_work_dir_is_made_marked_or_reused_and_never_one_of_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let sif = dir.path().join(".kipoi-sync/sif");
+        prepare_workdir(&sif).unwrap();
+        assert!(is_workdir(&sif));
+        std::fs::write(sif.join("x.sif"), b"ours").unwrap();
+        // An earlier run's, resumed: kept as it is.
+        prepare_workdir(&sif).unwrap();
+        assert_eq!(std::fs::read(sif.join("x.sif")).unwrap(), b"ours");
+        // Only the directory itself is left: no temporary one beside it.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(".kipoi-sync"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["sif".to_owned()]);
+        // The user's directory (or file) of that name: refused, untouched.
+        for users in ["users-dir", "users-file"] {
+            let path = dir.path().join(users).join("sif");
+            if users == "users-dir" {
+                std::fs::create_dir_all(&path).unwrap();
+                std::fs::write(path.join("x.sif"), b"the user's").unwrap();
+            } else {
+                std::fs::create_dir_all(dir.path().join(users)).unwrap();
+                std::fs::write(&path, b"the user's").unwrap();
+            }
+            let e = prepare_workdir(&path).unwrap_err();
+            assert!(matches!(e, JournalError::NotOurs { .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("--journal"), "{text}");
+            assert!(!path.join(WORKDIR_MARKER).exists());
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join("users-dir/sif/x.sif")).unwrap(),
+            b"the user's"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("users-file/sif")).unwrap(),
+            b"the user's"
+        );
     }
 
     #[test]

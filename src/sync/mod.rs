@@ -63,7 +63,8 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Where the journal lives (`.kipoi-sync/`).
     pub journal_dir: PathBuf,
-    /// Discard the journal first.
+    /// Discard the journal's recorded steps first (a pending write-back to the zoo is kept:
+    /// this run does it).
     pub restart: bool,
 }
 
@@ -103,6 +104,9 @@ pub enum SyncError {
     #[error(transparent)]
     Recipe(#[from] crate::recipes::RecipeError),
 }
+
+/// The directory inside the journal's where a sync or release builds its SIFs.
+pub const SIF_WORKDIR: &str = "sif";
 
 /// A sync as the CLI and Python call it: every field optional, defaults from the
 /// environment ([`crate::config`]).
@@ -185,7 +189,9 @@ impl SyncArgs {
                 .dockerfiles_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("dockerfiles")),
-            work_dir: crate::config::sif_folder(None, &opts.journal_dir.join("sif")),
+            // The journal's own directory: never `SINGULARITY_PULL_FOLDER` (the user's
+            // downloaded SIFs, which a build of the same name would replace, then remove).
+            work_dir: opts.journal_dir.join(SIF_WORKDIR),
             test_zoo,
             test_concurrency: opts.concurrency,
             test_timeout: self.test_timeout,
@@ -222,7 +228,14 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
         return Err(SyncError::MissingSecrets(missing));
     }
     if plan.actions.is_empty() {
-        return nothing_to_do(&opts, &plan);
+        let write_back = engine_steps::ZooWriteBack {
+            zoo: Arc::clone(&zoo),
+        };
+        return nothing_to_do(&opts, &plan, &index, |changes| {
+            let (write_back, index) = (&write_back, &index);
+            async move { engine_steps::WriteBack::write(write_back, &changes, index).await }
+        })
+        .await;
     }
     let test_zoo = match (&*zoo, &args.test_zoo) {
         (_, Some(dir)) => Some(dir.clone()),
@@ -449,16 +462,20 @@ where
 
 /// The zoo at `commit` as a directory model tests read (`<journal>/zoo-<commit>`): exported
 /// once into a temporary directory and renamed into place, so an interrupted export is never
-/// taken for a complete one; marked for [`journal::Journal::finish`] to remove.
+/// taken for a complete one; marked for [`journal::Journal::finish`] to remove. A
+/// `zoo-<commit>` there without the marker (not made by a run of this tool) is refused,
+/// never removed.
 async fn export_test_zoo(
     local: &crate::zoo::LocalZoo,
     commit: &str,
     journal_dir: &std::path::Path,
 ) -> Result<PathBuf, SyncError> {
     let dir = journal_dir.join(format!("zoo-{}", short(commit)));
-    if dir.join(journal::WORKDIR_MARKER).is_file() {
+    if journal::is_workdir(&dir) {
         return Ok(dir);
     }
+    // Something there this run did not make (no marker): refused, never removed.
+    journal::refuse_unless_ours(&dir)?;
     let setup = |e: std::io::Error, what: &std::path::Path| {
         SyncError::Setup(StepError::new(format!(
             "could not prepare the zoo export `{}`: {e}",
@@ -470,10 +487,9 @@ async fn export_test_zoo(
         short(commit),
         std::process::id()
     ));
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).map_err(|e| setup(e, stale))?;
-        }
+    // Named after this process: one left there is of a run of ours that died (its id reused).
+    if partial.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(&partial).map_err(|e| setup(e, &partial))?;
     }
     std::fs::create_dir_all(journal_dir).map_err(|e| setup(e, journal_dir))?;
     local.export(commit, &partial).await?;
@@ -489,8 +505,20 @@ fn completes_the_work(failed: usize, only: &[String], push: bool) -> bool {
 }
 
 /// The report of a sync with nothing to build, test or remove: the hash moves to the zoo's
-/// head (nothing to wait for), unless only part of the plan was asked for.
-fn nothing_to_do(opts: &SyncOptions, plan: &Plan) -> Result<SyncReport, SyncError> {
+/// head (nothing to wait for), unless only part of the plan was asked for. A write-back to
+/// the zoo an earlier run left in the journal is done first (with `write`), and the hash
+/// moves only once it succeeded: its entries are already in the local index, so no plan
+/// brings them back (a removed group's keys leave the plan empty).
+async fn nothing_to_do<F, Fut>(
+    opts: &SyncOptions,
+    plan: &Plan,
+    index: &Index,
+    write: F,
+) -> Result<SyncReport, SyncError>
+where
+    F: FnOnce(IndexChanges) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, StepError>>,
+{
     let mut report = SyncReport {
         zoo: plan.zoo.clone(),
         from: plan.from.clone(),
@@ -502,6 +530,18 @@ fn nothing_to_do(opts: &SyncOptions, plan: &Plan) -> Result<SyncReport, SyncErro
         hash_note: None,
         journal: None,
     };
+    if opts.push && opts.journal_dir.join(journal::JOURNAL_FILE).is_file() {
+        let journal = journal::Journal::open(&opts.journal_dir, opts.restart)?;
+        (_, report.write_back) = save_and_write_back(
+            &journal,
+            &IndexChanges::default(),
+            index,
+            &opts.container_info,
+            write,
+        )
+        .await?;
+        journal.finish_if_empty()?;
+    }
     if plan.from == plan.to {
         report.hash_note = Some("already at the zoo's head".into());
     } else if opts.only.is_empty() && opts.push {

@@ -998,3 +998,280 @@ async fn a_failed_write_back_is_done_by_the_next_run() {
     assert!(report.hash_moved);
     assert_eq!(load(&s), after_first);
 }
+
+#[tokio::test]
+async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let after_first = load(&s);
+    assert_ne!(after_first, index(), "the local index has the new entries");
+
+    // --restart, and the zoo is still unreachable: the write-back is attempted again (the
+    // local index has nothing new for it), and the hash stays.
+    let restart = SyncOptions {
+        restart: true,
+        ..s.opts.clone()
+    };
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&restart, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(
+        !fake.fail_write_back.load(Ordering::SeqCst),
+        "the write-back was attempted"
+    );
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    assert!(fake.writebacks.lock().unwrap().is_empty());
+
+    // --restart again, the zoo answers: the entries reach the zoo, then the hash moves.
+    let report = execute(&restart, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(written[0]
+        .model_to_singularity
+        .iter()
+        .any(|(k, e)| k == "Own" && e.is_some()));
+    assert!(report.hash_moved);
+    assert_eq!(hash(&s), "b".repeat(40));
+    assert_eq!(load(&s), after_first);
+    assert!(!s.opts.journal_dir.join("journal.json").exists());
+}
+
+#[tokio::test]
+async fn an_empty_plan_does_a_pending_write_back_before_the_hash_moves() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    // A removed group whose write-back fails: the next plan is empty (its keys are no
+    // longer in the local index), yet the zoo still lists them.
+    let p = plan(vec![action(
+        ActionKind::RemoveGroup,
+        "Other",
+        Some("kipoi/kipoi-docker:other"),
+        &["Other"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(load(&s).image_for_model("Other").is_none());
+
+    let empty = plan(Vec::new());
+    let idx = load(&s);
+    let write = |changes: IndexChanges| {
+        let (fake, idx) = (&fake, &idx);
+        async move { fake.write_back(&changes, idx).await }
+    };
+    // The zoo still unreachable: attempted again, and the hash stays.
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = super::nothing_to_do(&s.opts, &empty, &idx, write)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    assert!(!fake.fail_write_back.load(Ordering::SeqCst), "attempted");
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+    // Even after --restart.
+    let restart = SyncOptions {
+        restart: true,
+        ..s.opts.clone()
+    };
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    assert!(super::nothing_to_do(&restart, &empty, &idx, write)
+        .await
+        .is_err());
+    assert_eq!(hash(&s), "a".repeat(40), "the hash does not move");
+
+    // The zoo answers: the removal reaches it, then the hash moves.
+    let report = super::nothing_to_do(&s.opts, &empty, &idx, write)
+        .await
+        .unwrap();
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert_eq!(written[0].model_to_docker, vec![("Other".into(), None)]);
+    assert!(report.hash_moved);
+    assert_eq!(hash(&s), "b".repeat(40));
+    assert!(
+        !s.opts.journal_dir.exists(),
+        "nothing left to do: journal gone"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_release_does_the_write_back_its_journal_kept() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let opts = release_opts(&s, &[], None);
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let err = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let opts = super::release::ReleaseOptions {
+        restart: true,
+        ..release_opts(&s, &[], None)
+    };
+    let levels = super::release::plan_release(release_items(), &opts.only).unwrap();
+    let report = super::release::run(&opts, levels, load(&s), &"a".repeat(40), &fake)
+        .await
+        .unwrap();
+    assert!(!report.index_written, "nothing new for the local index");
+    let written = fake.writebacks.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:#?}");
+    assert!(written[0]
+        .model_to_singularity
+        .iter()
+        .any(|(k, e)| k == "Own" && e.is_some()));
+}
+
+// ------------------------------------------------------------------------ work directories
+
+/// Run in a child process of this test binary with `SINGULARITY_PULL_FOLDER` set (the
+/// environment is the process's, and other tests run beside this one): a sync and a release
+/// build their SIFs in their journal's `sif/`, never in the folder of the user's downloaded
+/// SIFs.
+#[test]
+fn sifs_are_built_in_the_journal_never_in_the_pull_folder() {
+    const CHILD: &str = "KIPOI_CONTAINERS_TEST_PULL_FOLDER";
+    if let Some(pull) = std::env::var_os(CHILD) {
+        assert_eq!(
+            std::env::var_os("SINGULARITY_PULL_FOLDER"),
+            Some(pull.clone())
+        );
+        for journal in [".kipoi-sync", super::DEFAULT_RELEASE_JOURNAL, "/j/x"] {
+            let args = super::SyncArgs {
+                journal: Some(PathBuf::from(journal)),
+                ..super::SyncArgs::default()
+            };
+            let settings = args.engine_settings(&args.options(), None);
+            assert_eq!(settings.work_dir, Path::new(journal).join("sif"));
+        }
+        // The default journal too.
+        let args = super::SyncArgs::default();
+        let settings = args.engine_settings(&args.options(), None);
+        assert_eq!(
+            settings.work_dir,
+            Path::new(crate::config::DEFAULT_JOURNAL).join("sif")
+        );
+        // Downloads still go there (upstream's meaning).
+        assert_eq!(
+            crate::config::sif_folder(None, Path::new(".")),
+            PathBuf::from(&pull)
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pull = dir.path().join("pull");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sync::tests::sifs_are_built_in_the_journal_never_in_the_pull_folder",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("SINGULARITY_PULL_FOLDER", &pull)
+        .env(CHILD, &pull)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the test: {text}");
+}
+
+/// A local zoo with one commit; returns it and the commit.
+async fn git_zoo(dir: &Path) -> (crate::zoo::LocalZoo, String) {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    std::fs::create_dir_all(dir.join("Own/x")).unwrap();
+    std::fs::write(dir.join("Own/x/model.yaml"), "type: keras\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "zoo"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    (crate::zoo::LocalZoo::open(dir).await.unwrap(), sha)
+}
+
+#[tokio::test]
+async fn a_zoo_folder_the_run_did_not_make_is_refused_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zoo, sha) = git_zoo(&dir.path().join("zoo")).await;
+    let journal = dir.path().join(".kipoi-sync");
+    // The user's folder of the same name: not ours (no marker).
+    let users = journal.join(format!("zoo-{}", &sha[..12]));
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("notes.txt"), b"the user's").unwrap();
+    let err = super::export_test_zoo(&zoo, &sha, &journal)
+        .await
+        .unwrap_err();
+    let text = crate::errchain::chain(&err);
+    assert!(
+        matches!(
+            err,
+            super::SyncError::Journal(super::journal::JournalError::NotOurs { .. })
+        ),
+        "{text}"
+    );
+    assert!(text.contains(&users.display().to_string()), "{text}");
+    assert!(
+        text.contains("move it away") && text.contains("--journal"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(users.join("notes.txt")).unwrap(),
+        b"the user's",
+        "kept as it was"
+    );
+    assert!(!users.join("Own").exists(), "nothing exported into it");
+
+    // Moved away: the export is made (a stale partial of ours is replaced), and reused.
+    std::fs::rename(&users, dir.path().join("moved")).unwrap();
+    let stale = journal.join(format!(
+        ".zoo-{}.partial-{}",
+        &sha[..12],
+        std::process::id()
+    ));
+    std::fs::create_dir_all(stale.join("half")).unwrap();
+    let made = super::export_test_zoo(&zoo, &sha, &journal).await.unwrap();
+    assert_eq!(made, users);
+    assert!(made.join("Own/x/model.yaml").is_file());
+    assert!(super::journal::is_workdir(&made));
+    assert!(!stale.exists());
+    std::fs::write(made.join("Own/x/extra"), b"kept").unwrap();
+    let again = super::export_test_zoo(&zoo, &sha, &journal).await.unwrap();
+    assert_eq!(again, made);
+    assert!(again.join("Own/x/extra").exists(), "the export is reused");
+}
