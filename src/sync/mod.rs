@@ -414,6 +414,7 @@ pub async fn merge_results(
         &index_changes,
         &updated,
         &opts.container_info,
+        true,
         |changes| {
             let (write_back, updated) = (&write_back, &updated);
             async move { engine_steps::WriteBack::write(write_back, &changes, updated).await }
@@ -428,19 +429,28 @@ pub async fn merge_results(
 /// copies back with `write`. The changes to write (with any write-back an earlier run left
 /// pending) are recorded in the journal before the index is saved and cleared once `write`
 /// succeeded, so a failed or interrupted write-back is done by the next run even though the
-/// local index then has nothing new. Returns whether the index was written, and what
-/// `write` did.
+/// local index then has nothing new. Without `push` (`--no-push`: nothing leaves this
+/// machine) the zoo is not written, and a pending write-back stays pending for a run that
+/// pushes. Returns whether the index was written, and what `write` did.
 async fn save_and_write_back<F, Fut>(
     journal: &journal::Journal,
     changes: &IndexChanges,
     updated: &Index,
     container_info: &std::path::Path,
+    push: bool,
     write: F,
 ) -> Result<(bool, Option<String>), SyncError>
 where
     F: FnOnce(IndexChanges) -> Fut,
     Fut: std::future::Future<Output = Result<Option<String>, StepError>>,
 {
+    if !push {
+        let index_written = !changes.is_empty();
+        if index_written {
+            updated.save(container_info)?;
+        }
+        return Ok((index_written, None));
+    }
     let to_write = match journal.pending_write_back() {
         Some(pending) => pending.then(changes.clone()),
         None => changes.clone(),
@@ -537,6 +547,7 @@ where
             &IndexChanges::default(),
             index,
             &opts.container_info,
+            true,
             write,
         )
         .await?;
@@ -735,6 +746,7 @@ pub async fn execute<S: Steps>(
         &index_changes,
         &updated,
         &opts.container_info,
+        opts.push,
         |changes| {
             let updated = &updated;
             async move { steps.write_back(&changes, updated).await }

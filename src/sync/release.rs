@@ -318,6 +318,7 @@ pub async fn run<S: Steps>(
             &index_changes,
             &updated,
             &opts.container_info,
+            opts.push,
             |changes| {
                 let updated = &updated;
                 async move { steps.write_back(&changes, updated).await }

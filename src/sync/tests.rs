@@ -1052,6 +1052,47 @@ async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
 }
 
 #[tokio::test]
+async fn a_no_push_run_leaves_a_pending_write_back_for_a_run_that_pushes() {
+    let s = setup();
+    let fake = Fake::new(s.dir.path());
+    let p = plan(vec![action(
+        ActionKind::UpdateImage,
+        "Own",
+        Some("kipoi/kipoi-docker:own"),
+        &["Own/x", "Own/y"],
+    )]);
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+
+    // --no-push promises that nothing leaves the machine: not even the pending write-back.
+    fake.fail_write_back.store(true, Ordering::SeqCst);
+    let no_push = SyncOptions {
+        push: false,
+        ..s.opts.clone()
+    };
+    let report = execute(&no_push, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert!(
+        fake.fail_write_back.load(Ordering::SeqCst),
+        "--no-push attempted the zoo write-back"
+    );
+    assert!(report.write_back.is_none() && !report.hash_moved);
+    assert_eq!(hash(&s), "a".repeat(40));
+
+    // The next run that pushes still does it, then moves the hash.
+    fake.fail_write_back.store(false, Ordering::SeqCst);
+    let report = execute(&s.opts, &p, &tree(), load(&s), &fake)
+        .await
+        .unwrap();
+    assert_eq!(fake.writebacks.lock().unwrap().len(), 1);
+    assert!(report.hash_moved);
+}
+
+#[tokio::test]
 async fn an_empty_plan_does_a_pending_write_back_before_the_hash_moves() {
     let s = setup();
     let fake = Fake::new(s.dir.path());
