@@ -109,8 +109,9 @@ pub enum SyncError {
 pub const SIF_WORKDIR: &str = "sif";
 
 /// A sync as the CLI and Python call it: every field optional, defaults from the
-/// environment ([`crate::config`]).
-#[derive(Debug, Clone, Default)]
+/// environment ([`crate::config`]). No `Debug` on purpose: the URLs and the zoo are the
+/// user's text and may carry a credential; log them through [`crate::redact::RedactedUrl`].
+#[derive(Clone, Default)]
 pub struct SyncArgs {
     pub zoo: Option<String>,
     pub from: Option<String>,
@@ -265,7 +266,7 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
 
 /// A release as the CLI and Python call it: the sync's arguments (`only` names images) and
 /// where a shard writes its results.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ReleaseArgs {
     pub sync: SyncArgs,
     /// Write the results to this file instead of the index (one shard of a release; see
