@@ -117,17 +117,25 @@ pub fn md5_file(path: &Path) -> Result<(String, u64), TransferError> {
         path: path.to_path_buf(),
         source,
     })?;
+    md5_read(&mut file).map_err(|source| TransferError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// md5 (lower-case hex) and length of everything `reader` gives until its end: the one
+/// hashing loop for files read whole (a SIF just written, a file to check).
+pub fn md5_read(reader: &mut impl std::io::Read) -> std::io::Result<(String, u64)> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; CHUNK_SIZE];
     let mut total = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(|source| TransferError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         hasher.update(&buf[..n]);
         total += n as u64;
     }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -145,18 +145,8 @@ fn check(cancel: Option<&AtomicBool>, image: &str) -> Result<(), SifError> {
 fn md5_of(file: &mut File, path: &Path) -> Result<String, SifError> {
     file.seek(SeekFrom::Start(0))
         .map_err(SifError::io(path, "read back"))?;
-    let mut h = md5::Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(SifError::io(path, "read back"))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let (md5, _) = crate::transfer::md5_read(file).map_err(SifError::io(path, "read back"))?;
+    Ok(md5)
 }
 
 /// Converts the `docker save` archive at `archive` into the SIF `out`.
