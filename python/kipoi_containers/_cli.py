@@ -112,6 +112,10 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 
 
+#: The options of a run that builds and publishes (the sync's and the release's), in order.
+RUN_OPTIONS = ("no_push", "concurrency", "journal", "restart", "test_zoo", "dry_run", "json", "verbose")
+
+
 def add_options(parser: argparse.ArgumentParser, *names: str, **helps: str) -> None:
     """Add the shared options ``names`` (keys of the table above, in that order); a keyword
     ``name="text"`` replaces that option's help text."""

@@ -83,14 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cli.add_options(
         parser,
-        "no_push",
-        "concurrency",
-        "journal",
-        "restart",
-        "test_zoo",
-        "dry_run",
-        "json",
-        "verbose",
+        *_cli.RUN_OPTIONS,
         concurrency="images of one level, and model tests, run at once",
         journal="where completed steps are recorded (default: ./.kipoi-release)",
         test_zoo="zoo checkout model tests run against (default: see --zoo)",

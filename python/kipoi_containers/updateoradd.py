@@ -108,14 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cli.add_options(
         parser,
-        "no_push",
-        "concurrency",
-        "journal",
-        "restart",
-        "test_zoo",
-        "dry_run",
-        "json",
-        "verbose",
+        *_cli.RUN_OPTIONS,
         journal="where completed steps are recorded for a re-run (default: ./.kipoi-sync)",
         dry_run="print the plan (what changed and what a sync would do) and touch nothing",
     )
