@@ -124,16 +124,25 @@ def test_sync_runs_updateoradd_and_writes_the_job_summary() -> None:
 
 
 def test_secrets_and_settings_reach_the_documented_variables() -> None:
-    for name, secrets in (("sync.yml", SECRETS), ("release-level.yml", [s for s in SECRETS if s != "GITHUB_PAT"])):
-        jobs = workflow(name)["jobs"]
-        env = next(job["env"] for job in jobs.values() if "env" in job)
+    for name, job_name, command, secrets in (
+        ("sync.yml", "sync", "python -m kipoi_containers.updateoradd", SECRETS),
+        ("release-level.yml", "image", "python -m kipoi_containers release", [s for s in SECRETS if s != "GITHUB_PAT"]),
+    ):
+        job = workflow(name)["jobs"][job_name]
+        assert job["env"]["KIPOI_DOCKER_REPO"].startswith("${{ vars.KIPOI_DOCKER_REPO"), name
+        # Secrets reach only the step that needs them: not the job (checkout, set-up and
+        # third-party actions never see them), not another step.
+        assert not any(secret in job["env"] for secret in SECRETS), name
+        (step,) = [s for s in job["steps"] if command in s.get("run", "")]
         for secret in secrets:
-            assert env[secret] == f"${{{{ secrets.{secret} }}}}", (name, secret)
-        assert env["KIPOI_DOCKER_REPO"].startswith("${{ vars.KIPOI_DOCKER_REPO"), name
+            assert step["env"][secret] == f"${{{{ secrets.{secret} }}}}", (name, secret)
+        for other in job["steps"]:
+            if other is not step:
+                assert not set(other.get("env", {})) & set(SECRETS), (name, other.get("name"))
     # A release shard writes a fragment, never to the zoo: no GitHub token. The merge job,
     # which writes the index back to the zoo, has it, and the zoo to write to.
-    shard = next(job["env"] for job in workflow("release-level.yml")["jobs"].values() if "env" in job)
-    assert "GITHUB_PAT" not in shard
+    shard = workflow("release-level.yml")["jobs"]["image"]
+    assert "GITHUB_PAT" not in str(shard)
     merge = workflow("release.yml")["jobs"]["merge"]["steps"]
     step = next(s for s in merge if "merge-results" in s.get("run", ""))
     assert step["env"]["GITHUB_PAT"] == "${{ secrets.GITHUB_PAT }}"
