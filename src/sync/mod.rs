@@ -502,9 +502,11 @@ async fn export_test_zoo(
     if partial.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(&partial).map_err(|e| setup(e, &partial))?;
     }
-    std::fs::create_dir_all(journal_dir).map_err(|e| setup(e, journal_dir))?;
-    local.export(commit, &partial).await?;
+    // Marked before the export: one left half-made by a run that died is ours, and goes with
+    // the journal's `finish`; only the rename makes `dir`, so `dir` is never half-made.
+    std::fs::create_dir_all(&partial).map_err(|e| setup(e, &partial))?;
     journal::mark_workdir(&partial).map_err(|e| setup(e, &partial))?;
+    local.export(commit, &partial).await?;
     std::fs::rename(&partial, &dir).map_err(|e| setup(e, &dir))?;
     Ok(dir)
 }

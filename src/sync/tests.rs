@@ -1267,6 +1267,34 @@ async fn git_zoo(dir: &Path) -> (crate::zoo::LocalZoo, String) {
 }
 
 #[tokio::test]
+async fn a_zoo_export_that_dies_half_way_is_left_marked_and_goes_with_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zoo, sha) = git_zoo(&dir.path().join("zoo")).await;
+    let journal_dir = dir.path().join(".kipoi-sync");
+    let journal = super::journal::Journal::open(&journal_dir, false).unwrap();
+    // An export that fails after it started (an unknown commit): no `zoo-<commit>` is made,
+    // and what it left is marked as ours.
+    let missing = "f".repeat(40);
+    super::export_test_zoo(&zoo, &missing, &journal_dir)
+        .await
+        .unwrap_err();
+    assert!(!journal_dir.join(format!("zoo-{}", &missing[..12])).exists());
+    let left: Vec<PathBuf> = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(super::journal::is_workdir(&left[0]), "{left:?}");
+    // A completed run removes it with the journal.
+    let made = super::export_test_zoo(&zoo, &sha, &journal_dir)
+        .await
+        .unwrap();
+    journal.finish().unwrap();
+    assert!(!left[0].exists() && !made.exists());
+}
+
+#[tokio::test]
 async fn a_zoo_folder_the_run_did_not_make_is_refused_not_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (zoo, sha) = git_zoo(&dir.path().join("zoo")).await;
