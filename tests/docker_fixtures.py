@@ -20,10 +20,15 @@ under CI a missing piece fails the test naming it, elsewhere the test is skipped
 
 :func:`kipoi_test_command` is the one offline ``docker run ... kipoi test`` invocation (zoo
 mounted read-only, no network), shared by these tests and meant to be mirrored by the engine.
+
+:func:`sleepy_zoo`, :func:`model_test_containers`, :func:`cancel_once_its_container_exists` and
+:func:`wait_until_removed` let a cancellation test cancel only once its own container exists
+(found by the engine's labels and the zoo it mounts) and then see that container go.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -32,7 +37,8 @@ import shutil
 import socket
 import string
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +66,8 @@ BROKEN_MODEL = "TinyBroken"
 BROKEN_MESSAGE = "TinyBroken: deliberately broken model"
 #: where the zoo is mounted inside the container
 ZOO_MOUNT = "/kipoi-zoo"
+#: the labels of every container the engine runs for a model test (src/docker/test.rs)
+MODEL_TEST_LABELS = ("org.kipoi-containers.run-by=kipoi_containers", "org.kipoi-containers.purpose=model-test")
 
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "Zoo Tester",
@@ -146,6 +154,87 @@ def _run_script(args: Sequence[str], env: dict[str, str] | None = None, timeout:
     if not lines:
         pytest.fail(f"{' '.join(map(str, args))} printed nothing on stdout:\n{out.stderr[-4000:]}", pytrace=False)
     return lines[-1]
+
+
+def sleepy_zoo(path: Path) -> Path:
+    """A zoo at ``path`` with one model, ``TinySleepy`` (TinyLinear whose prediction sleeps for
+    ten minutes): its test container runs until it is stopped."""
+    group = path / "TinySleepy"
+    group.mkdir(parents=True)
+    src = ZOO_DATA / "TinyLinear"
+    for name in ("dataloader.py", "dataloader.yaml", "model.yaml"):
+        (group / name).write_text((src / name).read_text())
+    model = (src / "model.py").read_text()
+    hook = "    def predict_on_batch(self, x):\n"
+    assert hook in model, "tests/data/zoo/TinyLinear/model.py changed: update sleepy_zoo"
+    (group / "model.py").write_text(model.replace(hook, hook + "        import time\n        time.sleep(600)\n"))
+    return path
+
+
+def model_test_containers(zoo: os.PathLike) -> list[str]:
+    """Ids of the containers, running or not, that carry the engine's model-test labels and
+    mount ``zoo``: one test's own, whatever else runs on the same Docker Engine."""
+    filters = [arg for label in MODEL_TEST_LABELS for arg in ("--filter", f"label={label}")]
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", *filters], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if not listed:
+        return []
+    # One may be removed between the two calls: inspect then exits 1 and reports the others.
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Id}} {{json .Mounts}}", *listed], capture_output=True, text=True
+    ).stdout
+    source = os.fspath(Path(zoo).resolve())
+    found = []
+    for line in inspected.splitlines():
+        cid, _, mounts = line.partition(" ")
+        if mounts and any(m.get("Source") == source for m in json.loads(mounts) or []):
+            found.append(cid)
+    return found
+
+
+async def cancel_once_its_container_exists(
+    start: Callable[[], Awaitable], zoo: os.PathLike, timeout: float = 120
+) -> list[str]:
+    """Runs the model test ``start()`` (of a model of ``zoo``) as a task, waits until a
+    container of it exists (fails when none appears within ``timeout`` or the test ends
+    first), cancels the task and returns the containers seen."""
+    task = asyncio.ensure_future(start())
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = await asyncio.to_thread(model_test_containers, zoo)
+            if seen:
+                break
+            if task.done():
+                outcome = task.exception() or task.result()
+                raise AssertionError(f"the test ended before any container of it was seen: {outcome!r}")
+            assert time.monotonic() < deadline, f"no model-test container mounting {zoo} appeared within {timeout:g} s"
+            await asyncio.sleep(0.05)
+        assert not task.done(), "the test ended before it could be cancelled"
+    finally:
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the cancelled test returned a result")
+    return seen
+
+
+def wait_until_removed(containers: Sequence[str], zoo: os.PathLike, timeout: float = 20) -> None:
+    """Fails unless ``containers`` and every other model-test container mounting ``zoo`` are
+    gone within ``timeout`` (their removal may run in the background)."""
+    assert containers, "no container to wait for: the test would hold trivially"
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [c for c in containers if subprocess.run(["docker", "inspect", c], capture_output=True).returncode == 0]
+        left += [c for c in model_test_containers(zoo) if c not in left]
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"test container(s) {left} still exist {timeout:g} s after the cancel"
+        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,10 +34,15 @@ from kipoi_containers import _engine, helper
 from kipoi_containers.errors import GitHubError, IndexFormatError, ZenodoError, ZooError
 
 from .conftest import CONTAINER_INFO, REPO
-from .docker_fixtures import TinyZoo
+from .docker_fixtures import (
+    TinyZoo,
+    cancel_once_its_container_exists,
+    model_test_containers,
+    sleepy_zoo,
+    wait_until_removed,
+)
 
 TEMPLATES = REPO / "tests" / "data" / "dockerfiles"
-RUN_BY = "org.kipoi-containers.run-by=kipoi_containers"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -149,37 +154,8 @@ def test_ctrl_c_stops_a_plan_against_a_stalled_github_server(stall: StallServer,
     assert result["signal_to_exit"] < 1.5, result
 
 
-def _sleepy_zoo(tmp_path: Path) -> Path:
-    """A zoo with one model whose prediction sleeps for minutes."""
-    zoo = tmp_path / "zoo"
-    src = REPO / "tests" / "data" / "zoo" / "TinyLinear"
-    group = zoo / "TinySleepy"
-    group.mkdir(parents=True)
-    for name in ("dataloader.py", "dataloader.yaml", "model.yaml"):
-        (group / name).write_text((src / name).read_text())
-    (group / "model.py").write_text(
-        (src / "model.py")
-        .read_text()
-        .replace(
-            "    def predict_on_batch(self, x):\n",
-            "    def predict_on_batch(self, x):\n        import time\n        time.sleep(600)\n",
-        )
-    )
-    return zoo
-
-
-def _containers_running(model: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--no-trunc", "--filter", f"label={RUN_BY}", "--format", "{{.ID}} {{.Command}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [line.split()[0] for line in out.splitlines() if model in line]
-
-
 def test_ctrl_c_during_a_model_test_removes_its_container(base_image: str, tmp_path: Path) -> None:
-    zoo = _sleepy_zoo(tmp_path)
+    zoo = sleepy_zoo(tmp_path / "zoo")
     script = textwrap.dedent(
         f"""
         import json, time
@@ -193,8 +169,8 @@ def test_ctrl_c_during_a_model_test_removes_its_container(base_image: str, tmp_p
     )
     seen: list[str] = []
 
-    def ready() -> bool:
-        seen[:] = _containers_running("TinySleepy")
+    def ready() -> bool:  # its own container (this zoo mounted), not another session's
+        seen[:] = model_test_containers(zoo)
         return bool(seen)
 
     result = run_interrupted(script, {}, ready=ready)
@@ -206,17 +182,14 @@ def test_ctrl_c_during_a_model_test_removes_its_container(base_image: str, tmp_p
 
 
 def test_cancelling_an_awaitable_removes_its_container(base_image: str, tmp_path: Path) -> None:
-    zoo = _sleepy_zoo(tmp_path)
-
-    async def main() -> None:
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(_engine.test_model_async(base_image, "TinySleepy", zoo_dir=str(zoo)), timeout=8)
-
-    asyncio.run(main())
-    deadline = time.monotonic() + 20
-    while _containers_running("TinySleepy"):
-        assert time.monotonic() < deadline, "the cancelled test's container was left behind"
-        time.sleep(0.2)
+    # Cancelled once its container exists: a cancel before that would leave none trivially.
+    zoo = sleepy_zoo(tmp_path / "zoo")
+    seen = asyncio.run(
+        cancel_once_its_container_exists(
+            lambda: _engine.test_model_async(base_image, "TinySleepy", zoo_dir=str(zoo)), zoo
+        )
+    )
+    wait_until_removed(seen, zoo)
 
 
 def test_awaitables_deliver_results_and_errors(docker_engine: None) -> None:

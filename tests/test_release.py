@@ -14,18 +14,22 @@ it is re-run.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from kipoi_containers import sif
 from tests.demo_stack import DEMO_TEMPLATES, DemoZoo, make_demo_zoo, read_index
 from tests.emulators.zenodo import ZenodoEmulator
 
@@ -37,6 +41,8 @@ BASE = "kipoi/release-test:kipoi-base-env"
 OWN, SHARED = f"{K}:tinylinear", f"{K}:sharedpy3keras2tf2"
 ZERO = "0" * 32
 WRONG_PASSWORD = "wrong-pw-CanaryDoNotLeak-7f3a9c"
+#: The slim image each group's SIF is converted from (the seeded index's groups).
+SLIM_OF = {"TinyLinear": f"{OWN}-slim", "TinyMulti": f"{SHARED}-slim", "TinySub": f"{SHARED}-slim"}
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -161,13 +167,58 @@ def sides(base_image: str, registry: Registry, tmp_path_factory: pytest.TempPath
         subprocess.run(["docker", "rmi", "-f", BASE], capture_output=True)
 
 
-def sif_entries_published(side: Side, index: dict[str, dict]) -> None:
-    """Every SIF entry points at a published record holding that file with that md5."""
+def registry_image(side: Side, tag: str) -> tuple[str, dict[str, str]]:
+    """The manifest digest and the labels of ``tag`` in the side's registry repository, as the
+    registry's own API gives them (an image index: its linux/amd64 image's labels)."""
+    token = base64.b64encode(f"{side.registry.user}:{side.registry.password}".encode()).decode()
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str) -> tuple[dict, str]:
+        req = urllib.request.Request(f"{side.registry.url}/v2/{side.repo}/{path}")
+        req.add_header("Authorization", f"Basic {token}")
+        req.add_header("Accept", accept)
+        with opener.open(req, timeout=30) as resp:
+            return json.loads(resp.read()), resp.headers.get("Docker-Content-Digest", "")
+
+    manifest, digest = get(f"manifests/{tag}")
+    assert digest.startswith("sha256:"), (tag, digest)
+    if "manifests" in manifest:
+        [image] = [m for m in manifest["manifests"] if m.get("platform", {}).get("os") == "linux"]
+        manifest, _ = get(f"manifests/{image['digest']}")
+    config, _ = get(f"blobs/{manifest['config']['digest']}")
+    return digest, config["config"].get("Labels") or {}
+
+
+def sif_entries_published(side: Side, index: dict[str, dict], tmp: Path) -> None:
+    """Every SIF entry points at a published record of the side's Zenodo holding that file,
+    and that file is the SIF of the group's slim image as the registry holds it.
+
+    The record's checksum alone proves nothing: it is the md5 of the file the release computed
+    the index's md5 from, and a seeded entry agrees with its seeded record by construction.
+    So the file's bytes are read back from Zenodo, and what they are is compared with what the
+    registry (not the release) says about the slim image: its digest and its labels."""
     by_id = {d["id"]: d for d in side.published()}
     for key, entry in index["model-to-singularity.json"].items():
+        slim = SLIM_OF[key]
+        assert entry["name"] == "kipoi-docker_" + slim.split(":")[1], (key, entry)
         record = int(entry["url"].split("/record/")[1].split("/")[0])
+        assert record in by_id, (key, entry, sorted(by_id))
         files = {f["filename"]: f["checksum"].removeprefix("md5:") for f in by_id[record]["files"]}
         assert files == {f"{entry['name']}.sif": entry["md5"]}, (key, entry, files)
+        data = side.zenodo.file_bytes(record, f"{entry['name']}.sif")
+        assert data is not None, f"{key}: record {record} holds no bytes (a seeded placeholder, not a released SIF)"
+        assert hashlib.md5(data).hexdigest() == entry["md5"], (key, entry)
+        path = tmp / f"{key}-{record}.sif"
+        path.write_bytes(data)
+        labels = sif.inspect(path)["labels"]
+        digest, image_labels = registry_image(side, slim.split(":")[1])
+        assert labels.get("org.kipoi-containers.source-image") == slim, (key, labels)
+        assert labels.get("org.kipoi-containers.source-digest") == digest, (key, labels, digest)
+        assert image_labels and {k: labels.get(k) for k in image_labels} == image_labels, (key, labels, image_labels)
 
 
 def without_record_ids(index: dict[str, dict]) -> dict[str, dict]:
@@ -191,7 +242,7 @@ def test_dry_run_lists_the_images_level_by_level(sides: tuple[Side, Side]) -> No
     assert one.manifest_pushes() == {} and len(one.zenodo.depositions()) == 2, "nothing was touched"
 
 
-def test_a_release_rebuilds_everything_in_order_then_nothing(sides: tuple[Side, Side]) -> None:
+def test_a_release_rebuilds_everything_in_order_then_nothing(sides: tuple[Side, Side], tmp_path: Path) -> None:
     one, _ = sides
     before = read_index(one.container_info)
     result = one.release()
@@ -214,7 +265,7 @@ def test_a_release_rebuilds_everything_in_order_then_nothing(sides: tuple[Side, 
     # New versions of the two records (same concepts), nothing else.
     published = one.published()
     assert len(published) == 4, [(d["id"], d["title"]) for d in published]
-    sif_entries_published(one, after)
+    sif_entries_published(one, after, tmp_path)
     concepts = {d["id"]: d["conceptrecid"] for d in published}
     for key, record in (("TinyLinear", 101), ("TinyMulti", 201)):
         new = int(m2s[key]["url"].split("/record/")[1].split("/")[0])
@@ -236,7 +287,7 @@ def test_a_release_rebuilds_everything_in_order_then_nothing(sides: tuple[Side, 
 
 
 def test_a_sharded_release_merges_to_the_same_index_and_a_failed_shard_keeps_its_entries(
-    sides: tuple[Side, Side],
+    sides: tuple[Side, Side], tmp_path: Path
 ) -> None:
     one, sharded = sides
     original = read_index(sharded.container_info)
@@ -283,7 +334,7 @@ def test_a_sharded_release_merges_to_the_same_index_and_a_failed_shard_keeps_its
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
     index = read_index(sharded.container_info)
     assert without_record_ids(index) == without_record_ids(read_index(one.container_info))
-    sif_entries_published(sharded, index)
+    sif_entries_published(sharded, index, tmp_path)
     assert len(sharded.published()) == 4, "one new version per record: no second one for the re-run"
     on_branch = json.loads(sharded.zoo.git("show", "update-json:shared/containers/model-to-singularity.json"))
     assert {k: on_branch[k] for k in index["model-to-singularity.json"]} == index["model-to-singularity.json"]
