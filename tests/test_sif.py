@@ -371,6 +371,10 @@ def test_auto_prefers_apptainer_then_singularity_and_a_named_runner_wins(
     # ... and a runner named by the variable or the argument is the one run.
     monkeypatch.setenv("KIPOI_SIF_RUNNER", "singularity")
     assert (sif.run(fixture_sif, ["true"]).runner, len(fake_runners.calls())) == ("singularity", 1)
+    # An argument wins over the variable, "auto" too: the first available, not the variable's.
+    assert (sif.run(fixture_sif, ["true"], runner="auto").runner, len(fake_runners.calls())) == ("apptainer", 1)
+    monkeypatch.setenv("KIPOI_SIF_RUNNER", "bwrap")
+    assert (sif.run(fixture_sif, ["true"], runner="auto").runner, len(fake_runners.calls())) == ("apptainer", 1)
     monkeypatch.delenv("KIPOI_SIF_RUNNER")
     assert (sif.run(fixture_sif, ["true"], runner="singularity").exit_code, len(fake_runners.calls())) == (4, 1)
 

@@ -179,7 +179,8 @@ def _sif_parser() -> argparse.ArgumentParser:
         "--runner",
         choices=("auto", "apptainer", "singularity", "bwrap"),
         default=None,
-        help="how to run it (default: $KIPOI_SIF_RUNNER, else the first available)",
+        help="how to run it (auto: the first available of apptainer, singularity, bwrap; "
+        "default: $KIPOI_SIF_RUNNER, else auto)",
     )
 
     p = actions.add_parser(

@@ -202,7 +202,8 @@ def run(
     runner: str | None = None,
 ) -> RunResult:
     """Run ``command`` inside ``sif`` (apptainer/singularity when on PATH, else squashfuse +
-    bwrap; ``runner`` or ``$KIPOI_SIF_RUNNER`` forces one) with private ``/tmp`` and
+    bwrap; ``runner`` or ``$KIPOI_SIF_RUNNER`` forces one, and ``runner="auto"`` takes the
+    first available whatever the variable says) with private ``/tmp`` and
     ``$HOME``, ``binds`` read-only, and no network unless ``network``. Always unmounted
     afterwards, also on Ctrl-C (``KeyboardInterrupt``). A failing command is a result, not
     an error."""

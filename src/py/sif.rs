@@ -130,7 +130,7 @@ pub(crate) fn sif_verify(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 }
 
 fn runner(name: Option<&str>) -> PyResult<Option<RunnerKind>> {
-    name.filter(|n| !n.is_empty() && *n != "auto")
+    name.filter(|n| !n.is_empty())
         .map(|n| {
             RunnerKind::parse(n).ok_or_else(|| {
                 PyValueError::new_err(format!(

@@ -68,13 +68,17 @@ pub enum RunnerKind {
     Singularity,
     /// `squashfuse` + `bwrap`, no apptainer needed.
     Bwrap,
+    /// Only ever asked for (`--runner auto`): the first available of the three, whatever
+    /// [`ENV_RUNNER`] says (an argument wins over the environment). Never what ran.
+    Auto,
 }
 
 impl RunnerKind {
-    /// `apptainer`, `singularity` or `bwrap`; `None` for anything else.
+    /// `apptainer`, `singularity`, `bwrap` or `auto`; `None` for anything else.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
             "apptainer" => Some(Self::Apptainer),
             "singularity" => Some(Self::Singularity),
             "bwrap" | "bubblewrap" | "squashfuse" => Some(Self::Bwrap),
@@ -88,6 +92,7 @@ impl RunnerKind {
             Self::Apptainer => "apptainer",
             Self::Singularity => "singularity",
             Self::Bwrap => "bwrap",
+            Self::Auto => "auto",
         }
     }
 }
@@ -134,7 +139,8 @@ pub struct RunOptions {
     /// Kill the command (its whole process group) after this long.
     pub timeout: Option<Duration>,
     pub output: Output,
-    /// `None`: [`ENV_RUNNER`], else apptainer, singularity, bwrap — the first available.
+    /// `None`: [`ENV_RUNNER`], else apptainer, singularity, bwrap — the first available
+    /// (`Some(Auto)`: the first available, whatever [`ENV_RUNNER`] says).
     pub runner: Option<RunnerKind>,
 }
 
@@ -190,6 +196,7 @@ fn choose_runner(sif: &Path, wanted: Option<RunnerKind>) -> Result<Runner, SifEr
         problem,
     };
     let wanted = match wanted {
+        Some(RunnerKind::Auto) => None,
         Some(kind) => Some(kind),
         None => match std::env::var(ENV_RUNNER) {
             Ok(v) if !v.trim().is_empty() && v.trim() != "auto" => {
@@ -234,7 +241,7 @@ fn choose_runner(sif: &Path, wanted: Option<RunnerKind>) -> Result<Runner, SifEr
                 missing.join(", ")
             ))
         }),
-        None => apptainer(RunnerKind::Apptainer)
+        Some(RunnerKind::Auto) | None => apptainer(RunnerKind::Apptainer)
             .or_else(|| apptainer(RunnerKind::Singularity))
             .map_or_else(bwrap, Ok)
             .map_err(|missing| {
