@@ -959,8 +959,9 @@ async fn a_no_push_release_builds_children_from_the_parent_it_just_built() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_write_back_is_done_by_the_next_run() {
+/// A sync of one updated group whose write-back to the zoo fails: its results are in the
+/// local index, the write-back is pending in the journal, the hash has not moved.
+async fn update_whose_write_back_fails() -> (Setup, Fake, Plan) {
     let s = setup();
     let fake = Fake::new(s.dir.path());
     let p = plan(vec![action(
@@ -974,6 +975,12 @@ async fn a_failed_write_back_is_done_by_the_next_run() {
         .await
         .unwrap_err();
     assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    (s, fake, p)
+}
+
+#[tokio::test]
+async fn a_failed_write_back_is_done_by_the_next_run() {
+    let (s, fake, p) = update_whose_write_back_fails().await;
     let after_first = load(&s);
     assert_ne!(
         after_first,
@@ -1001,19 +1008,7 @@ async fn a_failed_write_back_is_done_by_the_next_run() {
 
 #[tokio::test]
 async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
-    let s = setup();
-    let fake = Fake::new(s.dir.path());
-    let p = plan(vec![action(
-        ActionKind::UpdateImage,
-        "Own",
-        Some("kipoi/kipoi-docker:own"),
-        &["Own/x", "Own/y"],
-    )]);
-    fake.fail_write_back.store(true, Ordering::SeqCst);
-    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let (s, fake, p) = update_whose_write_back_fails().await;
     let after_first = load(&s);
     assert_ne!(after_first, index(), "the local index has the new entries");
 
@@ -1053,19 +1048,7 @@ async fn restart_keeps_a_failed_write_back_and_the_hash_waits_for_it() {
 
 #[tokio::test]
 async fn a_no_push_run_leaves_a_pending_write_back_for_a_run_that_pushes() {
-    let s = setup();
-    let fake = Fake::new(s.dir.path());
-    let p = plan(vec![action(
-        ActionKind::UpdateImage,
-        "Own",
-        Some("kipoi/kipoi-docker:own"),
-        &["Own/x", "Own/y"],
-    )]);
-    fake.fail_write_back.store(true, Ordering::SeqCst);
-    let err = execute(&s.opts, &p, &tree(), load(&s), &fake)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, super::SyncError::WriteBack(_)), "{err}");
+    let (s, fake, p) = update_whose_write_back_fails().await;
 
     // --no-push promises that nothing leaves the machine: not even the pending write-back.
     fake.fail_write_back.store(true, Ordering::SeqCst);
