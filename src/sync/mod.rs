@@ -199,6 +199,41 @@ impl SyncArgs {
         }
     }
 
+    /// The real steps of a sync or a release (Docker Engine, registry, SIF, Zenodo, the
+    /// zoo's write-back). Model tests read `--test-zoo`, else a local zoo exported at
+    /// `zoo_commit`, else what [`crate::config::test_zoo`] says.
+    async fn real_steps(
+        &self,
+        opts: &SyncOptions,
+        zoo: &Arc<Zoo>,
+        zoo_commit: &str,
+        index: &Index,
+    ) -> Result<engine_steps::EngineSteps, SyncError> {
+        let test_zoo = match (&**zoo, &self.test_zoo) {
+            (_, Some(dir)) => Some(dir.clone()),
+            (Zoo::Local(local), None) => {
+                let commit = local.resolve(Some(zoo_commit)).await?;
+                Some(export_test_zoo(local, &commit, &opts.journal_dir).await?)
+            }
+            (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
+        };
+        let engine = crate::docker::Engine::connect(self.docker_host.as_deref()).await?;
+        let zenodo = crate::zenodo::ZenodoClient::new(crate::zenodo::ZenodoConfig::from_env(
+            self.zenodo_url.as_deref(),
+            None,
+        )?)?;
+        engine_steps::EngineSteps::new(
+            engine,
+            self.engine_settings(opts, test_zoo),
+            zenodo,
+            index,
+            Box::new(engine_steps::ZooWriteBack {
+                zoo: Arc::clone(zoo),
+            }),
+        )
+        .map_err(SyncError::Setup)
+    }
+
     /// Opens the zoo these arguments name.
     pub async fn open_zoo(&self) -> Result<Zoo, SyncError> {
         Ok(Zoo::open(
@@ -238,29 +273,7 @@ pub async fn run_configured(args: &SyncArgs) -> Result<SyncReport, SyncError> {
         })
         .await;
     }
-    let test_zoo = match (&*zoo, &args.test_zoo) {
-        (_, Some(dir)) => Some(dir.clone()),
-        (Zoo::Local(local), None) => {
-            Some(export_test_zoo(local, &plan.to, &opts.journal_dir).await?)
-        }
-        (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
-    };
-    let engine = crate::docker::Engine::connect(args.docker_host.as_deref()).await?;
-    let zenodo = crate::zenodo::ZenodoClient::new(crate::zenodo::ZenodoConfig::from_env(
-        args.zenodo_url.as_deref(),
-        None,
-    )?)?;
-    let settings = args.engine_settings(&opts, test_zoo);
-    let steps = engine_steps::EngineSteps::new(
-        engine,
-        settings,
-        zenodo,
-        &index,
-        Box::new(engine_steps::ZooWriteBack {
-            zoo: Arc::clone(&zoo),
-        }),
-    )
-    .map_err(SyncError::Setup)?;
+    let steps = args.real_steps(&opts, &zoo, &plan.to, &index).await?;
     execute(&opts, &plan, &tree, index, &steps).await
 }
 
@@ -312,30 +325,9 @@ pub async fn release_configured(args: &ReleaseArgs) -> Result<SyncReport, SyncEr
     }
     // The index reflects the stored zoo commit: labels name it, tests read the zoo there.
     let zoo_commit = stored_hash(&opts.hash_file)?;
-    let test_zoo = match (&*zoo, &sync_args.test_zoo) {
-        (_, Some(dir)) => Some(dir.clone()),
-        (Zoo::Local(local), None) => {
-            let commit = local.resolve(Some(&zoo_commit)).await?;
-            Some(export_test_zoo(local, &commit, &opts.journal_dir).await?)
-        }
-        (Zoo::GitHub(_), None) => crate::config::test_zoo(None),
-    };
-    let engine = crate::docker::Engine::connect(sync_args.docker_host.as_deref()).await?;
-    let zenodo = crate::zenodo::ZenodoClient::new(crate::zenodo::ZenodoConfig::from_env(
-        sync_args.zenodo_url.as_deref(),
-        None,
-    )?)?;
-    let settings = sync_args.engine_settings(&opts, test_zoo);
-    let steps = engine_steps::EngineSteps::new(
-        engine,
-        settings,
-        zenodo,
-        &index,
-        Box::new(engine_steps::ZooWriteBack {
-            zoo: Arc::clone(&zoo),
-        }),
-    )
-    .map_err(SyncError::Setup)?;
+    let steps = sync_args
+        .real_steps(&opts, &zoo, &zoo_commit, &index)
+        .await?;
     let release_opts = release::ReleaseOptions {
         only: opts.only.clone(),
         push: opts.push,
