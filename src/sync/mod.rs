@@ -751,11 +751,7 @@ pub async fn execute<S: Steps>(
     if completes_the_work(failed, &opts.only, opts.push) {
         crate::fsutil::write_atomic(&opts.hash_file, format!("{}\n", plan.to).as_bytes())?;
         report.hash_moved = true;
-        Arc::try_unwrap(journal)
-            .map_err(|_| {
-                SyncError::WriteBack(StepError::new("internal: the journal is still in use"))
-            })?
-            .finish()?;
+        finish_journal(journal)?;
     } else {
         report.hash_note = Some(if failed > 0 {
             format!("{failed} unit(s) failed")
@@ -769,6 +765,15 @@ pub async fn execute<S: Steps>(
         }
     }
     Ok(report)
+}
+
+/// Removes the journal of a run that completed its whole work (every unit is done, so no
+/// task still holds it).
+fn finish_journal(journal: Arc<journal::Journal>) -> Result<(), SyncError> {
+    Arc::try_unwrap(journal)
+        .map_err(|_| SyncError::WriteBack(StepError::new("internal: the journal is still in use")))?
+        .finish()?;
+    Ok(())
 }
 
 fn short(sha: &str) -> &str {

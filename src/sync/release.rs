@@ -327,11 +327,7 @@ pub async fn run<S: Steps>(
         .await?;
     }
     if super::completes_the_work(failed, &opts.only, opts.push) {
-        Arc::try_unwrap(journal)
-            .map_err(|_| {
-                SyncError::WriteBack(StepError::new("internal: the journal is still in use"))
-            })?
-            .finish()?;
+        super::finish_journal(journal)?;
     } else {
         report.journal = Some(journal.path().display().to_string());
     }
