@@ -98,23 +98,35 @@ impl GitHubZoo {
         base: &str,
         head: &str,
     ) -> Result<bool, ZooError> {
+        let (_, pulls) = self.pulls("closed", branch, base).await?;
+        Ok(pulls
+            .iter()
+            .any(|pr| pr.merged_at.is_some() && pr.head.sha == head))
+    }
+
+    /// The pull requests in `state` (`open`, `closed`) from `branch` to `base` (first page,
+    /// up to 100), with the step's description for errors.
+    async fn pulls(
+        &self,
+        state: &str,
+        branch: &str,
+        base: &str,
+    ) -> Result<(String, Vec<octocrab::models::pulls::PullRequest>), ZooError> {
         let step = format!(
-            "listing the closed pull requests from `{branch}` to `{base}` of {}",
+            "listing the {state} pull requests from `{branch}` to `{base}` of {}",
             self.describe()
         );
         let path = self.repo_path(&format!(
-            "/pulls?state=closed&head={}&base={}&per_page=100",
+            "/pulls?state={state}&head={}&base={}&per_page=100",
             encode_query(&format!("{}:{branch}", self.owner)),
             encode_query(base)
         ));
-        let pulls: Vec<octocrab::models::pulls::PullRequest> = self
+        let pulls = self
             .client
             .get_json(&step, &path, false)
             .await?
             .unwrap_or_default();
-        Ok(pulls
-            .iter()
-            .any(|pr| pr.merged_at.is_some() && pr.head.sha == head))
+        Ok((step, pulls))
     }
 
     /// Points `branch` at `to` if it still points at `from`; `false` when it moved
@@ -421,20 +433,7 @@ impl GitHubZoo {
     }
 
     async fn find_open_pull(&self, branch: &str, base: &str) -> Result<PullRequestInfo, ZooError> {
-        let step = format!(
-            "finding the open pull request from `{branch}` to `{base}` of {}",
-            self.describe()
-        );
-        let path = self.repo_path(&format!(
-            "/pulls?state=open&head={}&base={}",
-            encode_query(&format!("{}:{branch}", self.owner)),
-            encode_query(base)
-        ));
-        let pulls: Vec<octocrab::models::pulls::PullRequest> = self
-            .client
-            .get_json(&step, &path, false)
-            .await?
-            .unwrap_or_default();
+        let (step, pulls) = self.pulls("open", branch, base).await?;
         let pr = pulls.first().ok_or_else(|| ZooError::GitHubShape {
             step: step.clone(),
             message: "GitHub said a pull request already exists but lists none open".into(),
