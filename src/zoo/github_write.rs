@@ -321,22 +321,8 @@ impl GitHubZoo {
                         format!("branch `{branch}` vanished")
                     }
                 };
-                retries += 1;
-                if retries > opts.conflict_retry.max_retries {
-                    return Err(ZooError::WriteConflict {
-                        zoo,
-                        branch: branch.to_owned(),
-                        path: file.path.clone(),
-                        attempts: retries,
-                    });
-                }
-                let wait = opts.conflict_retry.delay(retries, None);
-                log::warn!(
-                    "{zoo}: `{}` changed on `{branch}` while we wrote it ({why}); reading it again and re-applying the edit in {:.1}s",
-                    file.path,
-                    wait.as_secs_f64()
-                );
-                tokio::time::sleep(wait).await;
+                opts.after_conflict(&mut retries, &zoo, &file.path, &why)
+                    .await?;
             };
             reports.push(FileReport {
                 path: file.path.clone(),

@@ -325,22 +325,8 @@ impl LocalZoo {
                         };
                     }
                     Err(ZooError::Git { stderr, .. }) => {
-                        retries += 1;
-                        if retries > opts.conflict_retry.max_retries {
-                            return Err(ZooError::WriteConflict {
-                                zoo,
-                                branch: branch.to_owned(),
-                                path: file.path.clone(),
-                                attempts: retries,
-                            });
-                        }
-                        let wait = opts.conflict_retry.delay(retries, None);
-                        log::warn!(
-                            "{zoo}: branch `{branch}` moved while `{}` was written ({stderr}); reading it again in {:.1}s",
-                            file.path,
-                            wait.as_secs_f64()
-                        );
-                        tokio::time::sleep(wait).await;
+                        opts.after_conflict(&mut retries, &zoo, &file.path, &stderr)
+                            .await?;
                     }
                     Err(e) => return Err(e),
                 }

@@ -97,6 +97,37 @@ pub struct WriteOptions {
     pub conflict_retry: RetryPolicy,
 }
 
+impl WriteOptions {
+    /// After the write of `path` to the branch lost a race (`why`): counts the retry, gives
+    /// up with [`ZooError::WriteConflict`] past the policy's attempts, else waits before the
+    /// caller reads the file again and re-applies its edit.
+    pub(super) async fn after_conflict(
+        &self,
+        retries: &mut u32,
+        zoo: &str,
+        path: &str,
+        why: &str,
+    ) -> Result<(), ZooError> {
+        *retries += 1;
+        if *retries > self.conflict_retry.max_retries {
+            return Err(ZooError::WriteConflict {
+                zoo: zoo.to_owned(),
+                branch: self.branch.clone(),
+                path: path.to_owned(),
+                attempts: *retries,
+            });
+        }
+        let wait = self.conflict_retry.delay(*retries, None);
+        log::warn!(
+            "{zoo}: `{path}` changed on `{}` while it was written ({why}); reading it again and re-applying the edit in {:.1}s",
+            self.branch,
+            wait.as_secs_f64()
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+}
+
 impl Default for WriteOptions {
     fn default() -> Self {
         Self {
