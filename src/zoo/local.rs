@@ -108,22 +108,23 @@ impl LocalZoo {
     pub async fn resolve(&self, rev: Option<&str>) -> Result<String, ZooError> {
         let rev = rev.unwrap_or("HEAD");
         validate_revision(rev)?;
-        let spec = format!("{rev}^{{commit}}");
-        match self
-            .git(&[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ])
-            .await
-        {
-            Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
-            Err(ZooError::Git { .. }) => Err(ZooError::UnknownRevision {
+        self.commit_of(&format!("{rev}^{{commit}}"))
+            .await?
+            .ok_or_else(|| ZooError::UnknownRevision {
                 zoo: self.describe(),
                 rev: rev.to_owned(),
-            }),
+            })
+    }
+
+    /// The full sha `spec` (a validated revision with `^{commit}`) names; `None` when it
+    /// names no commit. Other git failures are errors.
+    pub(super) async fn commit_of(&self, spec: &str) -> Result<Option<String>, ZooError> {
+        match self
+            .git(&["rev-parse", "--verify", "--quiet", "--end-of-options", spec])
+            .await
+        {
+            Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
+            Err(ZooError::Git { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -31,21 +31,8 @@ impl LocalZoo {
     /// The commit `branch` points at; `None` when there is no such branch.
     pub(super) async fn branch_head(&self, branch: &str) -> Result<Option<String>, ZooError> {
         crate::names::validate_revision(branch)?;
-        let spec = format!("refs/heads/{branch}^{{commit}}");
-        match self
-            .git(&[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ])
+        self.commit_of(&format!("refs/heads/{branch}^{{commit}}"))
             .await
-        {
-            Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
-            Err(ZooError::Git { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// The merge base of commits `a` and `b`; `None` when they share no history.
