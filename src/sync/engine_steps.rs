@@ -138,6 +138,32 @@ fn step_err(err: &(dyn std::error::Error + 'static)) -> StepError {
     StepError::from_error(err)
 }
 
+/// The outcome of a model test run in `place` (an image, a SIF): the first failure (with
+/// kipoi's log tail) or engine error, else success.
+fn outcome_of<E: std::error::Error + 'static>(
+    results: Vec<Result<crate::docker::ModelTestResult, E>>,
+    place: &str,
+) -> TestOutcome {
+    let count = results.len();
+    for result in results {
+        match result {
+            Ok(r) if r.passed => {}
+            Ok(r) => {
+                return Err(StepError {
+                    message: format!(
+                        "model `{}` failed its test in {place} (exit code {})",
+                        r.model, r.exit_code
+                    ),
+                    log_tail: Some(tail(&r.log_tail, 12)),
+                })
+            }
+            Err(e) => return Err(step_err(&e)),
+        }
+    }
+    log::info!("{count} model(s) passed in {place}");
+    Ok(())
+}
+
 impl Steps for EngineSteps {
     fn render(&self, unit: &str, image: &str) -> Result<Recipe, StepError> {
         // The index's recipe of an image it knows (a shared image: its environment file,
@@ -220,23 +246,7 @@ impl Steps for EngineSteps {
                 self.settings.test_concurrency.max(1),
             )
             .await;
-        for result in results {
-            match result {
-                Ok(r) if r.passed => {}
-                Ok(r) => {
-                    return Err(StepError {
-                        message: format!(
-                            "model `{}` failed its test in `{image}` (exit code {})",
-                            r.model, r.exit_code
-                        ),
-                        log_tail: Some(tail(&r.log_tail, 12)),
-                    })
-                }
-                Err(e) => return Err(step_err(&e)),
-            }
-        }
-        log::info!("{} model(s) passed in `{image}`", models.len());
-        Ok(())
+        outcome_of(results, &format!("`{image}`"))
     }
 
     async fn push(&self, image: &str) -> Result<Remote, StepError> {
@@ -333,29 +343,7 @@ impl Steps for EngineSteps {
             self.settings.test_concurrency.max(1),
         )
         .await;
-        for result in results {
-            match result {
-                Ok(r) if r.passed => {}
-                Ok(r) => {
-                    return Err(StepError {
-                        message: format!(
-                            "model `{}` failed its test in the SIF `{}` (exit code {})",
-                            r.model,
-                            sif.display(),
-                            r.exit_code
-                        ),
-                        log_tail: Some(tail(&r.log_tail, 12)),
-                    })
-                }
-                Err(e) => return Err(step_err(&e)),
-            }
-        }
-        log::info!(
-            "{} model(s) passed in the SIF `{}`",
-            models.len(),
-            sif.display()
-        );
-        Ok(())
+        outcome_of(results, &format!("the SIF `{}`", sif.display()))
     }
 
     async fn publish(&self, job: PublishJob) -> Result<SingularityEntry, StepError> {
