@@ -49,6 +49,17 @@ impl fmt::Display for Secret {
     }
 }
 
+/// An HTTP header value that carries a credential (`Bearer <token>`, `Basic <base64>`),
+/// marked sensitive: never shown by `Debug`, never logged by hyper, never indexed by HTTP/2
+/// header compression. `None` when `value` cannot be a header value (the caller names the
+/// credential, never the value).
+#[must_use]
+pub fn credential_header(value: &str) -> Option<http::HeaderValue> {
+    let mut header = http::HeaderValue::from_str(value).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// Query parameters whose values are credentials.
 const SECRET_PARAMS: &[&str] = &[
     "access_token",
@@ -202,6 +213,12 @@ mod tests {
         }
         assert_eq!(RedactedUrl::redact_str("not a url?token=x"), "not a url");
         assert_eq!(RedactedUrl::redact_str("u:p@host/x"), "***@host/x");
+    }
+
+    #[test]
+    fn credential_headers_are_sensitive() {
+        assert!(credential_header("Bearer t0k").unwrap().is_sensitive());
+        assert!(credential_header("Bearer t0k\n").is_none());
     }
 
     #[test]

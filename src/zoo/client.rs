@@ -257,15 +257,6 @@ fn describe_transport(err: &octocrab::Error) -> (TransportCause, TransportKind, 
     (TransportCause { text }, kind, timed_out)
 }
 
-/// `Bearer <token>` for the `Authorization` header, marked sensitive (never shown by
-/// `Debug`, never logged by hyper, never indexed by HTTP/2 header compression); `None` when
-/// the token cannot be a header value.
-fn bearer(token: &Secret) -> Option<http::HeaderValue> {
-    let mut value = http::HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
 impl GitHubClient {
     /// A client for `api` (trailing `/` ignored) with `token` (none: anonymous reads), the
     /// timeouts from `KIPOI_HTTP_TIMEOUT`, and `retry` for transient failures.
@@ -283,7 +274,10 @@ impl GitHubClient {
             },
         };
         let authorization = match &token {
-            Some(token) => Some(bearer(token).ok_or_else(bad_token)?),
+            Some(token) => Some(
+                crate::redact::credential_header(&format!("Bearer {}", token.expose()))
+                    .ok_or_else(bad_token)?,
+            ),
             None => None,
         };
         Ok(Self {
