@@ -36,7 +36,7 @@ pub fn is_workdir(dir: &Path) -> bool {
 
 /// Refuses `path` when something is there that is not a work directory of ours: this tool
 /// neither writes in nor removes what it did not make.
-pub fn refuse_unless_ours(path: &Path) -> Result<(), JournalError> {
+fn refuse_unless_ours(path: &Path) -> Result<(), JournalError> {
     if path.symlink_metadata().is_ok() && !is_workdir(path) {
         return Err(JournalError::NotOurs {
             path: path.to_path_buf(),
@@ -45,13 +45,23 @@ pub fn refuse_unless_ours(path: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Makes `dir` a work directory of this run beside the journal: kept when it is one already
-/// (an earlier run's, resumed); made when missing, through a temporary directory marked and
-/// then renamed into place (a marked directory is never half made); anything else already
-/// there (a directory of the user's, a file) is refused, never used.
+/// Makes `dir` a work directory of this run beside the journal, empty (see
+/// [`begin_workdir`]); kept as it is when it is one already (an earlier run's, resumed).
 pub fn prepare_workdir(dir: &Path) -> Result<(), JournalError> {
+    if let Some(partial) = begin_workdir(dir)? {
+        complete_workdir(&partial, dir)?;
+    }
+    Ok(())
+}
+
+/// Starts making the work directory `dir`: `None` when it is one of ours already (nothing
+/// to make); else a new directory beside it, already marked (one a run left half-made when
+/// it died goes with [`Journal::finish`]), to fill and then hand to [`complete_workdir`],
+/// whose rename is what makes `dir`, so `dir` is never half made. Anything at `dir` that
+/// this tool did not make (a directory of the user's, a file) is refused, never used.
+pub fn begin_workdir(dir: &Path) -> Result<Option<PathBuf>, JournalError> {
     if is_workdir(dir) {
-        return Ok(());
+        return Ok(None);
     }
     refuse_unless_ours(dir)?;
     let err = |source| JournalError::WorkDir {
@@ -73,14 +83,22 @@ pub fn prepare_workdir(dir: &Path) -> Result<(), JournalError> {
     }
     std::fs::create_dir(&partial).map_err(err)?;
     mark_workdir(&partial).map_err(err)?;
-    if let Err(e) = std::fs::rename(&partial, dir) {
-        let _ = std::fs::remove_dir_all(&partial);
+    Ok(Some(partial))
+}
+
+/// Makes `dir` from the `partial` [`begin_workdir`] gave, once filled.
+pub fn complete_workdir(partial: &Path, dir: &Path) -> Result<(), JournalError> {
+    if let Err(e) = std::fs::rename(partial, dir) {
+        let _ = std::fs::remove_dir_all(partial);
         // Made by a run beside this one in the meantime: as good as ours.
         if is_workdir(dir) {
             return Ok(());
         }
         refuse_unless_ours(dir)?;
-        return Err(err(e));
+        return Err(JournalError::WorkDir {
+            path: dir.to_path_buf(),
+            source: e,
+        });
     }
     Ok(())
 }

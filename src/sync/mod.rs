@@ -463,43 +463,20 @@ where
     Ok((index_written, done))
 }
 
-/// The zoo at `commit` as a directory model tests read (`<journal>/zoo-<commit>`): exported
-/// once into a temporary directory and renamed into place, so an interrupted export is never
-/// taken for a complete one; marked for [`journal::Journal::finish`] to remove. A
-/// `zoo-<commit>` there without the marker (not made by a run of this tool) is refused,
-/// never removed.
+/// The zoo at `commit` as a directory model tests read (`<journal>/zoo-<commit>`): a work
+/// directory of the run ([`journal::begin_workdir`]), exported once, so an interrupted export
+/// is never taken for a complete one, and removed with the journal. A `zoo-<commit>` there
+/// that this tool did not make is refused, never removed.
 async fn export_test_zoo(
     local: &crate::zoo::LocalZoo,
     commit: &str,
     journal_dir: &std::path::Path,
 ) -> Result<PathBuf, SyncError> {
     let dir = journal_dir.join(format!("zoo-{}", short(commit)));
-    if journal::is_workdir(&dir) {
-        return Ok(dir);
+    if let Some(partial) = journal::begin_workdir(&dir)? {
+        local.export(commit, &partial).await?;
+        journal::complete_workdir(&partial, &dir)?;
     }
-    // Something there this run did not make (no marker): refused, never removed.
-    journal::refuse_unless_ours(&dir)?;
-    let setup = |e: std::io::Error, what: &std::path::Path| {
-        SyncError::Setup(StepError::new(format!(
-            "could not prepare the zoo export `{}`: {e}",
-            what.display()
-        )))
-    };
-    let partial = journal_dir.join(format!(
-        ".zoo-{}.partial-{}",
-        short(commit),
-        std::process::id()
-    ));
-    // Named after this process: one left there is of a run of ours that died (its id reused).
-    if partial.symlink_metadata().is_ok() {
-        std::fs::remove_dir_all(&partial).map_err(|e| setup(e, &partial))?;
-    }
-    // Marked before the export: one left half-made by a run that died is ours, and goes with
-    // the journal's `finish`; only the rename makes `dir`, so `dir` is never half-made.
-    std::fs::create_dir_all(&partial).map_err(|e| setup(e, &partial))?;
-    journal::mark_workdir(&partial).map_err(|e| setup(e, &partial))?;
-    local.export(commit, &partial).await?;
-    std::fs::rename(&partial, &dir).map_err(|e| setup(e, &dir))?;
     Ok(dir)
 }
 
