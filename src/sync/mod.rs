@@ -388,10 +388,7 @@ pub async fn merge_results(
         log::warn!("{failed} image(s) of the release failed: their entries are kept");
     }
     let Some(zoo) = zoo else {
-        if !index_changes.is_empty() {
-            updated.save(&opts.container_info)?;
-            report.index_written = true;
-        }
+        report.index_written = save_if_changed(&index_changes, &updated, &opts.container_info)?;
         return Ok(report);
     };
     // A write-back that fails is kept in the journal for the next merge-results.
@@ -418,6 +415,19 @@ pub async fn merge_results(
     Ok(report)
 }
 
+/// Saves `updated` into `container_info` when `changes` changed it; whether it did.
+fn save_if_changed(
+    changes: &IndexChanges,
+    updated: &Index,
+    container_info: &std::path::Path,
+) -> Result<bool, SyncError> {
+    let changed = !changes.is_empty();
+    if changed {
+        updated.save(container_info)?;
+    }
+    Ok(changed)
+}
+
 /// Saves `updated` into `container_info` when `changes` changed it, and writes the zoo's
 /// copies back with `write`. The changes to write (with any write-back an earlier run left
 /// pending) are recorded in the journal before the index is saved and cleared once `write`
@@ -438,11 +448,7 @@ where
     Fut: std::future::Future<Output = Result<Option<String>, StepError>>,
 {
     if !push {
-        let index_written = !changes.is_empty();
-        if index_written {
-            updated.save(container_info)?;
-        }
-        return Ok((index_written, None));
+        return Ok((save_if_changed(changes, updated, container_info)?, None));
     }
     let to_write = match journal.pending_write_back() {
         Some(pending) => pending.then(changes.clone()),
@@ -451,10 +457,7 @@ where
     if to_write.touches_zoo() {
         journal.set_pending_write_back(Some(to_write.clone()))?;
     }
-    let index_written = !changes.is_empty();
-    if index_written {
-        updated.save(container_info)?;
-    }
+    let index_written = save_if_changed(changes, updated, container_info)?;
     if !to_write.touches_zoo() {
         return Ok((index_written, None));
     }
