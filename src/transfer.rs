@@ -1345,6 +1345,12 @@ mod tests {
         }
     }
 
+    /// `download_resumable` as most tests call it: the test client, fast retries, no
+    /// progress, no token.
+    async fn fetch(url: &str, dest: &Path, md5: Option<&str>) -> Result<Downloaded, DownloadError> {
+        download_resumable(&http(), url, dest, md5, &fast_retries(), None, None).await
+    }
+
     fn http() -> crate::http::HttpClient {
         crate::http::HttpClient::new(crate::http::HttpSettings {
             user_agent: "t".into(),
@@ -1369,17 +1375,7 @@ mod tests {
         let srv = server::start(data.clone(), true, 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(got.bytes, data.len() as u64);
         assert_eq!(got.range_requests, 1);
@@ -1427,17 +1423,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
         std::fs::write(&dest, b"hello world").unwrap();
-        let got = download_resumable(
-            &http(),
-            "http://127.0.0.1:9/never",
-            &dest,
-            None,
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch("http://127.0.0.1:9/never", &dest, None)
+            .await
+            .unwrap();
         assert!(got.already_present);
         assert_eq!(got.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
@@ -1451,33 +1439,15 @@ mod tests {
         let dest = dir.path().join("x.sif");
         // An older version under the same name.
         std::fs::write(&dest, b"hello world").unwrap();
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert!(!got.already_present);
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
         // The same bytes again: kept, nothing downloaded.
-        let again = download_resumable(
-            &http(),
-            "http://127.0.0.1:9/never",
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let again = fetch("http://127.0.0.1:9/never", &dest, Some(&md5))
+            .await
+            .unwrap();
         assert!(again.already_present);
     }
 
@@ -1487,17 +1457,7 @@ mod tests {
         let srv = server::start(data.clone(), false, 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.sif");
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         assert_eq!(leftovers(dir.path()), vec!["x.sif".to_owned()]);
@@ -1532,17 +1492,7 @@ mod tests {
         assert!(kept > 0 && kept < data.len() as u64, "{kept}");
         assert!(!dest.exists());
         let srv = server::start(data.clone(), true, 0).await;
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert_eq!(got.resumed_from, kept);
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
@@ -1568,17 +1518,7 @@ mod tests {
             // An earlier call wrote every byte, then stopped before its rename.
             std::fs::write(partial_path(&dest), &data).unwrap();
             let srv = server::start_with(data.clone(), true, 0, names_length).await;
-            let got = download_resumable(
-                &http(),
-                &srv.url,
-                &dest,
-                expected,
-                &fast_retries(),
-                None,
-                None,
-            )
-            .await
-            .unwrap();
+            let got = fetch(&srv.url, &dest, expected).await.unwrap();
             let case = format!("names its length: {names_length}, md5: {expected:?}");
             assert_eq!(got.md5, md5, "{case}");
             assert_eq!((got.bytes, got.resumed_from), (len, len), "{case}");
@@ -1602,17 +1542,7 @@ mod tests {
         // As long as the file, other bytes: the md5 tells.
         std::fs::write(partial_path(&dest), vec![7u8; len]).unwrap();
         let srv = server::start(data.clone(), true, 0).await;
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         assert_eq!(
@@ -1623,9 +1553,7 @@ mod tests {
         // Longer than the file: not the file, downloaded again.
         std::fs::remove_file(&dest).unwrap();
         std::fs::write(partial_path(&dest), vec![7u8; len + 10]).unwrap();
-        let got = download_resumable(&http(), &srv.url, &dest, None, &fast_retries(), None, None)
-            .await
-            .unwrap();
+        let got = fetch(&srv.url, &dest, None).await.unwrap();
         assert_eq!(got.md5, md5);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
     }
@@ -1638,31 +1566,11 @@ mod tests {
         // Stale bytes from "an earlier download" of another file: retried once from 0.
         std::fs::write(partial_path(&dest), b"stale bytes").unwrap();
         let srv = server::start(data.clone(), true, 0).await;
-        let got = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&md5),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let got = fetch(&srv.url, &dest, Some(&md5)).await.unwrap();
         assert_eq!(got.md5, md5);
         std::fs::remove_file(&dest).unwrap();
         let wrong = "0".repeat(32);
-        let err = download_resumable(
-            &http(),
-            &srv.url,
-            &dest,
-            Some(&wrong),
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = fetch(&srv.url, &dest, Some(&wrong)).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1687,17 +1595,9 @@ mod tests {
             }
         });
         let url = format!("http://{addr}/x.sif?token=SECRET");
-        let err = download_resumable(
-            &http(),
-            &url,
-            &dir.path().join("x.sif"),
-            None,
-            &fast_retries(),
-            None,
-            None,
-        )
-        .await
-        .unwrap_err();
+        let err = fetch(&url, &dir.path().join("x.sif"), None)
+            .await
+            .unwrap_err();
         let text = crate::errchain::chain(&err);
         assert!(text.contains("404 Not Found: no record"), "{text}");
         assert!(!text.contains("SECRET"), "{text}");
